@@ -1,0 +1,5 @@
+//! Runs: what they are (`model`), how metrics travel in their logs (`frame`), and the
+//! lifecycle that drives one run on a compute target (`lifecycle`).
+
+pub mod frame;
+pub mod model;

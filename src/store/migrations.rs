@@ -1,0 +1,85 @@
+//! Versioned schema migrations, applied in order and recorded in `PRAGMA user_version`.
+//!
+//! Append new steps; never edit a released one.
+
+use rusqlite::Connection;
+
+use super::Error;
+
+const STEPS: &[&str] = &[
+    // 1: runs, status history, metrics, environments.
+    "CREATE TABLE workspace (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE runs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        experiment TEXT NOT NULL,
+        display_name TEXT,
+        status TEXT NOT NULL,
+        compute TEXT NOT NULL,
+        submission TEXT NOT NULL,
+        env_hash TEXT,
+        image TEXT,
+        container TEXT,
+        exit_code INTEGER,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        ended_at TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        log_cursor TEXT,
+        log_nonce TEXT NOT NULL,
+        params TEXT NOT NULL DEFAULT '{}',
+        tags TEXT NOT NULL DEFAULT '{}'
+     );
+     CREATE INDEX runs_experiment ON runs (experiment, seq);
+     CREATE TABLE run_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        status TEXT NOT NULL,
+        at TEXT NOT NULL,
+        detail TEXT
+     );
+     CREATE INDEX run_events_run ON run_events (run_id, id);
+     CREATE TABLE metrics (
+        run_id TEXT NOT NULL REFERENCES runs (id),
+        name TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        value REAL,
+        ts REAL NOT NULL
+     );
+     CREATE INDEX metrics_run_name ON metrics (run_id, name);
+     CREATE TABLE environments (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        description TEXT,
+        spec TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (name, version)
+     );",
+];
+
+/// Brings the schema up to date; refuses a store written by a newer tug.
+pub fn migrate(conn: &Connection) -> Result<(), Error> {
+    let found: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    if found > STEPS.len() {
+        return Err(Error::TooNew {
+            found,
+            known: STEPS.len(),
+        });
+    }
+    for (i, sql) in STEPS.iter().enumerate().skip(found) {
+        let version = i + 1;
+        let run = || -> rusqlite::Result<()> {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", version as i64)?;
+            tx.commit()
+        };
+        run().map_err(|source| Error::Migrate { version, source })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub const LATEST: usize = STEPS.len();

@@ -1,0 +1,508 @@
+//! The workspace store: runs, their status history, metrics and registered environments
+//! in SQLite (WAL). This module owns every SQL string in tug.
+
+mod migrations;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::run::model::{JobSubmission, ResolvedEnvironment, RunStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open the workspace store {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("store migration to schema version {version} failed: {source}")]
+    Migrate {
+        version: usize,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the workspace store has schema version {found}, newer than this tug understands ({known}); upgrade tug"
+    )]
+    TooNew { found: usize, known: usize },
+    #[error("store query failed: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("stored JSON is corrupt: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("no run named `{0}` in this workspace; `tug job list` shows the runs")]
+    NoRun(String),
+    #[error("a run named `{0}` already exists; choose another `name:` or omit it")]
+    RunExists(String),
+    #[error("run `{id}` is {from}; it cannot become {to}")]
+    Transition {
+        id: String,
+        from: RunStatus,
+        to: RunStatus,
+    },
+    #[error(
+        "environment `{name}` version `{version}` already exists with different content; bump `version:`"
+    )]
+    EnvironmentConflict { name: String, version: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A run as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub experiment: String,
+    pub display_name: Option<String>,
+    pub status: RunStatus,
+    pub compute: String,
+    pub submission: JobSubmission,
+    pub env_hash: Option<String>,
+    pub image: Option<String>,
+    pub container: Option<String>,
+    pub exit_code: Option<i64>,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub cancel_requested: bool,
+    /// Timestamp (RFC 3339, nanoseconds) of the last container log line processed.
+    pub log_cursor: Option<String>,
+    /// Secret that marks metric frames in this run's log stream.
+    #[serde(skip_serializing)]
+    pub log_nonce: String,
+    pub params: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One point of a metric series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricPoint {
+    pub name: String,
+    pub step: i64,
+    pub value: f64,
+    pub ts: f64,
+}
+
+/// A registered environment version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvironmentRecord {
+    pub name: String,
+    pub version: String,
+    pub description: Option<String>,
+    pub environment: ResolvedEnvironment,
+    pub created_at: String,
+}
+
+/// What changes with a status transition, besides the status.
+#[derive(Debug, Default)]
+pub struct Transition {
+    pub exit_code: Option<i64>,
+    pub error: Option<String>,
+    pub env_hash: Option<String>,
+    pub image: Option<String>,
+    pub container: Option<String>,
+}
+
+/// The store. One connection behind a mutex: the server is its only writer and every
+/// statement is short.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+impl Store {
+    /// Opens (creating and migrating as needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path).map_err(|source| Error::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrations::migrate(&conn)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// An in-memory store, for tests.
+    pub fn in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory()?;
+        migrations::migrate(&conn)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The workspace's stable id (labels every container this workspace creates).
+    pub fn workspace_id(&self) -> Result<String> {
+        let conn = self.conn();
+        let id: Option<String> = conn
+            .query_row("SELECT value FROM workspace WHERE key = 'id'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(id) = id {
+            return Ok(id);
+        }
+        let id = crate::workspace::random_hex(6);
+        conn.execute(
+            "INSERT INTO workspace (key, value) VALUES ('id', ?1)",
+            params![id],
+        )?;
+        Ok(id)
+    }
+
+    /// Stores a new run as Queued.
+    pub fn insert_run(&self, id: &str, submission: &JobSubmission, nonce: &str) -> Result<()> {
+        let conn = self.conn();
+        let at = now();
+        let res = conn.execute(
+            "INSERT INTO runs (id, experiment, display_name, status, compute, submission, created_at, log_nonce, tags)
+             VALUES (?1, ?2, ?3, 'Queued', ?4, ?5, ?6, ?7, ?8)",
+            params![
+                id,
+                submission.experiment_name,
+                submission.display_name,
+                submission.compute,
+                serde_json::to_string(submission)?,
+                at,
+                nonce,
+                serde_json::to_string(&submission.tags)?,
+            ],
+        );
+        match res {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(Error::RunExists(id.to_string()));
+            }
+            r => r?,
+        };
+        conn.execute(
+            "INSERT INTO run_events (run_id, status, at) VALUES (?1, 'Queued', ?2)",
+            params![id, at],
+        )?;
+        Ok(())
+    }
+
+    /// Moves a run to `to`, recording what came with the move. Refuses moves the
+    /// lifecycle forbids (e.g. out of a terminal state), so a late event can never
+    /// resurrect a finished run.
+    pub fn transition(&self, id: &str, to: RunStatus, t: Transition) -> Result<RunStatus> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let from: String = tx
+            .query_row("SELECT status FROM runs WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or_else(|| Error::NoRun(id.to_string()))?;
+        let from = RunStatus::parse(&from).unwrap_or(RunStatus::Failed);
+        if !from.can_become(to) {
+            return Err(Error::Transition {
+                id: id.to_string(),
+                from,
+                to,
+            });
+        }
+        let at = now();
+        tx.execute(
+            "UPDATE runs SET status = ?2,
+                exit_code = COALESCE(?3, exit_code), error = COALESCE(?4, error),
+                env_hash = COALESCE(?5, env_hash), image = COALESCE(?6, image),
+                container = COALESCE(?7, container),
+                started_at = CASE WHEN ?2 = 'Running' THEN ?8 ELSE started_at END,
+                ended_at = CASE WHEN ?2 IN ('Completed','Failed','Canceled') THEN ?8 ELSE ended_at END
+             WHERE id = ?1",
+            params![
+                id,
+                to.as_str(),
+                t.exit_code,
+                t.error,
+                t.env_hash,
+                t.image,
+                t.container,
+                at
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO run_events (run_id, status, at, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![id, to.as_str(), at, t.error],
+        )?;
+        tx.commit()?;
+        Ok(from)
+    }
+
+    /// Marks a run as asked to cancel; returns its record.
+    pub fn request_cancel(&self, id: &str) -> Result<RunRecord> {
+        let n = self.conn().execute(
+            "UPDATE runs SET cancel_requested = 1 WHERE id = ?1",
+            params![id],
+        )?;
+        if n == 0 {
+            return Err(Error::NoRun(id.to_string()));
+        }
+        self.run(id)
+    }
+
+    pub fn run(&self, id: &str) -> Result<RunRecord> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?;
+        let row = stmt
+            .query_row(params![id], row_to_run)
+            .optional()?
+            .ok_or_else(|| Error::NoRun(id.to_string()))?;
+        Ok(row?)
+    }
+
+    /// Runs, newest first.
+    pub fn runs(&self, experiment: Option<&str>, limit: usize) -> Result<Vec<RunRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR experiment = ?1)
+             ORDER BY seq DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![experiment, limit as i64], row_to_run)?;
+        rows.map(|r| r?).collect()
+    }
+
+    /// Runs not yet Completed, Failed or Canceled.
+    pub fn live_runs(&self) -> Result<Vec<RunRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs
+             WHERE status NOT IN ('Completed','Failed','Canceled') ORDER BY seq"
+        ))?;
+        let rows = stmt.query_map([], row_to_run)?;
+        rows.map(|r| r?).collect()
+    }
+
+    /// Status history: (status, at, detail).
+    pub fn events(&self, id: &str) -> Result<Vec<(String, String, Option<String>)>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT status, at, detail FROM run_events WHERE run_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Stores metric points and params/tags from a batch of log lines, and the log
+    /// cursor after them, in one transaction: a restart that re-reads the log from the
+    /// cursor never counts a point twice.
+    pub fn record_log_batch(
+        &self,
+        id: &str,
+        metrics: &[(String, Option<i64>, f64, f64)],
+        params: &BTreeMap<String, String>,
+        tags: &BTreeMap<String, String>,
+        cursor: Option<&str>,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for (name, step, value, ts) in metrics {
+            let step = match step {
+                Some(s) => *s,
+                None => tx.query_row(
+                    "SELECT COUNT(*) FROM metrics WHERE run_id = ?1 AND name = ?2",
+                    params![id, name],
+                    |r| r.get(0),
+                )?,
+            };
+            tx.execute(
+                "INSERT INTO metrics (run_id, name, step, value, ts) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, name, step, value, ts],
+            )?;
+        }
+        if !params.is_empty() || !tags.is_empty() {
+            let (p, t): (String, String) = tx.query_row(
+                "SELECT params, tags FROM runs WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let mut p: BTreeMap<String, String> = serde_json::from_str(&p)?;
+            let mut t: BTreeMap<String, String> = serde_json::from_str(&t)?;
+            p.extend(params.clone());
+            t.extend(tags.clone());
+            tx.execute(
+                "UPDATE runs SET params = ?2, tags = ?3 WHERE id = ?1",
+                params![id, serde_json::to_string(&p)?, serde_json::to_string(&t)?],
+            )?;
+        }
+        if let Some(c) = cursor {
+            tx.execute(
+                "UPDATE runs SET log_cursor = ?2 WHERE id = ?1",
+                params![id, c],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Metric points of a run after row `after` (for live streaming), optionally one name.
+    pub fn metrics(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        after: i64,
+    ) -> Result<Vec<(i64, MetricPoint)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT rowid, name, step, value, ts FROM metrics
+             WHERE run_id = ?1 AND (?2 IS NULL OR name = ?2) AND rowid > ?3 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map(params![id, name, after], |r| {
+            Ok((
+                r.get(0)?,
+                MetricPoint {
+                    name: r.get(1)?,
+                    step: r.get(2)?,
+                    value: r.get::<_, Option<f64>>(3)?.unwrap_or(f64::NAN),
+                    ts: r.get(4)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The last value of each metric of a run.
+    pub fn last_metrics(&self, id: &str) -> Result<BTreeMap<String, f64>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT name, value FROM metrics m WHERE run_id = ?1 AND rowid =
+               (SELECT MAX(rowid) FROM metrics WHERE run_id = m.run_id AND name = m.name)",
+        )?;
+        let rows = stmt.query_map(params![id], |r| {
+            Ok((r.get(0)?, r.get::<_, Option<f64>>(1)?.unwrap_or(f64::NAN)))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Registers an environment version. Re-registering identical content is a no-op.
+    pub fn put_environment(&self, rec: &EnvironmentRecord) -> Result<()> {
+        let conn = self.conn();
+        let json = serde_json::to_string(&rec.environment)?;
+        let existing: Option<String> = conn
+            .query_row(
+                "SELECT spec FROM environments WHERE name = ?1 AND version = ?2",
+                params![rec.name, rec.version],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match existing {
+            Some(s) if s == json => Ok(()),
+            Some(_) => Err(Error::EnvironmentConflict {
+                name: rec.name.clone(),
+                version: rec.version.clone(),
+            }),
+            None => {
+                conn.execute(
+                    "INSERT INTO environments (name, version, description, spec, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![rec.name, rec.version, rec.description, json, rec.created_at],
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    /// One environment version, or the latest (most recently created) when `version` is None.
+    pub fn environment(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<EnvironmentRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT name, version, description, spec, created_at FROM environments
+             WHERE name = ?1 AND (?2 IS NULL OR version = ?2) ORDER BY seq DESC LIMIT 1",
+        )?;
+        let row = stmt
+            .query_row(params![name, version], row_to_env)
+            .optional()?;
+        row.transpose()
+    }
+
+    pub fn environments(&self) -> Result<Vec<EnvironmentRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT name, version, description, spec, created_at FROM environments ORDER BY name, seq",
+        )?;
+        let rows = stmt.query_map([], row_to_env)?;
+        rows.map(|r| r?).collect()
+    }
+
+    /// Next free numeric version of an environment name ("1" when new).
+    pub fn next_environment_version(&self, name: &str) -> Result<String> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM environments WHERE name = ?1",
+            params![name],
+            |r| r.get(0),
+        )?;
+        Ok((n + 1).to_string())
+    }
+}
+
+const RUN_COLUMNS: &str =
+    "id, experiment, display_name, status, compute, submission, env_hash, image,
+    container, exit_code, error, created_at, started_at, ended_at, cancel_requested, log_cursor,
+    log_nonce, params, tags";
+
+fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RunRecord>> {
+    let status: String = r.get(3)?;
+    let submission: String = r.get(5)?;
+    let params: String = r.get(17)?;
+    let tags: String = r.get(18)?;
+    let rec = (|| -> Result<RunRecord> {
+        Ok(RunRecord {
+            id: r.get(0)?,
+            experiment: r.get(1)?,
+            display_name: r.get(2)?,
+            status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+            compute: r.get(4)?,
+            submission: serde_json::from_str(&submission)?,
+            env_hash: r.get(6)?,
+            image: r.get(7)?,
+            container: r.get(8)?,
+            exit_code: r.get(9)?,
+            error: r.get(10)?,
+            created_at: r.get(11)?,
+            started_at: r.get(12)?,
+            ended_at: r.get(13)?,
+            cancel_requested: r.get::<_, i64>(14)? != 0,
+            log_cursor: r.get(15)?,
+            log_nonce: r.get(16)?,
+            params: serde_json::from_str(&params)?,
+            tags: serde_json::from_str(&tags)?,
+        })
+    })();
+    Ok(rec)
+}
+
+fn row_to_env(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<EnvironmentRecord>> {
+    let spec: String = r.get(3)?;
+    Ok((|| -> Result<EnvironmentRecord> {
+        Ok(EnvironmentRecord {
+            name: r.get(0)?,
+            version: r.get(1)?,
+            description: r.get(2)?,
+            environment: serde_json::from_str(&spec)?,
+            created_at: r.get(4)?,
+        })
+    })())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,150 @@
+use super::*;
+use crate::run::model::{ResolvedEnvironment, Resources};
+
+fn submission() -> JobSubmission {
+    JobSubmission {
+        name: None,
+        display_name: Some("d".into()),
+        experiment_name: "exp".into(),
+        description: None,
+        tags: BTreeMap::new(),
+        command: "echo hi".into(),
+        code_snapshot: None,
+        environment: ResolvedEnvironment::Image {
+            image: "tug/python:3.11-minimal".into(),
+            conda_file: None,
+            pip_requirements: vec![],
+        },
+        environment_variables: BTreeMap::new(),
+        compute: "local".into(),
+        inputs: BTreeMap::new(),
+        outputs: BTreeMap::new(),
+        resources: Resources::default(),
+        timeout_seconds: None,
+        source: None,
+    }
+}
+
+#[test]
+fn migrations_reach_latest_and_are_idempotent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("t.db");
+    Store::open(&path).unwrap();
+    Store::open(&path).unwrap();
+    let conn = Connection::open(&path).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v as usize, migrations::LATEST);
+}
+
+#[test]
+fn refuses_newer_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("t.db");
+    Store::open(&path).unwrap();
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 999)
+        .unwrap();
+    assert!(matches!(Store::open(&path), Err(Error::TooNew { .. })));
+}
+
+#[test]
+fn run_lifecycle_is_recorded_and_enforced() {
+    let s = Store::in_memory().unwrap();
+    s.insert_run("r1", &submission(), "n").unwrap();
+    assert!(matches!(
+        s.insert_run("r1", &submission(), "n"),
+        Err(Error::RunExists(_))
+    ));
+    s.transition("r1", RunStatus::Preparing, Transition::default())
+        .unwrap();
+    s.transition("r1", RunStatus::Running, Transition::default())
+        .unwrap();
+    s.transition(
+        "r1",
+        RunStatus::Failed,
+        Transition {
+            exit_code: Some(2),
+            error: Some("boom".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let r = s.run("r1").unwrap();
+    assert_eq!(r.status, RunStatus::Failed);
+    assert_eq!(r.exit_code, Some(2));
+    assert!(r.started_at.is_some() && r.ended_at.is_some());
+    assert!(matches!(
+        s.transition("r1", RunStatus::Completed, Transition::default()),
+        Err(Error::Transition { .. })
+    ));
+    let ev: Vec<String> = s.events("r1").unwrap().into_iter().map(|e| e.0).collect();
+    assert_eq!(ev, ["Queued", "Preparing", "Running", "Failed"]);
+    assert!(s.live_runs().unwrap().is_empty());
+}
+
+#[test]
+fn metrics_series_steps_and_last_values() {
+    let s = Store::in_memory().unwrap();
+    s.insert_run("r1", &submission(), "n").unwrap();
+    let mut params = BTreeMap::new();
+    params.insert("C".to_string(), "1.0".to_string());
+    s.record_log_batch(
+        "r1",
+        &[
+            ("acc".into(), None, 0.5, 1.0),
+            ("acc".into(), None, 0.7, 2.0),
+            ("loss".into(), Some(10), 0.1, 2.0),
+        ],
+        &params,
+        &BTreeMap::new(),
+        Some("2026-01-01T00:00:00.000000001Z"),
+    )
+    .unwrap();
+    let series = s.metrics("r1", Some("acc"), 0).unwrap();
+    let steps: Vec<i64> = series.iter().map(|(_, p)| p.step).collect();
+    assert_eq!(steps, [0, 1]);
+    let last = s.last_metrics("r1").unwrap();
+    assert_eq!(last["acc"], 0.7);
+    assert_eq!(last["loss"], 0.1);
+    let r = s.run("r1").unwrap();
+    assert_eq!(r.params["C"], "1.0");
+    assert_eq!(
+        r.log_cursor.as_deref(),
+        Some("2026-01-01T00:00:00.000000001Z")
+    );
+    let after = series[0].0;
+    assert_eq!(s.metrics("r1", Some("acc"), after).unwrap().len(), 1);
+}
+
+#[test]
+fn environments_versioned_and_latest() {
+    let s = Store::in_memory().unwrap();
+    let mk = |v: &str, image: &str| EnvironmentRecord {
+        name: "sk".into(),
+        version: v.into(),
+        description: None,
+        environment: ResolvedEnvironment::Image {
+            image: image.into(),
+            conda_file: None,
+            pip_requirements: vec![],
+        },
+        created_at: now(),
+    };
+    s.put_environment(&mk("1", "a")).unwrap();
+    s.put_environment(&mk("1", "a")).unwrap();
+    assert!(matches!(
+        s.put_environment(&mk("1", "b")),
+        Err(Error::EnvironmentConflict { .. })
+    ));
+    s.put_environment(&mk("2", "b")).unwrap();
+    assert_eq!(s.environment("sk", None).unwrap().unwrap().version, "2");
+    assert_eq!(
+        s.environment("sk", Some("1")).unwrap().unwrap().version,
+        "1"
+    );
+    assert!(s.environment("nope", None).unwrap().is_none());
+    assert_eq!(s.next_environment_version("sk").unwrap(), "3");
+}

@@ -265,7 +265,7 @@ impl Store {
             .query_row(params![id], row_to_run)
             .optional()?
             .ok_or_else(|| Error::NoRun(id.to_string()))?;
-        Ok(row?)
+        row
     }
 
     /// Runs, newest first.

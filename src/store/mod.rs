@@ -261,11 +261,9 @@ impl Store {
     pub fn run(&self, id: &str) -> Result<RunRecord> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?;
-        let row = stmt
-            .query_row(params![id], row_to_run)
+        stmt.query_row(params![id], row_to_run)
             .optional()?
-            .ok_or_else(|| Error::NoRun(id.to_string()))?;
-        row
+            .ok_or_else(|| Error::NoRun(id.to_string()))?
     }
 
     /// Runs, newest first.

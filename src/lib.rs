@@ -2,6 +2,9 @@
 //!
 //! The library holds everything; `src/main.rs` is a thin CLI over it.
 
+pub mod build;
+pub mod compute;
 pub mod run;
+pub mod snapshot;
 pub mod store;
 pub mod workspace;

@@ -1,0 +1,260 @@
+//! Compute targets as configured in the workspace's `config.yaml`, and turning a job's
+//! `resources` into container limits. Pure.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::Limits;
+use crate::run::model::Resources;
+
+/// The `compute:` section of `.tug/config.yaml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceConfig {
+    #[serde(default)]
+    pub compute: BTreeMap<String, TargetConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    #[serde(rename = "type", default = "docker_kind")]
+    pub kind: String,
+    /// Docker engine address (`unix:///...`, `tcp://...`); the local engine when absent.
+    pub host: Option<String>,
+    #[serde(default)]
+    pub instance_types: BTreeMap<String, InstanceType>,
+}
+
+fn docker_kind() -> String {
+    "docker".into()
+}
+
+/// A named size, as Azure's Kubernetes instance types: cpu, memory, GPUs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceType {
+    pub cpu: Option<serde_yaml::Value>,
+    pub memory: Option<String>,
+    pub gpu: Option<u32>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum Error {
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error(
+        "compute target `{name}` is not configured; known targets: {known}. Add it under `compute:` in {file}"
+    )]
+    UnknownTarget {
+        name: String,
+        known: String,
+        file: String,
+    },
+    #[error(
+        "instance type `{name}` is not defined for compute `{target}`; defined: {known}. Define it under `compute.{target}.instance_types` in the workspace config.yaml"
+    )]
+    UnknownInstanceType {
+        name: String,
+        target: String,
+        known: String,
+    },
+    #[error("`{field}`: cannot read `{value}` as {what}")]
+    BadQuantity {
+        field: String,
+        value: String,
+        what: &'static str,
+    },
+    #[error(
+        "`resources.instance_count: {0}`: the local Docker engine runs one instance; use 1 (multi-node jobs need a Kubernetes compute)"
+    )]
+    InstanceCount(u32),
+}
+
+impl WorkspaceConfig {
+    pub fn parse(file: &str, text: &str) -> Result<WorkspaceConfig, Error> {
+        serde_yaml::from_str::<Option<WorkspaceConfig>>(text)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| Error::Parse {
+                file: file.to_string(),
+                message: e.to_string(),
+            })
+    }
+
+    /// The target named `name`; `local` always exists.
+    pub fn target(&self, name: &str, file: &str) -> Result<TargetConfig, Error> {
+        match self.compute.get(name) {
+            Some(t) => Ok(t.clone()),
+            None if name == "local" => Ok(TargetConfig {
+                kind: docker_kind(),
+                ..Default::default()
+            }),
+            None => Err(Error::UnknownTarget {
+                name: name.to_string(),
+                known: std::iter::once("local")
+                    .chain(
+                        self.compute
+                            .keys()
+                            .map(String::as_str)
+                            .filter(|k| *k != "local"),
+                    )
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                file: file.to_string(),
+            }),
+        }
+    }
+}
+
+/// Container limits for a job's `resources` on `target` (named `target_name`).
+pub fn limits(target_name: &str, target: &TargetConfig, res: &Resources) -> Result<Limits, Error> {
+    if let Some(n) = res.instance_count.filter(|n| *n != 1) {
+        return Err(Error::InstanceCount(n));
+    }
+    let mut limits = Limits::default();
+    if let Some(shm) = &res.shm_size {
+        limits.shm_bytes = Some(parse_bytes(shm).ok_or_else(|| Error::BadQuantity {
+            field: "resources.shm_size".into(),
+            value: shm.clone(),
+            what: "a size like 2g or 512m",
+        })?);
+    }
+    if let Some(name) = &res.instance_type {
+        let it = target
+            .instance_types
+            .get(name)
+            .ok_or_else(|| Error::UnknownInstanceType {
+                name: name.clone(),
+                target: target_name.to_string(),
+                known: if target.instance_types.is_empty() {
+                    "none".into()
+                } else {
+                    target
+                        .instance_types
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            })?;
+        let field = format!("compute.{target_name}.instance_types.{name}");
+        if let Some(cpu) = &it.cpu {
+            let text = match cpu {
+                serde_yaml::Value::String(s) => s.clone(),
+                v => serde_yaml::to_string(v)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            };
+            limits.nano_cpus = Some(parse_cpu(&text).ok_or(Error::BadQuantity {
+                field: format!("{field}.cpu"),
+                value: text.clone(),
+                what: "a CPU count like 2, 0.5 or 500m",
+            })?);
+        }
+        if let Some(mem) = &it.memory {
+            limits.memory_bytes = Some(parse_bytes(mem).ok_or_else(|| Error::BadQuantity {
+                field: format!("{field}.memory"),
+                value: mem.clone(),
+                what: "a size like 4Gi or 512m",
+            })?);
+        }
+        limits.gpus = it.gpu.filter(|g| *g > 0).map(i64::from);
+    }
+    Ok(limits)
+}
+
+/// CPU count (`2`, `0.5`, `500m`) in nano-CPUs.
+pub fn parse_cpu(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let cpus: f64 = match s.strip_suffix('m') {
+        Some(milli) => milli.parse::<f64>().ok()? / 1000.0,
+        None => s.parse().ok()?,
+    };
+    (cpus > 0.0 && cpus.is_finite()).then(|| (cpus * 1e9).round() as i64)
+}
+
+/// Sizes as Docker (`2g`, `512m`, `100k`, bytes) and Kubernetes (`4Gi`, `512Mi`, `1G`) write them.
+pub fn parse_bytes(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "ki" => 1024.0,
+        "m" | "mb" | "mi" => 1024.0 * 1024.0,
+        "g" | "gb" | "gi" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" | "ti" => 1024.0f64.powi(4),
+        _ => return None,
+    };
+    // Kubernetes' decimal suffixes (`1G` = 10^9) only matter in upper case without `i`.
+    let mult = match unit {
+        "K" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        _ => mult,
+    };
+    (n >= 0.0).then_some((n * mult) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = "compute:\n  local:\n    instance_types:\n      small: {cpu: 1, memory: 2Gi}\n      half: {cpu: 500m}\n  gpu-box:\n    type: docker\n    host: tcp://10.0.0.5:2375\n";
+
+    #[test]
+    fn quantities() {
+        assert_eq!(parse_bytes("2g"), Some(2 << 30));
+        assert_eq!(parse_bytes("512Mi"), Some(512 << 20));
+        assert_eq!(parse_bytes("1G"), Some(1_000_000_000));
+        assert_eq!(parse_bytes("100"), Some(100));
+        assert_eq!(parse_bytes("2x"), None);
+        assert_eq!(parse_cpu("500m"), Some(500_000_000));
+        assert_eq!(parse_cpu("2"), Some(2_000_000_000));
+        assert_eq!(parse_cpu("-1"), None);
+    }
+
+    #[test]
+    fn instance_types_become_limits() {
+        let c = WorkspaceConfig::parse("config.yaml", CONFIG).unwrap();
+        let local = c.target("local", "config.yaml").unwrap();
+        let res = Resources {
+            instance_type: Some("small".into()),
+            shm_size: Some("1g".into()),
+            ..Default::default()
+        };
+        let l = limits("local", &local, &res).unwrap();
+        assert_eq!(l.nano_cpus, Some(1_000_000_000));
+        assert_eq!(l.memory_bytes, Some(2 << 30));
+        assert_eq!(l.shm_bytes, Some(1 << 30));
+        let bad = Resources {
+            instance_type: Some("smal".into()),
+            ..Default::default()
+        };
+        let err = limits("local", &local, &bad).unwrap_err().to_string();
+        assert!(err.contains("half, small"), "{err}");
+        let many = Resources {
+            instance_count: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(limits("local", &local, &many), Err(Error::InstanceCount(2)));
+    }
+
+    #[test]
+    fn unknown_target_lists_known_ones() {
+        let c = WorkspaceConfig::parse("config.yaml", CONFIG).unwrap();
+        let e = c
+            .target("cpu-cluster", "config.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("local, gpu-box"), "{e}");
+        assert!(WorkspaceConfig::parse("c", "").unwrap().compute.is_empty());
+        assert!(WorkspaceConfig::parse("c", "compte: {}").is_err());
+    }
+}

@@ -1,0 +1,449 @@
+//! The Docker engine as a compute target: a thin mapping from run intents to engine
+//! calls, in the manner of bollard itself.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptions, DownloadFromContainerOptions, ListContainersOptions, LogsOptions,
+    RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions, WaitContainerOptions,
+};
+use futures_util::{StreamExt, TryStreamExt};
+
+use super::{ComputeTarget, ContainerSpec, ContainerState, Error, LogLine, LogStream, labels};
+
+/// Seconds between TERM and KILL when stopping a run.
+const STOP_GRACE_SECONDS: i32 = 10;
+
+/// The local (or a remote) Docker engine.
+#[derive(Clone)]
+pub struct DockerTarget {
+    docker: Docker,
+    workspace_id: String,
+}
+
+fn engine(doing: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Error {
+    let doing = doing.into();
+    move |source| Error::Engine { doing, source }
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// The container name of a run: deterministic, so a retry finds an earlier attempt's.
+pub fn container_name(workspace_id: &str, run_id: &str) -> String {
+    let safe: String = run_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("tug-{workspace_id}-{safe}")
+}
+
+/// The engine's create request for `spec`. Pure.
+pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let labels = HashMap::from([
+        (labels::WORKSPACE.to_string(), spec.workspace_id.clone()),
+        (labels::RUN.to_string(), spec.run_id.clone()),
+        (labels::ROLE.to_string(), "job".to_string()),
+    ]);
+    let binds: Vec<String> = spec
+        .ro_mounts
+        .iter()
+        .map(|(host, container)| format!("{host}:{container}:ro"))
+        .collect();
+    let device_requests = spec.limits.gpus.map(|n| {
+        vec![DeviceRequest {
+            driver: Some("nvidia".into()),
+            count: Some(n),
+            capabilities: Some(vec![vec!["gpu".into()]]),
+            ..Default::default()
+        }]
+    });
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: Some(vec!["/bin/sh".into(), "-c".into(), spec.command.clone()]),
+        entrypoint: Some(vec![]),
+        working_dir: Some(spec.working_dir.clone()),
+        user: spec.user.clone(),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(labels),
+        tty: Some(false),
+        host_config: Some(HostConfig {
+            binds: (!binds.is_empty()).then_some(binds),
+            nano_cpus: spec.limits.nano_cpus,
+            memory: spec.limits.memory_bytes,
+            shm_size: spec.limits.shm_bytes,
+            device_requests,
+            // An init reaps zombies and forwards TERM to the user's process.
+            init: Some(true),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+impl DockerTarget {
+    /// Connects to the local engine (honouring `DOCKER_HOST`), negotiating the API version.
+    pub async fn connect_local(workspace_id: &str) -> Result<DockerTarget, Error> {
+        let docker = Docker::connect_with_defaults().map_err(engine("connecting"))?;
+        let docker = docker.negotiate_version().await.map_err(engine(
+            "negotiating the API version (is the Docker engine running?)",
+        ))?;
+        Ok(DockerTarget::new(docker, workspace_id))
+    }
+
+    pub fn new(docker: Docker, workspace_id: &str) -> DockerTarget {
+        DockerTarget {
+            docker,
+            workspace_id: workspace_id.to_string(),
+        }
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    fn name(&self, run_id: &str) -> String {
+        container_name(&self.workspace_id, run_id)
+    }
+}
+
+impl ComputeTarget for DockerTarget {
+    async fn start(&self, spec: &ContainerSpec) -> Result<(), Error> {
+        let name = self.name(&spec.run_id);
+        match self.state(&spec.run_id).await? {
+            ContainerState::Running => return Ok(()),
+            ContainerState::Exited(_) => return Ok(()),
+            ContainerState::Created => {
+                // An earlier attempt died between create and start: start afresh.
+                self.remove(&spec.run_id).await?;
+            }
+            ContainerState::Missing => {}
+        }
+        let opts = CreateContainerOptions {
+            name: Some(name.clone()),
+            ..Default::default()
+        };
+        self.docker
+            .create_container(Some(opts), create_body(spec))
+            .await
+            .map_err(engine(format!("creating container {name}")))?;
+        if !spec.files_tar.is_empty() {
+            let opts = UploadToContainerOptions {
+                path: "/".into(),
+                ..Default::default()
+            };
+            let body = bollard::body_full(spec.files_tar.clone().into());
+            if let Err(e) = self
+                .docker
+                .upload_to_container(&name, Some(opts), body)
+                .await
+            {
+                let _ = self.remove(&spec.run_id).await;
+                return Err(engine(format!("copying the code snapshot into {name}"))(e));
+            }
+        }
+        self.docker
+            .start_container(&name, None)
+            .await
+            .map_err(engine(format!("starting container {name}")))
+    }
+
+    fn logs(&self, run_id: &str, cursor: Option<&str>) -> LogStream {
+        let name = self.name(run_id);
+        let cursor = cursor.map(super::normalize_ts);
+        let opts = LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            timestamps: true,
+            since: cursor
+                .as_deref()
+                .and_then(super::ts_unix_seconds)
+                .unwrap_or(0) as i32,
+            ..Default::default()
+        };
+        let raw = self.docker.logs(&name, Some(opts));
+        // Frames may split or join lines; reassemble per stream, then drop what the
+        // cursor says was already processed (`since` has only whole seconds).
+        let mut out_buf = Vec::new();
+        let mut err_buf = Vec::new();
+        let doing = format!("reading the log of {name}");
+        raw.map(move |item| {
+            let item = item.map_err(engine(doing.clone()))?;
+            let (buf, bytes) = match item {
+                bollard::container::LogOutput::StdErr { message } => (&mut err_buf, message),
+                other => (&mut out_buf, other.into_bytes()),
+            };
+            buf.extend_from_slice(&bytes);
+            let mut lines = Vec::new();
+            while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=nl).collect();
+                let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                let (ts, text) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+                lines.push(LogLine {
+                    ts: super::normalize_ts(ts),
+                    text: text.trim_end_matches('\r').to_string(),
+                });
+            }
+            Ok(futures_util::stream::iter(lines.into_iter().map(Ok)))
+        })
+        .try_flatten()
+        .try_filter(move |l| {
+            let keep = cursor.as_deref().is_none_or(|c| l.ts.as_str() > c);
+            futures_util::future::ready(keep)
+        })
+        .boxed()
+    }
+
+    async fn wait(&self, run_id: &str) -> Result<i64, Error> {
+        let name = self.name(run_id);
+        let opts = WaitContainerOptions {
+            condition: "not-running".into(),
+        };
+        let mut s = self.docker.wait_container(&name, Some(opts));
+        match s.next().await {
+            Some(Ok(r)) => Ok(r.status_code),
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(engine(format!("waiting for {name}"))(e)),
+            None => match self.state(run_id).await? {
+                ContainerState::Exited(code) => Ok(code),
+                other => Err(Error::Unsupported(format!(
+                    "the engine stopped reporting on {name} while it was {other:?}"
+                ))),
+            },
+        }
+    }
+
+    async fn state(&self, run_id: &str) -> Result<ContainerState, Error> {
+        let name = self.name(run_id);
+        match self.docker.inspect_container(&name, None).await {
+            Ok(c) => {
+                let st = c.state.unwrap_or_default();
+                Ok(if st.running == Some(true) {
+                    ContainerState::Running
+                } else if st.status.map(|s| s.to_string()).as_deref() == Some("created") {
+                    ContainerState::Created
+                } else {
+                    ContainerState::Exited(st.exit_code.unwrap_or(-1))
+                })
+            }
+            Err(e) if is_not_found(&e) => Ok(ContainerState::Missing),
+            Err(e) => Err(engine(format!("inspecting {name}"))(e)),
+        }
+    }
+
+    async fn stop(&self, run_id: &str) -> Result<(), Error> {
+        let name = self.name(run_id);
+        let opts = StopContainerOptions {
+            t: Some(STOP_GRACE_SECONDS),
+            ..Default::default()
+        };
+        match self.docker.stop_container(&name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // 304: already stopped.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(engine(format!("stopping {name}"))(e)),
+        }
+    }
+
+    async fn collect(
+        &self,
+        run_id: &str,
+        collect: &[(String, String)],
+        dest: &Path,
+    ) -> Result<(), Error> {
+        let name = self.name(run_id);
+        for (from, to) in collect {
+            let opts = DownloadFromContainerOptions { path: from.clone() };
+            let bytes = match self
+                .docker
+                .download_from_container(&name, Some(opts))
+                .try_fold(Vec::new(), |mut acc, chunk| async move {
+                    acc.extend_from_slice(&chunk);
+                    Ok(acc)
+                })
+                .await
+            {
+                Ok(b) => b,
+                // The program never made this folder: nothing to collect.
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(engine(format!("copying {from} out of {name}"))(e)),
+            };
+            let target = dest.join(to);
+            unpack_renamed(&bytes, &target).map_err(|source| Error::Collect {
+                path: target.display().to_string(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, run_id: &str) -> Result<(), Error> {
+        let name = self.name(run_id);
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        match self.docker.remove_container(&name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // 409: removal already in progress.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(engine(format!("removing {name}"))(e)),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<String>, Error> {
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![format!("{}={}", labels::WORKSPACE, self.workspace_id)],
+            )])),
+            ..Default::default()
+        };
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(engine("listing this workspace's containers"))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| c.labels?.get(labels::RUN).cloned())
+            .collect())
+    }
+}
+
+/// Unpacks an engine archive (whose single top entry is the copied folder's basename)
+/// into `target`, whatever that basename was. Only plain files and folders are taken:
+/// a path that climbs out (`..`) or a link could write outside the run's folder.
+fn unpack_renamed(bytes: &[u8], target: &Path) -> std::io::Result<()> {
+    use std::path::Component;
+    std::fs::create_dir_all(target)?;
+    let mut ar = tar::Archive::new(bytes);
+    for entry in ar.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let mut comps = path.components();
+        comps.next(); // the basename of the copied folder
+        let rest = comps.as_path();
+        if rest.as_os_str().is_empty()
+            || rest
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            continue;
+        }
+        let dest = target.join(rest);
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => std::fs::create_dir_all(&dest)?,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if let Some(parent) = dest.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let mut f = std::fs::File::create(&dest)?;
+                std::io::copy(&mut entry, &mut f)?;
+            }
+            other => {
+                tracing::warn!(path = %path.display(), kind = ?other, "not collecting a link or special file")
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compute::Limits;
+
+    fn spec() -> ContainerSpec {
+        ContainerSpec {
+            workspace_id: "ab12".into(),
+            run_id: "run_1".into(),
+            image: "tug/env:x".into(),
+            command: "python train.py".into(),
+            working_dir: "/tug/code".into(),
+            env: [("A".to_string(), "1".to_string())].into(),
+            user: Some("1000:1000".into()),
+            files_tar: vec![],
+            ro_mounts: vec![("/data".into(), "/tug/inputs/d".into())],
+            limits: Limits {
+                memory_bytes: Some(1 << 30),
+                gpus: Some(1),
+                ..Default::default()
+            },
+            collect: vec![],
+        }
+    }
+
+    #[test]
+    fn names_are_deterministic_and_safe() {
+        assert_eq!(container_name("ab12", "run_1"), "tug-ab12-run_1");
+        assert_eq!(container_name("ab12", "a b/c"), "tug-ab12-a-b-c");
+    }
+
+    #[test]
+    fn create_body_carries_labels_mounts_limits_and_user() {
+        let b = create_body(&spec());
+        let labels = b.labels.unwrap();
+        assert_eq!(labels[labels::RUN], "run_1");
+        assert_eq!(labels[labels::WORKSPACE], "ab12");
+        assert_eq!(b.user.as_deref(), Some("1000:1000"));
+        assert_eq!(b.cmd.unwrap()[2], "python train.py");
+        let hc = b.host_config.unwrap();
+        assert_eq!(hc.binds.unwrap(), ["/data:/tug/inputs/d:ro"]);
+        assert_eq!(hc.memory, Some(1 << 30));
+        assert_eq!(hc.device_requests.unwrap()[0].count, Some(1));
+        assert_eq!(b.env.unwrap(), ["A=1"]);
+    }
+
+    #[test]
+    fn unpack_drops_the_top_folder() {
+        let entries = vec![
+            crate::snapshot::Entry {
+                path: "outputs".into(),
+                data: None,
+                executable: false,
+            },
+            crate::snapshot::Entry {
+                path: "outputs/sub".into(),
+                data: None,
+                executable: false,
+            },
+            crate::snapshot::Entry {
+                path: "outputs/sub/model.pkl".into(),
+                data: Some(b"m".to_vec()),
+                executable: false,
+            },
+        ];
+        let tar = crate::snapshot::tar_bytes(&entries, "", 1000, 1000);
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("artifacts/outputs");
+        unpack_renamed(&tar, &target).unwrap();
+        assert_eq!(std::fs::read(target.join("sub/model.pkl")).unwrap(), b"m");
+    }
+}

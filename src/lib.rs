@@ -3,8 +3,12 @@
 //! The library holds everything; `src/main.rs` is a thin CLI over it.
 
 pub mod build;
+pub mod cli;
+pub mod client;
 pub mod compute;
 pub mod run;
+pub mod server;
 pub mod snapshot;
+pub mod spec;
 pub mod store;
 pub mod workspace;

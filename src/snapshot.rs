@@ -81,6 +81,38 @@ pub fn tar_bytes(entries: &[Entry], prefix: &str, uid: u64, gid: u64) -> Vec<u8>
     builder.into_inner().expect("writing to a Vec cannot fail")
 }
 
+/// The files and folders of a tar, read back into entries.
+pub fn entries_from_tar(bytes: &[u8]) -> std::io::Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    let mut ar = tar::Archive::new(bytes);
+    for e in ar.entries()? {
+        let mut e = e?;
+        let path = e
+            .path()?
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_string();
+        let kind = e.header().entry_type();
+        let mode = e.header().mode().unwrap_or(0o644);
+        if kind.is_dir() {
+            out.push(Entry {
+                path,
+                data: None,
+                executable: false,
+            });
+        } else if kind.is_file() {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data)?;
+            out.push(Entry {
+                path,
+                data: Some(data),
+                executable: mode & 0o111 != 0,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Lower-case hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     crate::workspace::hex(&Sha256::digest(bytes))

@@ -230,37 +230,17 @@ pub enum PlanError {
 /// Rewrites a user's build context: the helper added and its lines appended to their
 /// Dockerfile (they apply to the last stage, i.e. the image that runs).
 fn append_helper(tar: &[u8], dockerfile_path: &str) -> Result<Vec<u8>, PlanError> {
-    let mut entries = Vec::new();
-    let mut found = false;
-    let mut ar = tar::Archive::new(tar);
-    for e in ar.entries().map_err(PlanError::BadContext)? {
-        let mut e = e.map_err(PlanError::BadContext)?;
-        let path = e
-            .path()
-            .map_err(PlanError::BadContext)?
-            .to_string_lossy()
-            .trim_end_matches('/')
-            .to_string();
-        let is_dir = e.header().entry_type().is_dir();
-        let mode = e.header().mode().unwrap_or(0o644);
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut e, &mut data).map_err(PlanError::BadContext)?;
-        if path == dockerfile_path.trim_start_matches("./") {
-            found = true;
-            if !data.ends_with(b"\n") {
-                data.push(b'\n');
-            }
-            data.extend_from_slice(helper_dockerfile_tail().as_bytes());
-        }
-        entries.push(Entry {
-            path,
-            data: (!is_dir).then_some(data),
-            executable: mode & 0o111 != 0,
-        });
+    let mut entries = crate::snapshot::entries_from_tar(tar).map_err(PlanError::BadContext)?;
+    let wanted = dockerfile_path.trim_start_matches("./");
+    let dockerfile = entries
+        .iter_mut()
+        .find(|e| e.path == wanted && e.data.is_some())
+        .and_then(|e| e.data.as_mut())
+        .ok_or_else(|| PlanError::NoDockerfile(dockerfile_path.to_string()))?;
+    if !dockerfile.ends_with(b"\n") {
+        dockerfile.push(b'\n');
     }
-    if !found {
-        return Err(PlanError::NoDockerfile(dockerfile_path.to_string()));
-    }
+    dockerfile.extend_from_slice(helper_dockerfile_tail().as_bytes());
     entries.extend(helper_entries(HELPER_CONTEXT_DIR));
     Ok(tar_bytes(&entries, "", 0, 0))
 }

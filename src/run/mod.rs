@@ -2,4 +2,6 @@
 //! lifecycle that drives one run on a compute target (`lifecycle`).
 
 pub mod frame;
+pub mod lifecycle;
 pub mod model;
+pub mod plan;

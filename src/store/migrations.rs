@@ -28,6 +28,7 @@ const STEPS: &[&str] = &[
         cancel_requested INTEGER NOT NULL DEFAULT 0,
         log_cursor TEXT,
         log_nonce TEXT NOT NULL,
+        outcome TEXT,
         params TEXT NOT NULL DEFAULT '{}',
         tags TEXT NOT NULL DEFAULT '{}'
      );

@@ -71,8 +71,11 @@ pub struct RunRecord {
     /// Timestamp (RFC 3339, nanoseconds) of the last container log line processed.
     pub log_cursor: Option<String>,
     /// Secret that marks metric frames in this run's log stream.
-    #[serde(skip_serializing)]
+    #[serde(skip_serializing, default)]
     pub log_nonce: String,
+    /// The final status decided when the container ended (set on entering Finalizing),
+    /// so a restart mid-collection finishes the run the same way.
+    pub outcome: Option<RunStatus>,
     pub params: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
 }
@@ -104,6 +107,7 @@ pub struct Transition {
     pub env_hash: Option<String>,
     pub image: Option<String>,
     pub container: Option<String>,
+    pub outcome: Option<RunStatus>,
 }
 
 /// The store. One connection behind a mutex: the server is its only writer and every
@@ -223,7 +227,7 @@ impl Store {
             "UPDATE runs SET status = ?2,
                 exit_code = COALESCE(?3, exit_code), error = COALESCE(?4, error),
                 env_hash = COALESCE(?5, env_hash), image = COALESCE(?6, image),
-                container = COALESCE(?7, container),
+                container = COALESCE(?7, container), outcome = COALESCE(?9, outcome),
                 started_at = CASE WHEN ?2 = 'Running' THEN ?8 ELSE started_at END,
                 ended_at = CASE WHEN ?2 IN ('Completed','Failed','Canceled') THEN ?8 ELSE ended_at END
              WHERE id = ?1",
@@ -235,7 +239,8 @@ impl Store {
                 t.env_hash,
                 t.image,
                 t.container,
-                at
+                at,
+                t.outcome.map(RunStatus::as_str),
             ],
         )?;
         tx.execute(
@@ -456,7 +461,7 @@ impl Store {
 const RUN_COLUMNS: &str =
     "id, experiment, display_name, status, compute, submission, env_hash, image,
     container, exit_code, error, created_at, started_at, ended_at, cancel_requested, log_cursor,
-    log_nonce, params, tags";
+    log_nonce, params, tags, outcome";
 
 fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RunRecord>> {
     let status: String = r.get(3)?;
@@ -484,6 +489,9 @@ fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RunRecord>> {
             log_nonce: r.get(16)?,
             params: serde_json::from_str(&params)?,
             tags: serde_json::from_str(&tags)?,
+            outcome: r
+                .get::<_, Option<String>>(19)?
+                .and_then(|s| RunStatus::parse(&s)),
         })
     })();
     Ok(rec)

@@ -1,0 +1,113 @@
+//! `tug environment ...`: register, list, show.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::Context_;
+use super::job::urlencode;
+use super::output;
+use crate::client::Client;
+use crate::run::model::ResolvedEnvironment;
+use crate::store::EnvironmentRecord;
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum EnvironmentCommand {
+    /// Register an environment file (Azure ML CLI v2 environment YAML).
+    Create {
+        #[arg(short, long)]
+        file: PathBuf,
+        #[arg(short, long)]
+        name: Option<String>,
+        #[arg(long)]
+        version: Option<String>,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// List registered environments.
+    List,
+    /// Show one environment (latest version unless --version).
+    Show {
+        #[arg(short, long)]
+        name: String,
+        #[arg(long)]
+        version: Option<String>,
+    },
+}
+
+pub(crate) async fn run(ctx: &Context_, cmd: EnvironmentCommand) -> anyhow::Result<ExitCode> {
+    let ws = ctx.workspace()?;
+    match cmd {
+        EnvironmentCommand::Create {
+            file,
+            name,
+            version,
+            set,
+        } => {
+            let sets = super::job::parse_sets(&set)?;
+            let env = super::resolve::load_environment(&ctx.cwd, &file, &sets)?;
+            let client = Client::connect(&ws).await?;
+            let rec =
+                super::resolve::environment_record(&client, &ctx.cwd, &file, &env, name, version)
+                    .await?;
+            let stored: EnvironmentRecord = client.post("/api/environments", &rec).await?;
+            if !output::structured(ctx.output, &stored)? {
+                println!(
+                    "Registered environment {}:{} — use it as `environment: azureml:{}:{}` or `azureml:{}@latest`",
+                    stored.name, stored.version, stored.name, stored.version, stored.name
+                );
+            }
+        }
+        EnvironmentCommand::List => {
+            let client = Client::connect(&ws).await?;
+            let all: Vec<EnvironmentRecord> = client.get("/api/environments").await?;
+            if !output::structured(ctx.output, &all)? {
+                let rows: Vec<Vec<String>> = all
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            e.name.clone(),
+                            e.version.clone(),
+                            describe(&e.environment),
+                            e.created_at.clone(),
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    output::table(&["NAME", "VERSION", "SOURCE", "CREATED"], &rows)
+                );
+            }
+        }
+        EnvironmentCommand::Show { name, version } => {
+            let client = Client::connect(&ws).await?;
+            let mut path = format!("/api/environments/{}", urlencode(&name));
+            if let Some(v) = version {
+                path.push_str(&format!("?version={}", urlencode(&v)));
+            }
+            let e: EnvironmentRecord = client.get(&path).await?;
+            if !output::structured(ctx.output, &e)? {
+                print!("{}", serde_yaml::to_string(&e)?);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(env: &ResolvedEnvironment) -> String {
+    match env {
+        ResolvedEnvironment::Image {
+            image, conda_file, ..
+        } => {
+            if conda_file.is_some() {
+                format!("{image} + conda file")
+            } else {
+                image.clone()
+            }
+        }
+        ResolvedEnvironment::Build {
+            dockerfile_path, ..
+        } => format!("build context ({dockerfile_path})"),
+    }
+}

@@ -1,0 +1,253 @@
+//! The `tug` command line: `az ml`-shaped nouns and verbs over the library. Parses
+//! arguments, calls the library or the server, prints.
+
+mod environment;
+mod job;
+pub mod output;
+mod resolve;
+mod stream;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::workspace::Workspace;
+use output::Format;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tug",
+    version,
+    about = "Run Azure ML jobs, environments and endpoints on Docker and Kubernetes you own",
+    long_about = None,
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table, global = true)]
+    output: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a workspace (.tug/) in the current folder.
+    Init,
+    /// Submit, follow and manage jobs.
+    #[command(subcommand)]
+    Job(job::JobCommand),
+    /// Register and inspect environments.
+    #[command(subcommand, alias = "env")]
+    Environment(environment::EnvironmentCommand),
+    /// List and show compute targets.
+    #[command(subcommand)]
+    Compute(ComputeCommand),
+    /// Run the control plane in the foreground, or manage the running one.
+    Server(ServerArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum ComputeCommand {
+    /// List compute targets (`local` is always there).
+    List,
+    /// Show one compute target.
+    Show {
+        #[arg(short, long)]
+        name: String,
+    },
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+struct ServerArgs {
+    #[command(subcommand)]
+    command: Option<ServerCommand>,
+    /// Address to listen on. Loopback by default: the API is for this host.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    bind: std::net::SocketAddr,
+    /// Exit after this many seconds with no runs, requests or clients.
+    #[arg(long)]
+    idle_timeout: Option<u64>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ServerCommand {
+    /// Stop the workspace's server (runs keep going; the next server picks them up).
+    Stop,
+    /// Show whether a server runs for this workspace, and where.
+    Status,
+}
+
+/// Shared by every command.
+pub(crate) struct Context_ {
+    pub output: Format,
+    pub cwd: PathBuf,
+}
+
+impl Context_ {
+    pub fn workspace(&self) -> anyhow::Result<Workspace> {
+        Workspace::find_or_create(&self.cwd).context("opening the workspace")
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// Entry point of the `tug` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let is_server = matches!(&cli.command, Command::Server(a) if a.command.is_none());
+    init_tracing(if is_server {
+        cli.verbose.max(1)
+    } else {
+        cli.verbose
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let ctx = Context_ {
+        output: cli.output,
+        cwd: std::env::current_dir().context("reading the current directory")?,
+    };
+    match cli.command {
+        Command::Init => {
+            let ws = Workspace::find(&ctx.cwd)
+                .filter(|w| w.dir.exists())
+                .unwrap_or_else(|| Workspace::at(&ctx.cwd));
+            let existed = ws.dir.exists();
+            ws.create()?;
+            println!(
+                "{} workspace {}",
+                if existed { "Using" } else { "Created" },
+                ws.dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Job(cmd) => job::run(&ctx, cmd).await,
+        Command::Environment(cmd) => environment::run(&ctx, cmd).await,
+        Command::Compute(cmd) => compute(&ctx, cmd),
+        Command::Server(args) => server(&ctx, args).await,
+    }
+}
+
+fn compute(ctx: &Context_, cmd: ComputeCommand) -> anyhow::Result<ExitCode> {
+    let ws = ctx.workspace()?;
+    let path = ws.config_path();
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let config =
+        crate::compute::config::WorkspaceConfig::parse(&path.display().to_string(), &text)?;
+    let mut names: Vec<String> = vec!["local".into()];
+    names.extend(config.compute.keys().filter(|k| *k != "local").cloned());
+    let describe = |name: &str| -> anyhow::Result<serde_json::Value> {
+        let t = config.target(name, &path.display().to_string())?;
+        Ok(serde_json::json!({
+            "name": name,
+            "type": t.kind,
+            "host": t.host.unwrap_or_else(|| "local Docker engine".into()),
+            "instance_types": t.instance_types.keys().collect::<Vec<_>>(),
+        }))
+    };
+    match cmd {
+        ComputeCommand::List => {
+            let all: Vec<_> = names
+                .iter()
+                .map(|n| describe(n))
+                .collect::<Result<_, _>>()?;
+            if !output::structured(ctx.output, &all)? {
+                let rows: Vec<Vec<String>> = all
+                    .iter()
+                    .map(|v| {
+                        vec![
+                            v["name"].as_str().unwrap_or("").to_string(),
+                            v["type"].as_str().unwrap_or("").to_string(),
+                            v["host"].as_str().unwrap_or("").to_string(),
+                        ]
+                    })
+                    .collect();
+                println!("{}", output::table(&["NAME", "TYPE", "HOST"], &rows));
+            }
+        }
+        ComputeCommand::Show { name } => {
+            let v = describe(&name)?;
+            if !output::structured(ctx.output, &v)? {
+                print!("{}", serde_yaml::to_string(&v)?);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn server(ctx: &Context_, args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let ws = ctx.workspace()?;
+    match args.command {
+        None => {
+            crate::server::serve(
+                ws,
+                crate::server::Options {
+                    bind: args.bind,
+                    idle_timeout: args.idle_timeout.map(std::time::Duration::from_secs),
+                },
+            )
+            .await?;
+        }
+        Some(ServerCommand::Stop) => match crate::client::Client::existing(&ws).await? {
+            Some(c) => {
+                let pid = c.info.pid;
+                c.stop_server().await?;
+                // Wait for it to let go of the workspace.
+                for _ in 0..100 {
+                    if crate::client::Client::existing(&ws).await?.is_none() {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                println!("Stopped the tug server (pid {pid})");
+            }
+            None => println!("No tug server is running for {}", ws.dir.display()),
+        },
+        Some(ServerCommand::Status) => match crate::client::Client::existing(&ws).await? {
+            Some(c) => {
+                if !output::structured(ctx.output, &c.info)? {
+                    println!(
+                        "tug server {} (pid {}) at {} for workspace {}",
+                        c.info.version, c.info.pid, c.info.url, c.info.workspace_id
+                    );
+                }
+            }
+            None => {
+                println!("No tug server is running for {}", ws.dir.display());
+                return Ok(ExitCode::from(3));
+            }
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}

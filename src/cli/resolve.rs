@@ -1,0 +1,411 @@
+//! From a job or environment file to what the server runs: local files read, folders
+//! snapshotted, the command rendered. Everything that can be checked locally is checked
+//! before the server is asked to create anything.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::client::Client;
+use crate::run::model::{
+    InputBinding, InputMode, JobSubmission, OutputBinding, ResolvedEnvironment, Resources, paths,
+};
+use crate::spec::{self, CommandJob, EnvironmentRef, EnvironmentSource, EnvironmentSpec};
+use crate::store::EnvironmentRecord;
+
+/// Reads and validates a job file. No I/O beyond reading it.
+pub(crate) fn load_job(
+    cwd: &Path,
+    file: &Path,
+    overrides: &[(String, String)],
+) -> anyhow::Result<CommandJob> {
+    let text = read_spec_file(cwd, file)?;
+    let overrides: Vec<(&str, &str)> = overrides
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let job = spec::parse_command_job(file, &text, &overrides).map_err(spec_error)?;
+    check_supported(file, &job)?;
+    Ok(job)
+}
+
+/// Reads and validates an environment file.
+pub(crate) fn load_environment(
+    cwd: &Path,
+    file: &Path,
+    overrides: &[(String, String)],
+) -> anyhow::Result<EnvironmentSpec> {
+    let text = read_spec_file(cwd, file)?;
+    let overrides: Vec<(&str, &str)> = overrides
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    spec::parse_environment(file, &text, &overrides).map_err(spec_error)
+}
+
+fn read_spec_file(cwd: &Path, file: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(cwd.join(file))
+        .with_context(|| format!("cannot read {}", file.display()))
+}
+
+/// A spec error is already a full message (file:line:col, field, help).
+fn spec_error(e: spec::SpecError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+/// What tug cannot run yet, said up front rather than half-done.
+fn check_supported(file: &Path, job: &CommandJob) -> anyhow::Result<()> {
+    let f = file.display();
+    if job.distribution.is_some() {
+        bail!(
+            "{f}: `distribution`: distributed (multi-process) jobs are not supported by tug yet\n  help: remove `distribution:` to run a single process"
+        );
+    }
+    if job.resources.instance_count > 1 {
+        bail!(
+            "{f}: `resources.instance_count: {}`: the local Docker compute runs one instance\n  help: set it to 1",
+            job.resources.instance_count
+        );
+    }
+    if job.resources.docker_args.is_some() {
+        bail!(
+            "{f}: `resources.docker_args`: tug does not pass raw docker arguments\n  help: use `resources.shm_size`, or an instance type from the workspace config.yaml for cpu/memory/gpu"
+        );
+    }
+    if !job.services.is_empty() {
+        bail!(
+            "{f}: `services`: interactive services (ssh, jupyter, ...) are not supported by tug yet\n  help: remove `services:`"
+        );
+    }
+    for (name, input) in &job.inputs {
+        if let spec::Input::Data(d) = input {
+            if let Some(p) = &d.path
+                && !p.is_local()
+            {
+                bail!(
+                    "{f}: `inputs.{name}.path: {}`: only local files and folders can be inputs so far\n  help: download the data and point `path:` at the local copy",
+                    p.given
+                );
+            }
+            if !matches!(d.mode, spec::InputMode::RoMount | spec::InputMode::Download) {
+                bail!(
+                    "{f}: `inputs.{name}.mode`: tug supports `ro_mount` and `download` for local data\n  help: use `mode: ro_mount` (the default) or `mode: download`"
+                );
+            }
+        }
+    }
+    for (name, out) in &job.outputs {
+        if out.mode == spec::OutputMode::Direct {
+            bail!(
+                "{f}: `outputs.{name}.mode: direct`: tug collects outputs into the workspace\n  help: use `rw_mount` (the default) or `upload`"
+            );
+        }
+        if out.path.is_some() {
+            tracing::warn!(
+                "{f}: `outputs.{name}.path` is ignored: tug keeps outputs in the workspace (`tug job download`)"
+            );
+        }
+    }
+    if job.identity.is_some() || job.queue_settings.is_some() {
+        tracing::warn!("{f}: `identity` and `queue_settings` are Azure-only and ignored");
+    }
+    Ok(())
+}
+
+fn absolute(cwd: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    }
+}
+
+/// Turns a parsed job into a submission: reads and uploads what it refers to.
+pub(crate) async fn submission(
+    client: &Client,
+    cwd: &Path,
+    job: CommandJob,
+    file: &Path,
+) -> anyhow::Result<JobSubmission> {
+    let f = file.display().to_string();
+    // Local reading and checks first; the server sees nothing until they pass.
+    let code_tar = match &job.code {
+        Some(code) => {
+            let local = code.local.as_ref().with_context(|| {
+                format!(
+                    "{f}: `code: {}`: only a local folder can be the code so far",
+                    code.given
+                )
+            })?;
+            let dir = absolute(cwd, local);
+            if !dir.is_dir() {
+                bail!(
+                    "{f}: `code: {}`: {} is not a folder\n  help: `code:` is relative to the job file",
+                    code.given,
+                    dir.display()
+                );
+            }
+            let entries = crate::snapshot::read_folder(&dir)?;
+            Some(crate::snapshot::tar_bytes(&entries, "", 0, 0))
+        }
+        None => None,
+    };
+    let mut inputs = BTreeMap::new();
+    let mut rendered_inputs = BTreeMap::new();
+    for (name, input) in &job.inputs {
+        match input {
+            spec::Input::Literal(l) => {
+                if let Some(text) = l.rendered() {
+                    rendered_inputs.insert(name.clone(), text.clone());
+                    inputs.insert(name.clone(), InputBinding::Literal { text });
+                }
+            }
+            spec::Input::Data(d) => {
+                let Some(path) = d.path.as_ref().and_then(|p| p.local.as_ref()) else {
+                    continue; // optional input left unset
+                };
+                let host = absolute(cwd, path);
+                let host = host.canonicalize().with_context(|| {
+                    format!(
+                        "{f}: `inputs.{name}.path`: {} does not exist",
+                        host.display()
+                    )
+                })?;
+                let is_file = d.input_type == spec::InputType::UriFile;
+                if is_file != host.is_file() {
+                    bail!(
+                        "{f}: `inputs.{name}`: {} is a {}, but the input's type is {}\n  help: use `type: {}`",
+                        host.display(),
+                        if host.is_file() { "file" } else { "folder" },
+                        if is_file { "uri_file" } else { "uri_folder" },
+                        if host.is_file() {
+                            "uri_file"
+                        } else {
+                            "uri_folder"
+                        },
+                    );
+                }
+                let container_path = if is_file {
+                    let base = host
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| name.clone());
+                    format!("{}/{base}", paths::input(name))
+                } else {
+                    paths::input(name)
+                };
+                rendered_inputs.insert(name.clone(), container_path.clone());
+                inputs.insert(
+                    name.clone(),
+                    InputBinding::Data {
+                        host_path: host.display().to_string(),
+                        container_path,
+                        is_file,
+                        mode: if d.mode == spec::InputMode::Download {
+                            InputMode::Download
+                        } else {
+                            InputMode::RoMount
+                        },
+                    },
+                );
+            }
+        }
+    }
+    let mut outputs = BTreeMap::new();
+    let mut rendered_outputs = BTreeMap::new();
+    for (name, out) in &job.outputs {
+        let is_file = out.output_type == spec::InputType::UriFile;
+        let container_path = if is_file {
+            format!("{}/{name}", paths::output(name))
+        } else {
+            paths::output(name)
+        };
+        rendered_outputs.insert(name.clone(), container_path.clone());
+        outputs.insert(
+            name.clone(),
+            OutputBinding {
+                container_path,
+                is_file,
+            },
+        );
+    }
+    let command = spec::render_command(&job.command, &rendered_inputs, &rendered_outputs)
+        .map_err(|e| anyhow::anyhow!("{f}: {e}"))?;
+    let (environment, env_uploads) = match &job.environment {
+        EnvironmentRef::Inline(env) => local_environment(cwd, &f, env)?,
+        EnvironmentRef::Registered { name, version } => {
+            let path = match version {
+                spec::AssetVersion::Version(v) => format!(
+                    "/api/environments/{}?version={}",
+                    super::job::urlencode(name),
+                    super::job::urlencode(v)
+                ),
+                spec::AssetVersion::Latest => {
+                    format!("/api/environments/{}", super::job::urlencode(name))
+                }
+            };
+            let rec: EnvironmentRecord = client
+                .get(&path)
+                .await
+                .with_context(|| format!("{f}: `environment`"))?;
+            (rec.environment, None)
+        }
+        EnvironmentRef::Registry { registry, name, .. } => bail!(
+            "{f}: `environment`: `{name}` lives in the Azure ML registry `{registry}`, which tug cannot reach\n  help: register a local equivalent with `tug environment create -f env.yml` and use `environment: azureml:{name}@latest`"
+        ),
+    };
+
+    // Uploads: content-addressed, so repeating one is free.
+    let code_snapshot = match code_tar {
+        Some(tar) => Some(upload(client, tar).await?),
+        None => None,
+    };
+    let environment = finish_environment(client, environment, env_uploads).await?;
+    let experiment_name = job.experiment_name.clone().unwrap_or_else(|| {
+        cwd.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "default".into())
+    });
+    Ok(JobSubmission {
+        name: job.name.clone(),
+        display_name: job.display_name.clone(),
+        experiment_name,
+        description: job.description.clone(),
+        tags: job.tags.clone(),
+        command,
+        code_snapshot,
+        environment,
+        environment_variables: job.environment_variables.clone(),
+        compute: job.compute.clone(),
+        inputs,
+        outputs,
+        resources: Resources {
+            instance_count: Some(job.resources.instance_count),
+            instance_type: job.resources.instance_type.clone(),
+            shm_size: job.resources.shm_size.clone(),
+        },
+        timeout_seconds: job.limits.as_ref().and_then(|l| l.timeout),
+        source: Some(absolute(cwd, file).display().to_string()),
+    })
+}
+
+/// An environment with its local files read; a build context still to upload.
+fn local_environment(
+    cwd: &Path,
+    f: &str,
+    env: &EnvironmentSpec,
+) -> anyhow::Result<(ResolvedEnvironment, Option<Vec<u8>>)> {
+    match &env.source {
+        EnvironmentSource::Image { image, conda_file } => {
+            let (conda_text, reqs) = match conda_file {
+                None => (None, vec![]),
+                Some(spec::CondaFile::Inline(c)) => {
+                    let text = serde_yaml::to_string(c)?;
+                    (Some(text), c.pip_plan().pip_requirements)
+                }
+                Some(spec::CondaFile::Path(p)) => {
+                    let local = p.local.as_ref().with_context(|| {
+                        format!("{f}: `conda_file: {}`: must be a local file", p.given)
+                    })?;
+                    let path = absolute(cwd, local);
+                    let text = std::fs::read_to_string(&path).with_context(|| {
+                        format!("{f}: `conda_file: {}`: cannot read {}\n  help: `conda_file:` is relative to the YAML file", p.given, path.display())
+                    })?;
+                    let plan = spec::conda_pip_plan(&path, &text).map_err(spec_error)?;
+                    for pkg in &plan.conda_only {
+                        tracing::warn!(
+                            "{}: `{pkg}` exists only as a conda package; the base image has no conda, so it is not installed",
+                            path.display()
+                        );
+                    }
+                    (Some(text), plan.pip_requirements)
+                }
+            };
+            Ok((
+                ResolvedEnvironment::Image {
+                    image: image.clone(),
+                    conda_file: conda_text,
+                    pip_requirements: reqs,
+                },
+                None,
+            ))
+        }
+        EnvironmentSource::Build { build } => {
+            let local = build.path.local.as_ref().with_context(|| {
+                format!(
+                    "{f}: `build.path: {}`: only a local folder can be a build context so far",
+                    build.path.given
+                )
+            })?;
+            let dir = absolute(cwd, local);
+            if !dir.join(&build.dockerfile_path).is_file() {
+                bail!(
+                    "{f}: `build`: {} has no {}\n  help: set `build.dockerfile_path` to the Dockerfile's path inside the context",
+                    dir.display(),
+                    build.dockerfile_path
+                );
+            }
+            let entries = crate::snapshot::read_folder(&dir)?;
+            Ok((
+                ResolvedEnvironment::Build {
+                    context_snapshot: String::new(),
+                    dockerfile_path: build.dockerfile_path.clone(),
+                },
+                Some(crate::snapshot::tar_bytes(&entries, "", 0, 0)),
+            ))
+        }
+    }
+}
+
+async fn finish_environment(
+    client: &Client,
+    env: ResolvedEnvironment,
+    context: Option<Vec<u8>>,
+) -> anyhow::Result<ResolvedEnvironment> {
+    Ok(match (env, context) {
+        (
+            ResolvedEnvironment::Build {
+                dockerfile_path, ..
+            },
+            Some(tar),
+        ) => ResolvedEnvironment::Build {
+            context_snapshot: upload(client, tar).await?,
+            dockerfile_path,
+        },
+        (env, _) => env,
+    })
+}
+
+async fn upload(client: &Client, tar: Vec<u8>) -> anyhow::Result<String> {
+    #[derive(serde::Deserialize)]
+    struct Created {
+        sha256: String,
+    }
+    let c: Created = client.post_bytes("/api/snapshots", tar).await?;
+    Ok(c.sha256)
+}
+
+/// Resolves an environment file for registration.
+pub(crate) async fn environment_record(
+    client: &Client,
+    cwd: &Path,
+    file: &Path,
+    env: &EnvironmentSpec,
+    name: Option<String>,
+    version: Option<String>,
+) -> anyhow::Result<EnvironmentRecord> {
+    let f = file.display().to_string();
+    let name = name.or_else(|| env.name.clone()).with_context(|| {
+        format!("{f}: a registered environment needs `name:`\n  help: add `name: my-env` to the file or pass --name")
+    })?;
+    let (resolved, context) = local_environment(cwd, &f, env)?;
+    let environment = finish_environment(client, resolved, context).await?;
+    Ok(EnvironmentRecord {
+        name,
+        version: version.or_else(|| env.version.clone()).unwrap_or_default(),
+        description: env.description.clone(),
+        environment,
+        created_at: String::new(),
+    })
+}

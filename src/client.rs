@@ -1,0 +1,217 @@
+//! The CLI's side of the HTTP API, and starting a server when none answers.
+
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::server::ServerInfo;
+use crate::workspace::Workspace;
+
+/// How long an auto-started server lingers with nothing to do (`TUG_IDLE_TIMEOUT`
+/// seconds overrides).
+pub const DEFAULT_IDLE_SECONDS: u64 = 120;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{message}")]
+    Api { status: u16, message: String },
+    #[error("cannot reach the tug server at {url}: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("the tug server did not come up within {0:?}; its log is {1}")]
+    StartTimeout(Duration, String),
+    #[error("cannot start a tug server: {0}")]
+    Spawn(std::io::Error),
+    #[error("workspace: {0}")]
+    Workspace(#[from] crate::workspace::Error),
+    #[error("unexpected answer from the server: {0}")]
+    Decode(reqwest::Error),
+}
+
+/// A connection to the workspace's server.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    pub info: ServerInfo,
+    token: String,
+}
+
+fn read_info(ws: &Workspace) -> Option<ServerInfo> {
+    let text = std::fs::read_to_string(ws.server_file()).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+impl Client {
+    /// Connects to the running server, if one answers.
+    pub async fn existing(ws: &Workspace) -> Result<Option<Client>, Error> {
+        let token = ws.token()?;
+        let Some(info) = read_info(ws) else {
+            return Ok(None);
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .expect("http client");
+        let client = Client { http, info, token };
+        let alive = client
+            .http
+            .get(client.url("/api/health"))
+            .bearer_auth(&client.token)
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        Ok(alive.then_some(client))
+    }
+
+    /// Connects to the server, starting one in the background when none answers.
+    /// A lock makes concurrent CLIs start only one.
+    pub async fn connect(ws: &Workspace) -> Result<Client, Error> {
+        ws.create()?;
+        if let Some(c) = Client::existing(ws).await? {
+            return Ok(c);
+        }
+        let ws2 = ws.clone();
+        let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(ws2.spawn_lock())?;
+            f.lock()?;
+            Ok(f)
+        })
+        .await
+        .expect("lock task")
+        .map_err(Error::Spawn)?;
+        // Another CLI may have started one while we waited for the lock.
+        if let Some(c) = Client::existing(ws).await? {
+            return Ok(c);
+        }
+        spawn_server(ws)?;
+        let limit = Duration::from_secs(30);
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Some(c) = Client::existing(ws).await? {
+                drop(lock);
+                return Ok(c);
+            }
+        }
+        Err(Error::StartTimeout(
+            limit,
+            ws.server_log().display().to_string(),
+        ))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.info.url)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, Error> {
+        let resp = req
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|source| Error::Unreachable {
+                url: self.info.url.clone(),
+                source,
+            })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("message")?.as_str().map(str::to_string))
+            .unwrap_or(text);
+        Err(Error::Api { status, message })
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        self.send(self.http.get(self.url(path)))
+            .await?
+            .json()
+            .await
+            .map_err(Error::Decode)
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Error> {
+        self.send(self.http.post(self.url(path)).json(body))
+            .await?
+            .json()
+            .await
+            .map_err(Error::Decode)
+    }
+
+    pub async fn post_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<T, Error> {
+        self.send(
+            self.http
+                .post(self.url(path))
+                .header("content-type", "application/x-tar")
+                .body(body),
+        )
+        .await?
+        .json()
+        .await
+        .map_err(Error::Decode)
+    }
+
+    /// A response to read as a stream (job streams, downloads).
+    pub async fn get_raw(&self, path: &str) -> Result<reqwest::Response, Error> {
+        self.send(self.http.get(self.url(path))).await
+    }
+
+    /// Asks the server to exit.
+    pub async fn stop_server(&self) -> Result<(), Error> {
+        self.send(self.http.post(self.url("/api/server/stop")))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Starts `tug server` detached: its own session, no terminal, output to the
+/// workspace's server.log, exiting by itself once idle.
+fn spawn_server(ws: &Workspace) -> Result<(), Error> {
+    let exe = std::env::current_exe().map_err(Error::Spawn)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(ws.server_log())
+        .map_err(Error::Spawn)?;
+    let idle = std::env::var("TUG_IDLE_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(DEFAULT_IDLE_SECONDS);
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["server", "--idle-timeout", &idle.to_string()])
+        .env(crate::workspace::WORKSPACE_ENV, &ws.dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(Error::Spawn)?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(Error::Spawn)?;
+    tracing::debug!(pid = child.id(), "started a background tug server");
+    // Not waited for: it outlives us. Reaped by init once we exit.
+    std::mem::forget(child);
+    Ok(())
+}

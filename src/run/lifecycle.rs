@@ -1,0 +1,629 @@
+//! Driving runs through their lifecycle on a compute target.
+//!
+//! `Runner::drive` is written so it can start from any stored state: a fresh run
+//! starts at Queued, a server restarted after a crash calls it again for every live
+//! run and it picks up where the store says the run was. Every transition is stored
+//! before the work it announces is done.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use crate::build::docker::Builder;
+use crate::compute::config::WorkspaceConfig;
+use crate::compute::docker::DockerTarget;
+use crate::compute::{ComputeTarget, ContainerState};
+use crate::run::frame::{Record, split_line};
+use crate::run::model::{InputBinding, InputMode, JobSubmission, ResolvedEnvironment, RunStatus};
+use crate::run::plan::{self, Ending, FAILURE_TAIL_LINES, SpecInputs};
+use crate::store::{RunRecord, Store, Transition};
+use crate::workspace::Workspace;
+
+/// How often buffered metrics and the log cursor are written while a run streams.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error(transparent)]
+    Config(#[from] crate::compute::config::Error),
+    #[error("the code snapshot {0} was never uploaded to this workspace")]
+    MissingSnapshot(String),
+    #[error("compute `{0}` is a {1} target; this tug runs jobs on Docker targets only so far")]
+    UnsupportedTarget(String, String),
+    #[error(
+        "compute `{0}` sets `host:`; remote Docker engines are not supported yet, use the local engine"
+    )]
+    RemoteHost(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Runs jobs for one workspace.
+pub struct Runner {
+    pub store: Arc<Store>,
+    pub ws: Workspace,
+    pub workspace_id: String,
+    target: DockerTarget,
+    builder: Builder,
+    cancels: Mutex<HashMap<String, watch::Sender<bool>>>,
+    active: AtomicUsize,
+}
+
+/// Counts a drive task as active for as long as it lives.
+struct ActiveGuard<'a>(&'a AtomicUsize);
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Runner {
+    pub fn new(
+        store: Arc<Store>,
+        ws: Workspace,
+        workspace_id: String,
+        target: DockerTarget,
+    ) -> Runner {
+        let builder = Builder::new(target.docker().clone());
+        Runner {
+            store,
+            ws,
+            workspace_id,
+            target,
+            builder,
+            cancels: Mutex::default(),
+            active: AtomicUsize::new(0),
+        }
+    }
+
+    /// Number of runs being driven now.
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    fn config(&self) -> Result<WorkspaceConfig, Error> {
+        let path = self.ws.config_path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        Ok(WorkspaceConfig::parse(&path.display().to_string(), &text)?)
+    }
+
+    /// Checks what the server can check before anything is created.
+    pub fn validate(&self, sub: &JobSubmission) -> Result<(), Error> {
+        let config = self.config()?;
+        let file = self.ws.config_path().display().to_string();
+        let target = config.target(&sub.compute, &file)?;
+        if target.kind != "docker" {
+            return Err(Error::UnsupportedTarget(sub.compute.clone(), target.kind));
+        }
+        if target.host.is_some() {
+            return Err(Error::RemoteHost(sub.compute.clone()));
+        }
+        crate::compute::config::limits(&sub.compute, &target, &sub.resources)?;
+        let snapshots = [
+            sub.code_snapshot.clone(),
+            match &sub.environment {
+                ResolvedEnvironment::Build {
+                    context_snapshot, ..
+                } => Some(context_snapshot.clone()),
+                _ => None,
+            },
+        ];
+        for s in snapshots.into_iter().flatten() {
+            if !self.snapshot_path(&s).exists() {
+                return Err(Error::MissingSnapshot(s));
+            }
+        }
+        for (name, input) in &sub.inputs {
+            if let InputBinding::Data { host_path, .. } = input
+                && !std::path::Path::new(host_path).exists()
+            {
+                return Err(Error::Invalid(format!(
+                    "input `{name}`: {host_path} does not exist on the server's host"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshot_path(&self, sha: &str) -> std::path::PathBuf {
+        self.ws.snapshots().join(format!("{sha}.tar"))
+    }
+
+    /// Stores a new run and starts driving it.
+    pub fn submit(self: &Arc<Self>, sub: JobSubmission) -> Result<RunRecord, Error> {
+        self.validate(&sub)?;
+        let id = sub.name.clone().unwrap_or_else(new_run_id);
+        let nonce = crate::workspace::random_hex(12);
+        self.store.insert_run(&id, &sub, &nonce)?;
+        self.spawn(id.clone());
+        Ok(self.store.run(&id)?)
+    }
+
+    /// Asks a run to stop. Returns its record.
+    pub fn cancel(&self, id: &str) -> Result<RunRecord, Error> {
+        let rec = self.store.request_cancel(id)?;
+        if let Some(tx) = self.cancels.lock().unwrap().get(id) {
+            let _ = tx.send(true);
+        }
+        Ok(rec)
+    }
+
+    /// Drives `id` in the background until it ends.
+    pub fn spawn(self: &Arc<Self>, id: String) {
+        let (tx, rx) = watch::channel(false);
+        self.cancels.lock().unwrap().insert(id.clone(), tx);
+        self.active.fetch_add(1, Ordering::SeqCst);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let _guard = ActiveGuard(&me.active);
+            if let Err(e) = me.drive(&id, rx).await {
+                tracing::error!(run = %id, error = %e, "run failed in tug itself");
+                let _ = me.store.transition(
+                    &id,
+                    RunStatus::Failed,
+                    Transition {
+                        error: Some(format!("tug could not run this job: {e}")),
+                        ..Default::default()
+                    },
+                );
+                let _ = me.target.remove(&id).await;
+            }
+            me.cancels.lock().unwrap().remove(&id);
+        });
+    }
+
+    /// Picks up every run the store says is live (after a restart).
+    pub async fn reconcile(self: &Arc<Self>) -> Result<usize, Error> {
+        let live = self.store.live_runs()?;
+        let n = live.len();
+        for run in live {
+            tracing::info!(run = %run.id, status = %run.status, "resuming run");
+            self.spawn(run.id);
+        }
+        Ok(n)
+    }
+
+    async fn drive(&self, id: &str, mut cancel: watch::Receiver<bool>) -> Result<(), Error> {
+        loop {
+            let run = self.store.run(id)?;
+            let canceled = run.cancel_requested || *cancel.borrow();
+            match run.status {
+                s if s.is_terminal() => return Ok(()),
+                RunStatus::Queued => {
+                    if canceled {
+                        self.finish_without_container(id, RunStatus::Canceled)?;
+                        continue;
+                    }
+                    self.store
+                        .transition(id, RunStatus::Preparing, Transition::default())?;
+                }
+                RunStatus::Preparing => {
+                    if canceled {
+                        self.finish_without_container(id, RunStatus::Canceled)?;
+                        continue;
+                    }
+                    match self.prepare(&run).await {
+                        Ok((hash, tag)) => {
+                            self.store.transition(
+                                id,
+                                RunStatus::Starting,
+                                Transition {
+                                    env_hash: Some(hash),
+                                    image: Some(tag),
+                                    ..Default::default()
+                                },
+                            )?;
+                        }
+                        Err(message) => {
+                            self.store.transition(
+                                id,
+                                RunStatus::Failed,
+                                Transition {
+                                    error: Some(message),
+                                    ..Default::default()
+                                },
+                            )?;
+                        }
+                    }
+                }
+                RunStatus::Starting => {
+                    if canceled {
+                        self.target.remove(id).await.ok();
+                        self.finish_without_container(id, RunStatus::Canceled)?;
+                        continue;
+                    }
+                    let spec = self.container_spec(&run)?;
+                    match self.target.start(&spec).await {
+                        Ok(()) => {
+                            self.store.transition(
+                                id,
+                                RunStatus::Running,
+                                Transition {
+                                    container: Some(crate::compute::docker::container_name(
+                                        &self.workspace_id,
+                                        id,
+                                    )),
+                                    ..Default::default()
+                                },
+                            )?;
+                        }
+                        Err(e) => {
+                            self.target.remove(id).await.ok();
+                            self.store.transition(
+                                id,
+                                RunStatus::Failed,
+                                Transition {
+                                    error: Some(format!("could not start the container: {e}")),
+                                    ..Default::default()
+                                },
+                            )?;
+                        }
+                    }
+                }
+                RunStatus::Running => {
+                    if self.target.state(id).await.ok() == Some(ContainerState::Missing) {
+                        self.store.transition(
+                            id,
+                            RunStatus::Failed,
+                            Transition {
+                                error: Some(
+                                    "the run's container disappeared (removed while tug was not watching); its outputs are lost".into(),
+                                ),
+                                ..Default::default()
+                            },
+                        )?;
+                        continue;
+                    }
+                    let ending = self.watch(&run, &mut cancel).await?;
+                    let last = plan::tail_lines(
+                        &std::fs::read_to_string(self.std_log(id)).unwrap_or_default(),
+                        FAILURE_TAIL_LINES,
+                    );
+                    let (status, error) = plan::outcome(ending, &last);
+                    let exit_code = match ending {
+                        Ending::Exited(c) => Some(c),
+                        _ => None,
+                    };
+                    self.store.transition(
+                        id,
+                        RunStatus::Finalizing,
+                        Transition {
+                            exit_code,
+                            error,
+                            outcome: Some(status),
+                            ..Default::default()
+                        },
+                    )?;
+                }
+                RunStatus::Finalizing => {
+                    let spec_collect = self.collect_list(&run);
+                    let collected = self
+                        .target
+                        .collect(id, &spec_collect, &self.ws.run_dir(id))
+                        .await;
+                    let mut status = run.outcome.unwrap_or(RunStatus::Failed);
+                    let mut t = Transition::default();
+                    if let Err(e) = collected {
+                        status = RunStatus::Failed;
+                        t.error = Some(format!("collecting outputs failed: {e}"));
+                    }
+                    self.store.transition(id, status, t)?;
+                    self.target.remove(id).await.ok();
+                }
+                _ => unreachable!("all states handled"),
+            }
+        }
+    }
+
+    fn finish_without_container(&self, id: &str, status: RunStatus) -> Result<(), Error> {
+        self.store.transition(
+            id,
+            status,
+            Transition {
+                error: Some("canceled by request before it started".into()),
+                ..Default::default()
+            },
+        )?;
+        Ok(())
+    }
+
+    fn std_log(&self, id: &str) -> std::path::PathBuf {
+        self.ws.run_dir(id).join("user_logs/std_log.txt")
+    }
+
+    pub fn build_log(&self, id: &str) -> std::path::PathBuf {
+        self.ws.run_dir(id).join("system_logs/build.log")
+    }
+
+    /// Builds (or finds) the environment image. Errors come back as the run's message.
+    async fn prepare(&self, run: &RunRecord) -> Result<(String, String), String> {
+        let env = &run.submission.environment;
+        let context = match env {
+            ResolvedEnvironment::Build {
+                context_snapshot, ..
+            } => Some(
+                std::fs::read(self.snapshot_path(context_snapshot))
+                    .map_err(|e| format!("reading the build context snapshot: {e}"))?,
+            ),
+            _ => None,
+        };
+        let log_path = self.build_log(&run.id);
+        std::fs::create_dir_all(log_path.parent().unwrap()).map_err(|e| e.to_string())?;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| format!("opening {}: {e}", log_path.display()))?;
+        let source = run.submission.source.clone().unwrap_or_default();
+        let mut progress = |line: &str| {
+            let _ = writeln!(log, "{line}");
+        };
+        let ensured = self
+            .builder
+            .ensure(env, context.as_deref(), &source, &mut progress)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = writeln!(
+            log,
+            "{} {}",
+            if ensured.built { "built" } else { "reused" },
+            ensured.tag
+        );
+        Ok((ensured.hash, ensured.tag))
+    }
+
+    fn container_spec(&self, run: &RunRecord) -> Result<crate::compute::ContainerSpec, Error> {
+        let sub = &run.submission;
+        let config = self.config()?;
+        let file = self.ws.config_path().display().to_string();
+        let target = config.target(&sub.compute, &file)?;
+        let limits = crate::compute::config::limits(&sub.compute, &target, &sub.resources)?;
+        let code = match &sub.code_snapshot {
+            Some(sha) => {
+                let bytes = std::fs::read(self.snapshot_path(sha))
+                    .map_err(|_| Error::MissingSnapshot(sha.clone()))?;
+                crate::snapshot::entries_from_tar(&bytes)
+                    .map_err(|e| Error::Invalid(format!("snapshot {sha} is corrupt: {e}")))?
+            }
+            None => vec![],
+        };
+        let mut downloads = BTreeMap::new();
+        for (name, input) in &sub.inputs {
+            if let InputBinding::Data {
+                host_path,
+                is_file,
+                mode: InputMode::Download,
+                container_path,
+            } = input
+            {
+                let entries = if *is_file {
+                    let data = std::fs::read(host_path).map_err(|e| {
+                        Error::Invalid(format!("input `{name}`: reading {host_path}: {e}"))
+                    })?;
+                    let file_name = container_path.rsplit('/').next().unwrap_or(name);
+                    vec![crate::snapshot::Entry {
+                        path: file_name.to_string(),
+                        data: Some(data),
+                        executable: false,
+                    }]
+                } else {
+                    crate::snapshot::read_folder(std::path::Path::new(host_path))
+                        .map_err(|e| Error::Invalid(format!("input `{name}`: {e}")))?
+                };
+                downloads.insert(name.clone(), entries);
+            }
+        }
+        Ok(plan::container_spec(
+            sub,
+            SpecInputs {
+                workspace_id: &self.workspace_id,
+                run_id: &run.id,
+                experiment: &run.experiment,
+                image: run.image.as_deref().unwrap_or_default(),
+                log_nonce: &run.log_nonce,
+                code,
+                downloads,
+                limits,
+            },
+        ))
+    }
+
+    fn collect_list(&self, run: &RunRecord) -> Vec<(String, String)> {
+        // The same list container_spec makes, without reading the snapshot again.
+        let mut sub = run.submission.clone();
+        sub.code_snapshot = None;
+        plan::container_spec(
+            &sub,
+            SpecInputs {
+                workspace_id: &self.workspace_id,
+                run_id: &run.id,
+                experiment: &run.experiment,
+                image: "",
+                log_nonce: "",
+                code: vec![],
+                downloads: BTreeMap::new(),
+                limits: Default::default(),
+            },
+        )
+        .collect
+    }
+
+    /// Follows a running container to its end: logs and metrics, cancel, timeout.
+    async fn watch(
+        &self,
+        run: &RunRecord,
+        cancel: &mut watch::Receiver<bool>,
+    ) -> Result<Ending, Error> {
+        let id = run.id.clone();
+        let log_task = {
+            let stream = self.target.logs(&id, run.log_cursor.as_deref());
+            let store = self.store.clone();
+            let path = self.std_log(&id);
+            let nonce = run.log_nonce.clone();
+            let id = id.clone();
+            tokio::spawn(async move { follow_log(stream, store, &id, &nonce, &path).await })
+        };
+        let deadline = run.submission.timeout_seconds.map(|limit| {
+            let started = run
+                .started_at
+                .as_deref()
+                .and_then(|s| humantime::parse_rfc3339_weak(s).ok())
+                .unwrap_or_else(SystemTime::now);
+            let elapsed = SystemTime::now()
+                .duration_since(started)
+                .unwrap_or_default();
+            (
+                Instant::now() + Duration::from_secs(limit).saturating_sub(elapsed),
+                limit,
+            )
+        });
+        let mut ending = None;
+        if run.cancel_requested || *cancel.borrow() {
+            self.target.stop(&id).await.ok();
+            ending = Some(Ending::Canceled);
+        }
+        let wait = self.target.wait(&id);
+        tokio::pin!(wait);
+        let code = loop {
+            let sleep = async {
+                match deadline {
+                    Some((at, _)) if ending.is_none() => tokio::time::sleep_until(at.into()).await,
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                code = &mut wait => break code,
+                changed = cancel.changed(), if ending.is_none() => {
+                    if changed.is_ok() && *cancel.borrow() {
+                        ending = Some(Ending::Canceled);
+                        self.target.stop(&id).await.ok();
+                    }
+                }
+                _ = sleep => {
+                    ending = Some(Ending::TimedOut { limit_seconds: deadline.map(|d| d.1).unwrap_or(0) });
+                    tracing::info!(run = %id, "timeout reached, stopping");
+                    self.target.stop(&id).await.ok();
+                }
+            }
+        };
+        // The log stream ends with the container; give it a moment to drain.
+        match tokio::time::timeout(Duration::from_secs(10), log_task).await {
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(run = %id, error = %e, "log stream ended with an error")
+            }
+            Err(_) => tracing::warn!(run = %id, "log stream did not end after the container"),
+            _ => {}
+        }
+        let code = code.map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(ending.unwrap_or(Ending::Exited(code)))
+    }
+}
+
+/// Copies a run's log to `std_log.txt` and its metric records to the store.
+async fn follow_log(
+    mut stream: crate::compute::LogStream,
+    store: Arc<Store>,
+    id: &str,
+    nonce: &str,
+    path: &std::path::Path,
+) -> Result<(), Error> {
+    std::fs::create_dir_all(path.parent().unwrap())
+        .map_err(|e| Error::Invalid(format!("creating {}: {e}", path.display())))?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::Invalid(format!("opening {}: {e}", path.display())))?;
+    let mut metrics = Vec::new();
+    let mut params = BTreeMap::new();
+    let mut tags = BTreeMap::new();
+    let mut cursor: Option<String> = None;
+    let mut last_flush = Instant::now();
+    let now_secs = || {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+    };
+    loop {
+        let next = tokio::time::timeout(FLUSH_EVERY, stream.next()).await;
+        let done = match next {
+            Ok(Some(Ok(line))) => {
+                let split = split_line(&line.text, nonce);
+                if let Some(text) = split.text {
+                    let _ = writeln!(file, "{text}");
+                }
+                match split.record {
+                    Some(Ok(Record::Metric {
+                        name,
+                        value,
+                        step,
+                        ts,
+                    })) => {
+                        if let Some(v) = value.as_f64() {
+                            metrics.push((name, step, v, ts.unwrap_or_else(now_secs)));
+                        }
+                    }
+                    Some(Ok(Record::Params { values })) => params.extend(values),
+                    Some(Ok(Record::Tags { values })) => tags.extend(values),
+                    Some(Err(e)) => {
+                        tracing::warn!(run = %id, error = %e, "unreadable metric record")
+                    }
+                    None => {}
+                }
+                cursor = Some(line.ts);
+                false
+            }
+            Ok(Some(Err(e))) => {
+                tracing::warn!(run = %id, error = %e, "log stream error");
+                true
+            }
+            Ok(None) => true,
+            Err(_) => false, // quiet period: flush below
+        };
+        if done || last_flush.elapsed() >= FLUSH_EVERY || metrics.len() >= 500 {
+            if cursor.is_some() || !metrics.is_empty() {
+                let _ = file.flush();
+                store.record_log_batch(id, &metrics, &params, &tags, cursor.as_deref())?;
+                metrics.clear();
+                params.clear();
+                tags.clear();
+                cursor = None;
+            }
+            last_flush = Instant::now();
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// A fresh run id in Azure's style: an adjective-noun name is the display name; the
+/// id is unique and sortable enough to read.
+pub fn new_run_id() -> String {
+    const ADJ: &[&str] = &[
+        "amber", "brave", "calm", "dreamy", "eager", "frosty", "gentle", "happy", "icy", "jolly",
+        "keen", "lucid", "mellow", "nimble", "olive", "plucky", "quiet", "rustic", "sunny", "tidy",
+        "upbeat", "vivid", "witty", "zesty",
+    ];
+    const NOUN: &[&str] = &[
+        "apple", "badger", "cactus", "dingo", "eagle", "fig", "garden", "harbor", "island",
+        "jackal", "kettle", "lemon", "mango", "needle", "otter", "pepper", "quill", "river",
+        "salmon", "tiger", "umbrella", "violin", "walrus", "yak",
+    ];
+    let r = crate::workspace::random_hex(6);
+    let n = u64::from_str_radix(&r, 16).unwrap_or(0);
+    format!(
+        "{}_{}_{}",
+        ADJ[(n % ADJ.len() as u64) as usize],
+        NOUN[((n / 97) % NOUN.len() as u64) as usize],
+        &r[..8]
+    )
+}

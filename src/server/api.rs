@@ -1,0 +1,335 @@
+//! HTTP routes of the control plane. JSON in and out; errors are `{"message": ...}`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use crate::run::lifecycle;
+use crate::run::model::JobSubmission;
+use crate::store::{self, EnvironmentRecord, MetricPoint, RunRecord};
+
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/server/stop", post(stop))
+        .route("/api/snapshots", post(upload_snapshot))
+        .route("/api/jobs", get(list_jobs).post(create_job))
+        .route("/api/jobs/{id}", get(show_job))
+        .route("/api/jobs/{id}/cancel", post(cancel_job))
+        .route("/api/jobs/{id}/metrics", get(job_metrics))
+        .route("/api/jobs/{id}/stream", get(super::stream::stream_job))
+        .route("/api/jobs/{id}/download", get(download_job))
+        .route(
+            "/api/environments",
+            get(list_environments).post(create_environment),
+        )
+        .route("/api/environments/{name}", get(show_environment))
+        // Code snapshots are up to 300 MB.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::snapshot::MAX_SNAPSHOT_BYTES as usize + (1 << 20),
+        ))
+}
+
+/// An API error: a status and a message that says what to do.
+pub(crate) struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "message": self.1 }))).into_response()
+    }
+}
+
+impl From<store::Error> for ApiError {
+    fn from(e: store::Error) -> Self {
+        let code = match e {
+            store::Error::NoRun(_) => StatusCode::NOT_FOUND,
+            store::Error::RunExists(_) | store::Error::EnvironmentConflict { .. } => {
+                StatusCode::CONFLICT
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(code, e.to_string())
+    }
+}
+
+impl From<lifecycle::Error> for ApiError {
+    fn from(e: lifecycle::Error) -> Self {
+        match e {
+            lifecycle::Error::Store(s) => s.into(),
+            other => ApiError(StatusCode::BAD_REQUEST, other.to_string()),
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+async fn health(State(s): State<Arc<AppState>>) -> Json<super::ServerInfo> {
+    Json(s.info.clone())
+}
+
+async fn stop(State(s): State<Arc<AppState>>) -> StatusCode {
+    s.shutdown.notify_one();
+    StatusCode::ACCEPTED
+}
+
+#[derive(Serialize)]
+struct SnapshotCreated {
+    sha256: String,
+    bytes: usize,
+}
+
+/// Stores a tar snapshot under its content hash (idempotent).
+async fn upload_snapshot(
+    State(s): State<Arc<AppState>>,
+    body: Bytes,
+) -> ApiResult<Json<SnapshotCreated>> {
+    if tar::Archive::new(body.as_ref()).entries().is_err() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "the body is not a tar archive".into(),
+        ));
+    }
+    let sha = crate::snapshot::sha256_hex(&body);
+    let dir = s.runner.ws.snapshots();
+    let path = dir.join(format!("{sha}.tar"));
+    if !path.exists() {
+        let tmp = dir.join(format!(".{sha}.{}", crate::workspace::random_hex(4)));
+        std::fs::write(&tmp, &body)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("storing snapshot: {e}"),
+                )
+            })?;
+    }
+    Ok(Json(SnapshotCreated {
+        sha256: sha,
+        bytes: body.len(),
+    }))
+}
+
+/// A run as the API shows it: the record plus its last metric values.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct JobView {
+    #[serde(flatten)]
+    pub run: RunRecord,
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub history: Vec<(String, String, Option<String>)>,
+    pub artifacts: String,
+}
+
+fn view(s: &AppState, run: RunRecord, detail: bool) -> ApiResult<JobView> {
+    let metrics = s.runner.store.last_metrics(&run.id)?;
+    let history = if detail {
+        s.runner.store.events(&run.id)?
+    } else {
+        vec![]
+    };
+    let artifacts = s.runner.ws.run_dir(&run.id).display().to_string();
+    Ok(JobView {
+        run,
+        metrics,
+        history,
+        artifacts,
+    })
+}
+
+async fn create_job(
+    State(s): State<Arc<AppState>>,
+    Json(sub): Json<JobSubmission>,
+) -> ApiResult<(StatusCode, Json<JobView>)> {
+    let run = s.runner.submit(sub)?;
+    Ok((StatusCode::CREATED, Json(view(&s, run, false)?)))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    experiment: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_jobs(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<JobView>>> {
+    let runs = s
+        .runner
+        .store
+        .runs(q.experiment.as_deref(), q.limit.unwrap_or(50))?;
+    Ok(Json(
+        runs.into_iter()
+            .map(|r| view(&s, r, false))
+            .collect::<ApiResult<_>>()?,
+    ))
+}
+
+async fn show_job(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobView>> {
+    let run = s.runner.store.run(&id)?;
+    Ok(Json(view(&s, run, true)?))
+}
+
+async fn cancel_job(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobView>> {
+    let run = s.runner.cancel(&id)?;
+    Ok(Json(view(&s, run, false)?))
+}
+
+#[derive(Deserialize)]
+struct MetricQuery {
+    name: Option<String>,
+}
+
+async fn job_metrics(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<MetricQuery>,
+) -> ApiResult<Json<Vec<MetricPoint>>> {
+    s.runner.store.run(&id)?;
+    let points = s.runner.store.metrics(&id, q.name.as_deref(), 0)?;
+    Ok(Json(points.into_iter().map(|(_, p)| p).collect()))
+}
+
+#[derive(Deserialize)]
+struct DownloadQuery {
+    output_name: Option<String>,
+    #[serde(default)]
+    all: bool,
+}
+
+/// A tar laid out as `az ml job download` lays out its folder: default artifacts under
+/// `artifacts/`, named outputs under `named-outputs/<name>/`.
+async fn download_job(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<DownloadQuery>,
+) -> ApiResult<Response> {
+    let run = s.runner.store.run(&id)?;
+    let dir = s.runner.ws.run_dir(&run.id);
+    let mut entries = Vec::new();
+    let mut add = |from: std::path::PathBuf, prefix: &str| -> ApiResult<()> {
+        if !from.is_dir() {
+            return Ok(());
+        }
+        let found = crate::snapshot::read_folder(&from)
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        entries.push(crate::snapshot::Entry {
+            path: prefix.to_string(),
+            data: None,
+            executable: false,
+        });
+        entries.extend(found.into_iter().map(|mut e| {
+            e.path = format!("{prefix}/{}", e.path);
+            e
+        }));
+        Ok(())
+    };
+    match &q.output_name {
+        Some(name) => {
+            if !run.submission.outputs.contains_key(name) && name != "default" {
+                return Err(ApiError(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "job `{id}` has no output `{name}`; its outputs: default{}",
+                        run.submission
+                            .outputs
+                            .keys()
+                            .map(|k| format!(", {k}"))
+                            .collect::<String>()
+                    ),
+                ));
+            }
+            if name == "default" {
+                for sub in ["outputs", "logs", "user_logs", "system_logs"] {
+                    add(dir.join(sub), &format!("artifacts/{sub}"))?;
+                }
+            } else {
+                add(
+                    dir.join("named-outputs").join(name),
+                    &format!("named-outputs/{name}"),
+                )?;
+            }
+        }
+        None => {
+            for sub in ["outputs", "logs", "user_logs", "system_logs"] {
+                add(dir.join(sub), &format!("artifacts/{sub}"))?;
+            }
+            if q.all {
+                add(dir.join("named-outputs"), "named-outputs")?;
+            }
+        }
+    }
+    let tar = crate::snapshot::tar_bytes(&entries, "", 0, 0);
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        Body::from(tar),
+    )
+        .into_response())
+}
+
+async fn create_environment(
+    State(s): State<Arc<AppState>>,
+    Json(mut rec): Json<EnvironmentRecord>,
+) -> ApiResult<(StatusCode, Json<EnvironmentRecord>)> {
+    if rec.version.is_empty() {
+        rec.version = s.runner.store.next_environment_version(&rec.name)?;
+    }
+    if rec.created_at.is_empty() {
+        rec.created_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    }
+    s.runner.store.put_environment(&rec)?;
+    let stored = s
+        .runner
+        .store
+        .environment(&rec.name, Some(&rec.version))?
+        .expect("just stored");
+    Ok((StatusCode::CREATED, Json(stored)))
+}
+
+async fn list_environments(
+    State(s): State<Arc<AppState>>,
+) -> ApiResult<Json<Vec<EnvironmentRecord>>> {
+    Ok(Json(s.runner.store.environments()?))
+}
+
+#[derive(Deserialize)]
+struct EnvQuery {
+    version: Option<String>,
+}
+
+async fn show_environment(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(q): Query<EnvQuery>,
+) -> ApiResult<Json<EnvironmentRecord>> {
+    s.runner
+        .store
+        .environment(&name, q.version.as_deref())?
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                match q.version {
+                    Some(v) => format!("environment `{name}` has no version `{v}`; `tug environment list` shows what is registered"),
+                    None => format!("no environment named `{name}` is registered; register it with `tug environment create -f <file>`"),
+                },
+            )
+        })
+}

@@ -1,0 +1,237 @@
+//! The control plane: one long-running process per workspace serving the HTTP API the
+//! CLI talks to, driving runs, and exiting by itself when idle if asked to.
+
+pub mod api;
+pub mod stream;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::compute::docker::DockerTarget;
+use crate::run::lifecycle::Runner;
+use crate::store::Store;
+use crate::workspace::Workspace;
+
+/// What `server.json` holds: how a CLI reaches the running server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub pid: u32,
+    pub url: String,
+    pub workspace_id: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Address to bind; loopback unless told otherwise.
+    pub bind: SocketAddr,
+    /// Exit after this long with no runs, no requests and no streaming clients.
+    pub idle_timeout: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "another tug server is already running for this workspace ({0}); stop it with `tug server stop`"
+    )]
+    AlreadyRunning(String),
+    #[error("cannot {doing}: {source}")]
+    Io {
+        doing: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error(transparent)]
+    Compute(#[from] crate::compute::Error),
+    #[error(transparent)]
+    Run(#[from] crate::run::lifecycle::Error),
+}
+
+fn io(doing: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let doing = doing.into();
+    move |source| Error::Io { doing, source }
+}
+
+pub(crate) struct AppState {
+    pub runner: Arc<Runner>,
+    pub token: String,
+    pub info: ServerInfo,
+    last_activity: std::sync::Mutex<Instant>,
+    in_flight: AtomicUsize,
+    pub shutdown: Notify,
+}
+
+impl AppState {
+    fn touch(&self) {
+        *self.last_activity.lock().unwrap() = Instant::now();
+    }
+}
+
+/// Counts a request (or a streaming client) as activity until dropped.
+pub(crate) struct Busy(Arc<AppState>);
+impl Busy {
+    pub(crate) fn new(state: &Arc<AppState>) -> Busy {
+        state.in_flight.fetch_add(1, Ordering::SeqCst);
+        state.touch();
+        Busy(state.clone())
+    }
+}
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Runs the server until stopped (API call, signal, or idle timeout).
+pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
+    ws.create().map_err(|e| Error::Io {
+        doing: "create the workspace".into(),
+        source: std::io::Error::other(e),
+    })?;
+    // One server per workspace: the kernel drops this lock if we die, even by SIGKILL.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(ws.server_lock())
+        .map_err(io("open the server lock"))?;
+    if lock.try_lock().is_err() {
+        let who = std::fs::read_to_string(ws.server_file()).unwrap_or_default();
+        return Err(Error::AlreadyRunning(who.trim().to_string()));
+    }
+    let token = ws.token().map_err(|e| Error::Io {
+        doing: "read the workspace token".into(),
+        source: std::io::Error::other(e),
+    })?;
+    let store = Arc::new(Store::open(&ws.db_path())?);
+    let workspace_id = store.workspace_id()?;
+    let target = DockerTarget::connect_local(&workspace_id).await?;
+    let runner = Arc::new(Runner::new(store, ws.clone(), workspace_id.clone(), target));
+
+    let listener = tokio::net::TcpListener::bind(opts.bind)
+        .await
+        .map_err(io(format!("listen on {}", opts.bind)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(io("read the bound address"))?;
+    let info = ServerInfo {
+        pid: std::process::id(),
+        url: format!("http://{addr}"),
+        workspace_id,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let state = Arc::new(AppState {
+        runner: runner.clone(),
+        token,
+        info: info.clone(),
+        last_activity: std::sync::Mutex::new(Instant::now()),
+        in_flight: AtomicUsize::new(0),
+        shutdown: Notify::new(),
+    });
+
+    let resumed = runner.reconcile().await?;
+    tracing::info!(url = %info.url, resumed, "tug server listening");
+    write_server_file(&ws, &info)?;
+
+    let app = router(state.clone());
+    let idle_state = state.clone();
+    let idle = async move {
+        match opts.idle_timeout {
+            None => std::future::pending::<()>().await,
+            Some(limit) => loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let quiet = idle_state.last_activity.lock().unwrap().elapsed();
+                if idle_state.runner.active() == 0
+                    && idle_state.in_flight.load(Ordering::SeqCst) == 0
+                    && quiet >= limit
+                {
+                    tracing::info!(?quiet, "idle: no runs and no clients; exiting");
+                    return;
+                }
+            },
+        }
+    };
+    let stop_state = state.clone();
+    let shutdown = async move {
+        tokio::select! {
+            _ = idle => {}
+            _ = stop_state.shutdown.notified() => tracing::info!("stop requested"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
+            _ = terminate() => tracing::info!("terminated"),
+        }
+    };
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(io("serve HTTP"));
+    // Runs keep going in their containers; the next server picks them up.
+    if let Ok(text) = std::fs::read_to_string(ws.server_file())
+        && text.contains(&format!("\"pid\":{}", info.pid))
+    {
+        let _ = std::fs::remove_file(ws.server_file());
+    }
+    drop(lock);
+    result
+}
+
+async fn terminate() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+fn write_server_file(ws: &Workspace, info: &ServerInfo) -> Result<(), Error> {
+    let tmp = ws.dir.join(format!(".server.json.{}", info.pid));
+    let mut f = std::fs::File::create(&tmp).map_err(io("write server.json"))?;
+    f.write_all(serde_json::to_string(info).unwrap().as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(io("write server.json"))?;
+    std::fs::rename(&tmp, ws.server_file()).map_err(io("write server.json"))
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    api::routes()
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state)
+}
+
+/// Every route needs `Authorization: Bearer <workspace token>`.
+async fn authenticate(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !constant_time_eq(given.as_bytes(), state.token.as_bytes()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({
+                "message": "missing or wrong token: send `Authorization: Bearer <contents of .tug/token>`"
+            })),
+        )
+            .into_response();
+    }
+    let _busy = Busy::new(&state);
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,261 @@
+//! One spec file being read: its text, position index, overrides, and how errors get located.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde_yaml::Value;
+
+use super::diagnose;
+use super::error::{Origin, SpecError};
+use super::index::{Pos, Raw, SourceIndex, Style};
+use super::literal::{Literal, ScalarString, resolve_plain};
+use super::overrides;
+
+/// A parsed YAML file plus everything needed to point errors back into it.
+pub(crate) struct Document<'a> {
+    pub path: &'a Path,
+    pub text: &'a str,
+    pub index: SourceIndex,
+    /// The YAML value, with overrides applied.
+    pub value: Value,
+    /// `(field path, raw value text)` of each `--set`.
+    overrides: Vec<(String, String)>,
+    /// What the typed reading sees: the value written back out when overrides changed it.
+    typed_text: Option<String>,
+    /// What the file is, for messages: `command job`, `environment`, `conda file`.
+    pub what: &'static str,
+}
+
+impl<'a> Document<'a> {
+    /// Parse `text` as YAML and apply `overrides`.
+    pub fn load(
+        path: &'a Path,
+        text: &'a str,
+        overrides: &[(&str, &str)],
+        what: &'static str,
+    ) -> Result<Document<'a>, SpecError> {
+        let index = SourceIndex::build(text);
+        let mut value: Value =
+            serde_yaml::from_str(text).map_err(|e| diagnose::load_error(&e, path, &index))?;
+        let keys = overrides::apply(&mut value, overrides)?;
+        let typed_text = if keys.is_empty() {
+            None
+        } else {
+            Some(
+                serde_yaml::to_string(&value).map_err(|e| SpecError::InvalidValue {
+                    origin: Origin::Override {
+                        key: overrides[0].0.to_string(),
+                    },
+                    field: keys[0].clone(),
+                    message: format!("the overridden document cannot be written back as YAML: {e}"),
+                    help: "simplify the --set values (plain scalars, `[a, b]` or `{k: v}`)".into(),
+                })?,
+            )
+        };
+        let overrides = keys
+            .into_iter()
+            .zip(overrides.iter().map(|(_, v)| v.to_string()))
+            .collect();
+        Ok(Document {
+            path,
+            text,
+            index,
+            value,
+            overrides,
+            typed_text,
+            what,
+        })
+    }
+
+    /// Read the (overridden) document as `T`, translating serde errors into [`SpecError`]s.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, SpecError> {
+        let text = self.typed_text.as_deref().unwrap_or(self.text);
+        serde_yaml::from_str(text).map_err(|e| diagnose::typed_error(&e, self))
+    }
+
+    /// Whether serde's error positions refer to the file itself (no overrides rewrote it).
+    pub fn marks_are_exact(&self) -> bool {
+        self.typed_text.is_none()
+    }
+
+    /// The `--set` key that produced `field` (or an ancestor of it), if any.
+    pub fn override_for(&self, field: &str) -> Option<&str> {
+        self.overrides.iter().map(|(k, _)| k.as_str()).find(|k| {
+            field == *k
+                || field
+                    .strip_prefix(*k)
+                    .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+        })
+    }
+
+    /// Where an error about `field` points: the override that set it, else its key (or value)
+    /// in the file, else `mark` (serde's position), else the nearest indexed ancestor.
+    pub fn origin(&self, field: &str, at_key: bool, mark: Option<Pos>) -> Origin {
+        if let Some(key) = self.override_for(field) {
+            return Origin::Override {
+                key: key.to_string(),
+            };
+        }
+        let exact = self.index.node(field).and_then(|n| {
+            if at_key {
+                n.key.or(n.value)
+            } else {
+                n.value.or(n.key)
+            }
+        });
+        let pos = exact
+            .or(if self.marks_are_exact() { mark } else { None })
+            .or_else(|| self.index.locate(field, at_key))
+            .or_else(|| first_content(self.text));
+        Origin::File {
+            path: self.path.to_path_buf(),
+            pos,
+        }
+    }
+
+    /// The source text of the scalar at `field`, from the override that set it or the file.
+    pub fn raw(&self, field: &str) -> Option<Raw> {
+        if let Some((_, text)) = self.overrides.iter().find(|(k, _)| k == field) {
+            let flow = text.trim_start().starts_with(['[', '{']);
+            return (!flow).then(|| Raw {
+                text: text.trim().to_string(),
+                style: Style::Plain,
+                multiline: false,
+            });
+        }
+        if self.override_for(field).is_some() {
+            return None;
+        }
+        self.index.raw(field).cloned()
+    }
+
+    /// The YAML 1.1 reading of the plain scalar at `field`, if it is one (unquoted, on one
+    /// line) and the index's text for it reads back under YAML 1.2 as `provisional`, serde's
+    /// value (a cross-check that the index found the right text).
+    fn reread_plain<T: DeserializeOwned + PartialEq>(
+        &self,
+        field: &str,
+        provisional: &T,
+    ) -> Option<Literal> {
+        let raw = self.raw(field)?;
+        if raw.style != Style::Plain || raw.multiline {
+            return None;
+        }
+        let same = serde_yaml::from_str::<T>(&raw.text).is_ok_and(|v| v == *provisional);
+        same.then(|| resolve_plain(&raw.text))
+    }
+
+    /// A literal as PyYAML would have read it: serde's YAML 1.2 value, re-resolved from the
+    /// raw source text when the scalar was plain (see `literal.rs`).
+    pub fn literal(&self, field: &str, provisional: Literal) -> Literal {
+        self.reread_plain(field, &provisional)
+            .unwrap_or(provisional)
+    }
+
+    /// A scalar-as-string (environment variable, tag) as Python `str()` would write it.
+    pub fn scalar_text(&self, field: &str, provisional: String) -> String {
+        let guess = ScalarString(provisional);
+        match self.reread_plain(field, &guess) {
+            Some(Literal::Null) | None => guess.0,
+            Some(other) => other.render(),
+        }
+    }
+
+    pub fn invalid(
+        &self,
+        field: &str,
+        at_key: bool,
+        message: String,
+        help: impl Into<String>,
+    ) -> SpecError {
+        SpecError::InvalidValue {
+            origin: self.origin(field, at_key, None),
+            field: field.into(),
+            message,
+            help: help.into(),
+        }
+    }
+
+    pub fn unsupported(
+        &self,
+        field: &str,
+        at_key: bool,
+        message: String,
+        help: impl Into<String>,
+    ) -> SpecError {
+        SpecError::Unsupported {
+            origin: self.origin(field, at_key, None),
+            field: field.into(),
+            message,
+            help: help.into(),
+        }
+    }
+
+    /// An expression error inside `field` (a command), pointing at `needle` when found.
+    pub fn expression(
+        &self,
+        field: &str,
+        needle: &str,
+        message: String,
+        help: impl Into<String>,
+    ) -> SpecError {
+        let mut origin = self.origin(field, false, None);
+        if let Origin::File { pos, .. } = &mut origin
+            && let Some(found) = self.index.find_in_value(self.text, field, needle)
+        {
+            *pos = Some(found);
+        }
+        SpecError::Expression {
+            origin,
+            field: field.into(),
+            message,
+            help: help.into(),
+        }
+    }
+
+    /// The top-level mapping, or an error saying what a file of this kind must look like.
+    pub fn root_mapping(&self, example: &str) -> Result<&serde_yaml::Mapping, SpecError> {
+        match &self.value {
+            Value::Mapping(m) => Ok(m),
+            Value::Null => Err(SpecError::InvalidValue {
+                origin: Origin::File {
+                    path: self.path.to_path_buf(),
+                    pos: None,
+                },
+                field: String::new(),
+                message: format!("the file is empty; expected a {}", self.what),
+                help: format!("a minimal {} looks like:\n{example}", self.what),
+            }),
+            _ => Err(SpecError::InvalidValue {
+                origin: Origin::File {
+                    path: self.path.to_path_buf(),
+                    pos: first_content(self.text),
+                },
+                field: String::new(),
+                message: format!(
+                    "a {} file must be a mapping of keys, but this one is {}",
+                    self.what,
+                    diagnose::describe_value(&self.value)
+                ),
+                help: format!("a minimal {} looks like:\n{example}", self.what),
+            }),
+        }
+    }
+}
+
+/// The top-level keys of `value` (strings only).
+pub(crate) fn top_keys(map: &serde_yaml::Mapping) -> impl Iterator<Item = &str> {
+    map.keys().filter_map(Value::as_str)
+}
+
+/// The position of the first line that is not blank, a comment or a document marker.
+fn first_content(text: &str) -> Option<Pos> {
+    text.lines().enumerate().find_map(|(n, line)| {
+        let trimmed = line.trim_start();
+        let skip = trimmed.is_empty()
+            || trimmed.starts_with('#')
+            || trimmed.starts_with("---")
+            || trimmed.starts_with('%');
+        (!skip).then(|| (n + 1, line.chars().count() - trimmed.chars().count() + 1))
+    })
+}

@@ -66,8 +66,7 @@ pub(crate) async fn follow(client: &Client, id: &str, format: Format) -> anyhow:
                     StreamEvent::Metric { name, step, value } => {
                         eprintln!("[metric] {name} = {} (step {step})", number(*value));
                     }
-                    StreamEvent::End { status, error } => {
-                        eprintln!("[tug] {id}: {status}");
+                    StreamEvent::End { error, .. } => {
                         if let Some(e) = error {
                             eprintln!("[tug] {e}");
                         }

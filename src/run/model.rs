@@ -175,6 +175,8 @@ pub mod paths {
     pub const CODE: &str = "/tug/code";
     pub const INPUTS: &str = "/tug/inputs";
     pub const OUTPUTS: &str = "/tug/outputs";
+    /// `HOME` of the run's user (writable, unlike `/` for a uid without a passwd entry).
+    pub const HOME: &str = "/tug/home";
 
     pub fn input(name: &str) -> String {
         format!("{INPUTS}/{name}")

@@ -42,6 +42,9 @@ pub fn container_spec(sub: &JobSubmission, inp: SpecInputs<'_>) -> ContainerSpec
     for (k, v) in fixed {
         env.insert(k.to_string(), v.to_string());
     }
+    // A uid with no passwd entry gets HOME=/, where nothing can be written.
+    env.entry("HOME".to_string())
+        .or_insert_with(|| paths::HOME.to_string());
     for (name, binding) in &sub.inputs {
         let value = match binding {
             InputBinding::Literal { text } => text.clone(),
@@ -71,6 +74,7 @@ pub fn container_spec(sub: &JobSubmission, inp: SpecInputs<'_>) -> ContainerSpec
         dir(&format!("{code}/logs")),
         dir(paths::INPUTS.trim_start_matches('/')),
         dir(paths::OUTPUTS.trim_start_matches('/')),
+        dir(paths::HOME.trim_start_matches('/')),
     ];
     entries.extend(inp.code.into_iter().map(|mut e| {
         e.path = format!("{code}/{}", e.path);

@@ -134,10 +134,6 @@ pub fn plan(
 ) -> Result<BuildPlan, PlanError> {
     let mut h = Sha256::new();
     h.update(RECIPE_VERSION);
-    for (p, d) in HELPER_FILES {
-        h.update(p);
-        h.update(Sha256::digest(d));
-    }
     let mut labels = BTreeMap::new();
     labels.insert(labels::SOURCE.to_string(), source.to_string());
     labels.insert(labels::TITLE.to_string(), "tug environment".to_string());
@@ -181,6 +177,10 @@ pub fn plan(
                     "COPY env-spec/ /opt/tug/env-spec/\nRUN [\"/bin/sh\", \"/opt/tug/env-spec/install.sh\"]\n",
                 );
             }
+            // Azure's images answer to `python`; Debian's only to `python3`.
+            dockerfile.push_str(
+                "RUN command -v python >/dev/null || ! command -v python3 >/dev/null \\\n    || ln -s \"$(command -v python3)\" /usr/local/bin/python\n",
+            );
             dockerfile.push_str(&helper_dockerfile_tail());
             entries.push(Entry {
                 path: "Dockerfile".into(),
@@ -204,6 +204,11 @@ pub fn plan(
             )
         }
     };
+    // The context holds the Dockerfile, the helper and the dependency files: hashing
+    // it (it is deterministic) covers every change to how tug assembles images.
+    h.update(b"\0context\0");
+    h.update(Sha256::digest(&context));
+    h.update(&dockerfile);
     let hash = crate::workspace::hex(&h.finalize());
     labels.insert(labels::ENV_HASH.to_string(), hash.clone());
     Ok(BuildPlan {

@@ -223,12 +223,13 @@ async fn server(ctx: &Context_, args: ServerArgs) -> anyhow::Result<ExitCode> {
             Some(c) => {
                 let pid = c.info.pid;
                 c.stop_server().await?;
-                // Wait for it to let go of the workspace.
-                for _ in 0..100 {
-                    if crate::client::Client::existing(&ws).await?.is_none() {
+                // Wait for the process to exit, so the workspace is free when we return.
+                for _ in 0..300 {
+                    // SAFETY: signal 0 only checks that the process exists.
+                    if unsafe { libc::kill(pid as i32, 0) } != 0 {
                         break;
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
                 println!("Stopped the tug server (pid {pid})");
             }

@@ -314,8 +314,11 @@ impl Runner {
                         status = RunStatus::Failed;
                         t.error = Some(format!("collecting outputs failed: {e}"));
                     }
-                    self.store.transition(id, status, t)?;
+                    // Removed before the run is marked ended, so an ended run never
+                    // leaves a container behind; a crash in between is harmless (the
+                    // next attempt finds nothing more to collect).
                     self.target.remove(id).await.ok();
+                    self.store.transition(id, status, t)?;
                 }
                 _ => unreachable!("all states handled"),
             }

@@ -1,0 +1,197 @@
+//! Test harness: a throw-away workspace driven through the real `tug` binary, on the
+//! real Docker engine. Dropping it stops the workspace's server and removes any
+//! container it left.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const MINIMAL: &str = "tug/python:3.11-minimal";
+pub const SKLEARN: &str = "tug/python:3.11-sklearn";
+
+/// Panics with the fix when a base image is missing (CI builds them in .ci/run).
+pub fn require_image(image: &str) {
+    let ok = Command::new("docker")
+        .args(["image", "inspect", image])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "base image {image} is missing: run `images/build-base.sh all` (or `make test`)"
+    );
+}
+
+pub struct Ws {
+    pub dir: tempfile::TempDir,
+}
+
+impl Ws {
+    pub fn new() -> Ws {
+        require_image(MINIMAL);
+        Ws {
+            dir: tempfile::Builder::new()
+                .prefix("tug-test-")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn tug_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tug"));
+        c.args(args)
+            .current_dir(self.path())
+            .env("TUG_WORKSPACE", self.path())
+            .env("TUG_IDLE_TIMEOUT", "60")
+            .env_remove("RUST_LOG");
+        c
+    }
+
+    pub fn tug(&self, args: &[&str]) -> Output {
+        self.tug_cmd(args).output().expect("running tug")
+    }
+
+    /// Runs tug, asserting success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.tug(args);
+        assert!(
+            out.status.success(),
+            "tug {args:?} failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&a)).expect("json output")
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Writes `yaml` as `name` and submits it; returns the run id.
+    pub fn submit(&self, name: &str, yaml: &str) -> String {
+        self.write(name, yaml);
+        let v = self.json(&["job", "create", "-f", name]);
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    pub fn show(&self, id: &str) -> Value {
+        self.json(&["job", "show", id])
+    }
+
+    /// Polls until the run ends (or `limit` passes); returns its final view.
+    pub fn wait(&self, id: &str, limit: Duration) -> Value {
+        self.wait_for(id, limit, |v| {
+            matches!(
+                v["status"].as_str(),
+                Some("Completed" | "Failed" | "Canceled")
+            )
+        })
+    }
+
+    pub fn wait_for(&self, id: &str, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let v = self.show(id);
+            if pred(&v) {
+                return v;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "run {id} did not reach the expected state in {limit:?}; last: {v:#}\nserver log:\n{}",
+                self.server_log()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.path().join(".tug/artifacts/runs").join(id)
+    }
+
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.path().join(".tug/server.log")).unwrap_or_default()
+    }
+
+    pub fn server_pid(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(self.path().join(".tug/server.json")).ok()?;
+        let v: Value = serde_json::from_str(&text).ok()?;
+        v["pid"].as_i64().map(|p| p as i32)
+    }
+
+    pub fn workspace_id(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.path().join(".tug/server.json")).ok()?;
+        let v: Value = serde_json::from_str(&text).ok()?;
+        v["workspace_id"].as_str().map(str::to_string)
+    }
+
+    /// Names of this workspace's containers the engine holds.
+    pub fn containers(&self, ws_id: &str) -> Vec<String> {
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "-a",
+                "--format",
+                "{{.Names}}",
+                "--filter",
+                &format!("label=tug.workspace={ws_id}"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Ws {
+    fn drop(&mut self) {
+        let ws_id = self.workspace_id();
+        let _ = self.tug(&["server", "stop"]);
+        if let Some(id) = ws_id {
+            for c in self.containers(&id) {
+                let _ = Command::new("docker").args(["rm", "-f", &c]).output();
+            }
+        }
+    }
+}
+
+/// A job file on the minimal image running `command` in a `src/` code folder.
+pub fn job_yaml(command: &str, extra: &str) -> String {
+    format!(
+        "$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\n\
+         experiment_name: tests\n\
+         code: src\n\
+         command: {command}\n\
+         environment:\n  image: {MINIMAL}\n\
+         {extra}"
+    )
+}
+
+pub fn metric_series(v: &Value, ws: &Ws, id: &str, name: &str) -> Vec<f64> {
+    let _ = v;
+    let points = ws.json(&["job", "show", id, "--metric", name]);
+    points
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["value"].as_f64().unwrap())
+        .collect()
+}

@@ -34,7 +34,8 @@ impl fmt::Display for Origin {
 
 /// An error in a job, environment or conda file (or in a `--set` override of one).
 ///
-/// `Display` gives `<file>:<line>:<col>: <message>` followed by an indented `help:` line that
+/// `Display` gives `<file>:<line>:<col>: <message>`, an indented `field:` line (the dotted
+/// path, when the error is about one field) and a `help:` line that
 /// says how to fix it. Every variant names the dotted `field` it is about (empty when the error
 /// is about the file as a whole); the message already contains the details (the nearest valid
 /// field, the expected kind of value...).
@@ -48,7 +49,7 @@ pub enum SpecError {
         help: String,
     },
     /// A key that the schema does not have (usually a misspelling).
-    #[error("{origin}{message}\n  help: {help}")]
+    #[error("{origin}{message}{}\n  help: {help}", field_line(.field))]
     UnknownField {
         origin: Origin,
         field: String,
@@ -56,7 +57,7 @@ pub enum SpecError {
         help: String,
     },
     /// A required key is absent.
-    #[error("{origin}{message}\n  help: {help}")]
+    #[error("{origin}{message}{}\n  help: {help}", field_line(.field))]
     MissingField {
         origin: Origin,
         field: String,
@@ -64,7 +65,7 @@ pub enum SpecError {
         help: String,
     },
     /// The same key appears twice in one mapping.
-    #[error("{origin}{message}\n  help: {help}")]
+    #[error("{origin}{message}{}\n  help: {help}", field_line(.field))]
     DuplicateKey {
         origin: Origin,
         field: String,
@@ -72,7 +73,7 @@ pub enum SpecError {
         help: String,
     },
     /// A value of the wrong kind (a list where a string belongs, text where a number belongs...).
-    #[error("{origin}{message}\n  help: {help}")]
+    #[error("{origin}{message}{}\n  help: {help}", field_line(.field))]
     InvalidType {
         origin: Origin,
         field: String,
@@ -80,7 +81,7 @@ pub enum SpecError {
         help: String,
     },
     /// A value of the right kind that is not allowed (unknown enum value, bad reference, 0...).
-    #[error("{origin}{message}\n  help: {help}")]
+    #[error("{origin}{message}{}\n  help: {help}", field_line(.field))]
     InvalidValue {
         origin: Origin,
         field: String,
@@ -88,7 +89,7 @@ pub enum SpecError {
         help: String,
     },
     /// Valid for Azure ML, but not something tug can do (yet).
-    #[error("{origin}{message}\n  help: {help}")]
+    #[error("{origin}{message}{}\n  help: {help}", field_line(.field))]
     Unsupported {
         origin: Origin,
         field: String,
@@ -96,13 +97,22 @@ pub enum SpecError {
         help: String,
     },
     /// A `${{...}}` / `$[[...]]` expression that is malformed or refers to nothing.
-    #[error("{origin}{message}\n  help: {help}")]
+    #[error("{origin}{message}{}\n  help: {help}", field_line(.field))]
     Expression {
         origin: Origin,
         field: String,
         message: String,
         help: String,
     },
+}
+
+/// The `field:` line of an error's display (none for errors about the whole file).
+fn field_line(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!("\n  field: {field}")
+    }
 }
 
 impl SpecError {
@@ -427,7 +437,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "train.yml:7:3: unknown field `comand` in command job; did you mean `command`?\n  help: rename `comand` to `command`"
+            "train.yml:7:3: unknown field `comand` in command job; did you mean `command`?\n  field: comand\n  help: rename `comand` to `command`"
         );
         assert_eq!(e.location(), Some((7, 3)));
         assert_eq!(e.field(), Some("comand"));
@@ -437,7 +447,7 @@ mod tests {
             message: "m".into(),
             help: "h".into(),
         };
-        assert_eq!(inline.to_string(), "m\n  help: h");
+        assert_eq!(inline.to_string(), "m\n  field: command\n  help: h");
         assert_eq!(inline.location(), None);
     }
 }

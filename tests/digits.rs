@@ -1,0 +1,71 @@
+//! The digits example end to end, as README's first command runs it: trains, logs
+//! accuracy, leaves model.pkl; a second submit after editing train.py builds nothing.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Ws;
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn digits_example_trains_logs_accuracy_and_saves_the_model() {
+    common::require_image(common::SKLEARN);
+    let ws = Ws::new();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/digits");
+    copy_dir(&example, &ws.path().join("digits"));
+
+    let out = ws
+        .tug_cmd(&["job", "create", "-f", "digits/train.yml", "--stream"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("accuracy:"),
+        "the log streams live: {stdout}"
+    );
+    assert!(
+        stderr.contains("[metric] accuracy = "),
+        "metrics shown as logged: {stderr}"
+    );
+
+    let jobs = ws.json(&["job", "list"]);
+    let first = jobs[0]["id"].as_str().unwrap().to_string();
+    let v = ws.show(&first);
+    assert_eq!(v["status"], "Completed");
+    let accuracy = v["metrics"]["accuracy"].as_f64().unwrap();
+    assert!(
+        accuracy > 0.9,
+        "logistic regression on digits scores > 0.9, got {accuracy}"
+    );
+    let model = ws.run_dir(&first).join("outputs/model.pkl");
+    assert!(std::fs::metadata(&model).unwrap().len() > 1000);
+
+    // Edit only the code: the environment image is reused.
+    let script = ws.path().join("digits/src/train.py");
+    let text = std::fs::read_to_string(&script).unwrap();
+    std::fs::write(&script, text.replace("random_state=42", "random_state=7")).unwrap();
+    let second = ws.json(&["job", "create", "-f", "digits/train.yml"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let w = ws.wait(&second, Duration::from_secs(300));
+    assert_eq!(w["status"], "Completed", "{w:#}");
+    assert_eq!(w["image"], v["image"]);
+    let build = std::fs::read_to_string(ws.run_dir(&second).join("system_logs/build.log")).unwrap();
+    assert!(build.starts_with("reused "), "{build}");
+}

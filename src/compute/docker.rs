@@ -115,6 +115,18 @@ impl DockerTarget {
         }
     }
 
+    /// Whether the engine can hand GPUs to containers (NVIDIA container runtime).
+    pub async fn has_gpu_runtime(&self) -> Result<bool, Error> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(engine("reading the engine's runtimes"))?;
+        Ok(info
+            .runtimes
+            .is_some_and(|r| r.keys().any(|k| k.contains("nvidia"))))
+    }
+
     pub fn docker(&self) -> &Docker {
         &self.docker
     }
@@ -127,6 +139,13 @@ impl DockerTarget {
 impl ComputeTarget for DockerTarget {
     async fn start(&self, spec: &ContainerSpec) -> Result<(), Error> {
         let name = self.name(&spec.run_id);
+        if let Some(n) = spec.limits.gpus
+            && !self.has_gpu_runtime().await?
+        {
+            return Err(Error::Unsupported(format!(
+                "the instance type asks for {n} GPU(s), but this Docker engine has no `nvidia` runtime; install the NVIDIA container toolkit, or pick an instance type without `gpu:`"
+            )));
+        }
         match self.state(&spec.run_id).await? {
             ContainerState::Running => return Ok(()),
             ContainerState::Exited(_) => return Ok(()),

@@ -17,10 +17,8 @@ fn a_dockerfile_context_builds_once_and_runs() {
         &format!("FROM {MINIMAL}\nRUN echo from-dockerfile > /marker\n"),
     );
     ws.write("src/x.txt", "");
-    let yaml = format!(
-        "code: src\ncommand: cat /marker && python3 -c 'import tug; tug.log(\"m\", 1)'\nenvironment:\n  build:\n    path: ctx\n"
-    );
-    let id = ws.submit("job.yml", &yaml);
+    let yaml = "code: src\ncommand: cat /marker && python3 -c 'import tug; tug.log(\"m\", 1)'\nenvironment:\n  build:\n    path: ctx\n";
+    let id = ws.submit("job.yml", yaml);
     let v = ws.wait(&id, LIMIT);
     assert_eq!(v["status"], "Completed", "{v:#}");
     let log = std::fs::read_to_string(ws.run_dir(&id).join("user_logs/std_log.txt")).unwrap();
@@ -45,7 +43,7 @@ fn a_dockerfile_context_builds_once_and_runs() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim().len(), 64);
 
-    let again = ws.submit("job.yml", &yaml);
+    let again = ws.submit("job.yml", yaml);
     let w = ws.wait(&again, LIMIT);
     assert_eq!(w["image"], v["image"]);
     let build = std::fs::read_to_string(ws.run_dir(&again).join("system_logs/build.log")).unwrap();

@@ -22,6 +22,12 @@ pub enum Error {
     Unreachable { url: String, source: reqwest::Error },
     #[error("the tug server did not come up within {0:?}; its log is {1}")]
     StartTimeout(Duration, String),
+    #[error("the tug server exited ({status}) before it answered; the end of {log}:\n{tail}")]
+    ServerExited {
+        status: String,
+        log: String,
+        tail: String,
+    },
     #[error("cannot start a tug server: {0}")]
     Spawn(std::io::Error),
     #[error("workspace: {0}")]
@@ -90,7 +96,7 @@ impl Client {
         if let Some(c) = Client::existing(ws).await? {
             return Ok(c);
         }
-        spawn_server(ws)?;
+        let mut child = spawn_server(ws)?;
         let limit = Duration::from_secs(30);
         let start = Instant::now();
         while start.elapsed() < limit {
@@ -98,6 +104,14 @@ impl Client {
             if let Some(c) = Client::existing(ws).await? {
                 drop(lock);
                 return Ok(c);
+            }
+            // A server that exits before it answers will never answer: say why now.
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(Error::ServerExited {
+                    status: status.to_string(),
+                    log: ws.server_log().display().to_string(),
+                    tail: log_tail(&ws.server_log(), 5),
+                });
             }
         }
         Err(Error::StartTimeout(
@@ -183,7 +197,7 @@ impl Client {
 
 /// Starts `tug server` detached: its own session, no terminal, output to the
 /// workspace's server.log, exiting by itself once idle.
-fn spawn_server(ws: &Workspace) -> Result<(), Error> {
+fn spawn_server(ws: &Workspace) -> Result<std::process::Child, Error> {
     let exe = std::env::current_exe().map_err(Error::Spawn)?;
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -211,7 +225,17 @@ fn spawn_server(ws: &Workspace) -> Result<(), Error> {
     }
     let child = cmd.spawn().map_err(Error::Spawn)?;
     tracing::debug!(pid = child.id(), "started a background tug server");
-    // Not waited for: it outlives us. Reaped by init once we exit.
-    std::mem::forget(child);
-    Ok(())
+    // It outlives us; once we exit, init reaps it.
+    Ok(child)
+}
+
+/// The last `n` lines of a text file, indented, for error messages.
+fn log_tail(path: &std::path::Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

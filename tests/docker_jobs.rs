@@ -227,3 +227,46 @@ fn server_runs_detached_and_stops_when_asked() {
     let out = ws.tug(&["server", "status"]);
     assert_eq!(out.status.code(), Some(3));
 }
+
+#[test]
+fn an_unfinished_last_line_reaches_the_log() {
+    let ws = Ws::new();
+    ws.write("src/x.txt", "");
+    let id = ws.submit(
+        "job.yml",
+        &job_yaml("printf 'first\\nno newline at the end'", ""),
+    );
+    let v = ws.wait(&id, MIN);
+    assert_eq!(v["status"], "Completed", "{v:#}");
+    let log = std::fs::read_to_string(ws.run_dir(&id).join("user_logs/std_log.txt")).unwrap();
+    assert_eq!(log, "first\nno newline at the end\n");
+}
+
+#[test]
+fn concurrent_submits_share_one_server_and_both_run() {
+    let ws = Ws::new();
+    ws.write("src/x.txt", "");
+    ws.write("job.yml", &job_yaml("echo hi", ""));
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            ws.tug_cmd(&["job", "create", "-f", "job.yml", "-o", "json"])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let ids: Vec<String> = handles
+        .into_iter()
+        .map(|h| {
+            let out = h.wait_with_output().unwrap();
+            assert!(out.status.success());
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            v["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_ne!(ids[0], ids[1]);
+    for id in &ids {
+        assert_eq!(ws.wait(id, MIN)["status"], "Completed");
+    }
+    assert_eq!(ws.server_log().matches("tug server listening").count(), 1);
+}

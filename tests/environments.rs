@@ -14,7 +14,11 @@ fn a_dockerfile_context_builds_once_and_runs() {
     let ws = Ws::new();
     ws.write(
         "ctx/Dockerfile",
-        &format!("FROM {MINIMAL}\nRUN echo from-dockerfile > /marker\n"),
+        // A line unique to this test run, so the first build really builds.
+        &format!(
+            "FROM {MINIMAL}\nRUN echo from-dockerfile > /marker\nLABEL test.run={}\n",
+            ws.path().file_name().unwrap().to_string_lossy()
+        ),
     );
     ws.write("src/x.txt", "");
     let yaml = "code: src\ncommand: cat /marker && python3 -c 'import tug; tug.log(\"m\", 1)'\nenvironment:\n  build:\n    path: ctx\n";

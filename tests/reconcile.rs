@@ -117,3 +117,77 @@ fn restarted_server_fails_a_run_whose_container_vanished() {
         "{v:#}"
     );
 }
+
+#[test]
+fn a_stream_survives_a_server_stop_and_resumes_without_repeats() {
+    let ws = Ws::new();
+    ws.write("src/gated.py", GATED);
+    std::fs::create_dir_all(ws.path().join("gate")).unwrap();
+    ws.write(
+        "job.yml",
+        &job_yaml(
+            "python gated.py",
+            "inputs:\n  gate:\n    type: uri_folder\n    path: gate\n",
+        ),
+    );
+    let child = ws
+        .tug_cmd(&["job", "create", "-f", "job.yml", "--stream"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the run to reach the gate, then stop the server under the open stream.
+    let id = loop {
+        let jobs = ws.json(&["job", "list"]);
+        if let Some(j) = jobs.as_array().and_then(|a| a.first())
+            && j["metrics"]["a"] == 1.0
+        {
+            break j["id"].as_str().unwrap().to_string();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stopped = std::time::Instant::now();
+    ws.ok(&["server", "stop"]);
+    assert!(
+        stopped.elapsed() < Duration::from_secs(15),
+        "stop waited for the stream"
+    );
+    open_gate(&ws);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(stdout.matches("before gate").count(), 1, "{stdout}");
+    assert_eq!(stdout.matches("after gate").count(), 1, "{stdout}");
+    assert_eq!(stderr.matches("[metric] a = 1").count(), 1, "{stderr}");
+    assert_finished_once(&ws, &id);
+}
+
+#[test]
+fn time_the_server_was_down_does_not_count_against_the_timeout() {
+    let ws = Ws::new();
+    ws.write("src/gated.py", GATED);
+    std::fs::create_dir_all(ws.path().join("gate")).unwrap();
+    let id = ws.submit(
+        "job.yml",
+        &job_yaml(
+            "python gated.py",
+            "inputs:\n  gate:\n    type: uri_folder\n    path: gate\nlimits:\n  timeout: 6\n",
+        ),
+    );
+    ws.wait_for(&id, LIMIT, |v| {
+        v["status"] == "Running" && v["metrics"]["a"] == 1.0
+    });
+    let ws_id = ws.workspace_id().unwrap();
+    kill_server(&ws);
+    open_gate(&ws);
+    let out = std::process::Command::new("docker")
+        .args(["wait", &format!("tug-{ws_id}-{id}")])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+    // Well past the deadline before any server looks again.
+    std::thread::sleep(Duration::from_secs(7));
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Completed", "ended by itself in time: {v:#}");
+}

@@ -107,7 +107,7 @@ pub(crate) async fn run(ctx: &Context_, cmd: JobCommand) -> anyhow::Result<ExitC
                         view.run.id, view.run.experiment
                     );
                 }
-                return super::stream::follow(&client, &view.run.id, ctx.output).await;
+                return super::stream::follow(&ws, client, &view.run.id, ctx.output).await;
             }
             if !output::structured(ctx.output, &view)? {
                 println!("{}", summary(&view));
@@ -193,7 +193,7 @@ pub(crate) async fn run(ctx: &Context_, cmd: JobCommand) -> anyhow::Result<ExitC
         }
         JobCommand::Stream { id, name } => {
             let client = Client::connect(&ws).await?;
-            super::stream::follow(&client, &pick(id, name), ctx.output).await
+            super::stream::follow(&ws, client, &pick(id, name), ctx.output).await
         }
         JobCommand::Cancel { id, name } => {
             let id = pick(id, name);

@@ -224,12 +224,20 @@ async fn server(ctx: &Context_, args: ServerArgs) -> anyhow::Result<ExitCode> {
                 let pid = c.info.pid;
                 c.stop_server().await?;
                 // Wait for the process to exit, so the workspace is free when we return.
+                let mut alive = true;
                 for _ in 0..300 {
                     // SAFETY: signal 0 only checks that the process exists.
                     if unsafe { libc::kill(pid as i32, 0) } != 0 {
+                        alive = false;
                         break;
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                if alive {
+                    anyhow::bail!(
+                        "the tug server (pid {pid}) did not exit within 15 s; see {} or end it with `kill {pid}`",
+                        ws.server_log().display()
+                    );
                 }
                 println!("Stopped the tug server (pid {pid})");
             }

@@ -21,11 +21,7 @@ pub(crate) fn load_job(
     overrides: &[(String, String)],
 ) -> anyhow::Result<CommandJob> {
     let text = read_spec_file(cwd, file)?;
-    let overrides: Vec<(&str, &str)> = overrides
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let job = spec::parse_command_job(file, &text, &overrides).map_err(spec_error)?;
+    let job = spec::parse_command_job(file, &text, &borrowed(overrides)).map_err(spec_error)?;
     check_supported(file, &job)?;
     Ok(job)
 }
@@ -37,11 +33,14 @@ pub(crate) fn load_environment(
     overrides: &[(String, String)],
 ) -> anyhow::Result<EnvironmentSpec> {
     let text = read_spec_file(cwd, file)?;
-    let overrides: Vec<(&str, &str)> = overrides
+    spec::parse_environment(file, &text, &borrowed(overrides)).map_err(spec_error)
+}
+
+fn borrowed(overrides: &[(String, String)]) -> Vec<(&str, &str)> {
+    overrides
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    spec::parse_environment(file, &text, &overrides).map_err(spec_error)
+        .collect()
 }
 
 fn read_spec_file(cwd: &Path, file: &Path) -> anyhow::Result<String> {

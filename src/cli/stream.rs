@@ -1,5 +1,6 @@
 //! Following a job live: status changes, build progress on a spinner, the log, and
-//! metrics as the script logs them.
+//! metrics as the script logs them. A stream cut by a server restart is resumed where
+//! it stopped, through a new server if need be.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,86 +12,156 @@ use super::job::urlencode;
 use super::output::{Format, number};
 use crate::client::Client;
 use crate::server::stream::StreamEvent;
+use crate::workspace::Workspace;
+
+/// Reconnections in a row before giving up.
+const MAX_RECONNECTS: u32 = 5;
+
+/// What the terminal has shown so far.
+#[derive(Default)]
+struct Seen {
+    logs: usize,
+    build: usize,
+    metric_row: i64,
+    status: String,
+    end: Option<String>,
+}
 
 /// Streams job `id` to the terminal until it ends. Exit code 1 when it did not complete.
-pub(crate) async fn follow(client: &Client, id: &str, format: Format) -> anyhow::Result<ExitCode> {
-    let resp = client
-        .get_raw(&format!("/api/jobs/{}/stream", urlencode(id)))
-        .await?;
-    let mut body = resp.bytes_stream();
-    let mut buf = Vec::new();
-    let interactive =
-        format == Format::Table && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let mut spinner: Option<ProgressBar> = None;
-    let mut last = None;
-    while let Some(chunk) = body.next().await {
-        buf.extend_from_slice(&chunk?);
-        while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=nl).collect();
-            let event: StreamEvent = serde_json::from_slice(&line)?;
-            if format != Format::Table {
-                // Machine-readable: one JSON event per line.
-                print!("{}", String::from_utf8_lossy(&line));
-            } else {
-                if !matches!(event, StreamEvent::Build { .. })
-                    && let Some(sp) = spinner.take()
-                {
-                    sp.finish_and_clear();
-                }
-                match &event {
-                    StreamEvent::Status { status } => {
-                        eprintln!("[tug] {id}: {status}");
-                    }
-                    StreamEvent::Build { line } => {
-                        if interactive {
-                            let sp = spinner.get_or_insert_with(|| {
-                                let sp = ProgressBar::new_spinner();
-                                sp.set_style(
-                                    ProgressStyle::with_template(
-                                        "{spinner} building environment image: {wide_msg}",
-                                    )
-                                    .expect("valid template"),
-                                );
-                                sp.enable_steady_tick(Duration::from_millis(120));
-                                sp
-                            });
-                            sp.set_message(line.clone());
-                        } else if line.starts_with("Step ")
-                            || line.starts_with("built ")
-                            || line.starts_with("reused ")
-                        {
-                            eprintln!("[build] {line}");
-                        }
-                    }
-                    StreamEvent::Log { line } => println!("{line}"),
-                    StreamEvent::Metric { name, step, value } => {
-                        eprintln!("[metric] {name} = {} (step {step})", number(*value));
-                    }
-                    StreamEvent::End { error, .. } => {
-                        if let Some(e) = error {
-                            eprintln!("[tug] {e}");
-                        }
-                    }
-                }
-            }
-            if let StreamEvent::End { status, .. } = event {
-                last = Some(status);
-            }
+pub(crate) async fn follow(
+    ws: &Workspace,
+    mut client: Client,
+    id: &str,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let mut seen = Seen::default();
+    let mut failures = 0;
+    loop {
+        match follow_once(&client, id, format, &mut seen).await {
+            Ok(()) if seen.end.is_some() => break,
+            Ok(()) => {}
+            Err(e) if failures >= MAX_RECONNECTS => return Err(e),
+            Err(e) => tracing::debug!(error = %e, "job stream interrupted"),
         }
+        failures += 1;
+        if failures > MAX_RECONNECTS {
+            anyhow::bail!(
+                "lost the stream of job {id} {MAX_RECONNECTS} times; `tug job stream {id}` resumes it"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        client = Client::connect(ws).await?;
     }
-    if let Some(sp) = spinner {
-        sp.finish_and_clear();
-    }
-    match last.as_deref() {
+    match seen.end.as_deref() {
         Some("Completed") => {
             if format == Format::Table {
                 eprintln!("[tug] outputs: tug job download {id}   details: tug job show {id}");
             }
             Ok(ExitCode::SUCCESS)
         }
-        Some(_) => Ok(ExitCode::FAILURE),
-        None => anyhow::bail!(
-            "the server closed the stream of job {id} before it ended; `tug job stream {id}` resumes"
-        ),
+        _ => Ok(ExitCode::FAILURE),
+    }
+}
+
+/// One connection's worth of the stream; returns when it ends (with or without `end`).
+async fn follow_once(
+    client: &Client,
+    id: &str,
+    format: Format,
+    seen: &mut Seen,
+) -> anyhow::Result<()> {
+    let resp = client
+        .get_raw(&format!(
+            "/api/jobs/{}/stream?logs={}&build={}&after={}",
+            urlencode(id),
+            seen.logs,
+            seen.build,
+            seen.metric_row
+        ))
+        .await?;
+    let mut body = resp.bytes_stream();
+    let mut buf = Vec::new();
+    let interactive =
+        format == Format::Table && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut spinner: Option<ProgressBar> = None;
+    let result = async {
+        while let Some(chunk) = body.next().await {
+            buf.extend_from_slice(&chunk?);
+            while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=nl).collect();
+                let event: StreamEvent = serde_json::from_slice(&line)?;
+                show(&event, &line, id, format, interactive, &mut spinner, seen);
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    if let Some(sp) = spinner {
+        sp.finish_and_clear();
+    }
+    result
+}
+
+fn show(
+    event: &StreamEvent,
+    raw: &[u8],
+    id: &str,
+    format: Format,
+    interactive: bool,
+    spinner: &mut Option<ProgressBar>,
+    seen: &mut Seen,
+) {
+    match event {
+        StreamEvent::Status { status } if *status == seen.status => return,
+        StreamEvent::Status { status } => seen.status = status.clone(),
+        StreamEvent::Build { .. } => seen.build += 1,
+        StreamEvent::Log { .. } => seen.logs += 1,
+        StreamEvent::Metric { row, .. } => seen.metric_row = *row,
+        StreamEvent::End { status, .. } => seen.end = Some(status.clone()),
+    }
+    if format != Format::Table {
+        // Machine-readable: one JSON event per line.
+        print!("{}", String::from_utf8_lossy(raw));
+        return;
+    }
+    if !matches!(event, StreamEvent::Build { .. })
+        && let Some(sp) = spinner.take()
+    {
+        sp.finish_and_clear();
+    }
+    match event {
+        StreamEvent::Status { status } => eprintln!("[tug] {id}: {status}"),
+        StreamEvent::Build { line } => {
+            if interactive {
+                let sp = spinner.get_or_insert_with(|| {
+                    let sp = ProgressBar::new_spinner();
+                    sp.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} building environment image: {wide_msg}",
+                        )
+                        .expect("valid template"),
+                    );
+                    sp.enable_steady_tick(Duration::from_millis(120));
+                    sp
+                });
+                sp.set_message(line.clone());
+            } else if line.starts_with("Step ")
+                || line.starts_with("built ")
+                || line.starts_with("reused ")
+            {
+                eprintln!("[build] {line}");
+            }
+        }
+        StreamEvent::Log { line } => println!("{line}"),
+        StreamEvent::Metric {
+            name, step, value, ..
+        } => {
+            eprintln!("[metric] {name} = {} (step {step})", number(*value));
+        }
+        StreamEvent::End { error, .. } => {
+            if let Some(e) = error {
+                eprintln!("[tug] {e}");
+            }
+        }
     }
 }

@@ -12,7 +12,8 @@ use bollard::query_parameters::{
 };
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::{ComputeTarget, ContainerSpec, ContainerState, Error, LogLine, LogStream, labels};
+use super::logline::LineAssembler;
+use super::{ComputeTarget, ContainerSpec, ContainerState, Error, LogStream, labels};
 
 /// Seconds between TERM and KILL when stopping a run.
 const STOP_GRACE_SECONDS: i32 = 10;
@@ -199,36 +200,39 @@ impl ComputeTarget for DockerTarget {
             ..Default::default()
         };
         let raw = self.docker.logs(&name, Some(opts));
-        // Frames may split or join lines; reassemble per stream, then drop what the
-        // cursor says was already processed (`since` has only whole seconds).
-        let mut out_buf = Vec::new();
-        let mut err_buf = Vec::new();
+        // One assembler per stream; both are flushed when the log ends. The cursor then
+        // drops what an earlier server already processed (`since` has whole seconds).
+        let assemblers = std::sync::Arc::new(std::sync::Mutex::new((
+            LineAssembler::default(),
+            LineAssembler::default(),
+        )));
+        let at_end = assemblers.clone();
         let doing = format!("reading the log of {name}");
-        raw.map(move |item| {
+        let lines = raw.map(move |item| {
             let item = item.map_err(engine(doing.clone()))?;
-            let (buf, bytes) = match item {
-                bollard::container::LogOutput::StdErr { message } => (&mut err_buf, message),
-                other => (&mut out_buf, other.into_bytes()),
+            let mut pair = assemblers.lock().unwrap();
+            let lines = match item {
+                bollard::container::LogOutput::StdErr { message } => pair.1.push(&message),
+                other => pair.0.push(&other.into_bytes()),
             };
-            buf.extend_from_slice(&bytes);
-            let mut lines = Vec::new();
-            while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=nl).collect();
-                let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-                let (ts, text) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-                lines.push(LogLine {
-                    ts: super::normalize_ts(ts),
-                    text: text.trim_end_matches('\r').to_string(),
-                });
-            }
             Ok(futures_util::stream::iter(lines.into_iter().map(Ok)))
-        })
-        .try_flatten()
-        .try_filter(move |l| {
-            let keep = cursor.as_deref().is_none_or(|c| l.ts.as_str() > c);
-            futures_util::future::ready(keep)
-        })
-        .boxed()
+        });
+        let flush = futures_util::stream::once(async move {
+            let mut pair = at_end.lock().unwrap();
+            let rest: Vec<_> = [pair.0.finish(), pair.1.finish()]
+                .into_iter()
+                .flatten()
+                .collect();
+            Ok(futures_util::stream::iter(rest.into_iter().map(Ok)))
+        });
+        lines
+            .chain(flush)
+            .try_flatten()
+            .try_filter(move |l| {
+                let keep = cursor.as_deref().is_none_or(|c| l.ts.as_str() > c);
+                futures_util::future::ready(keep)
+            })
+            .boxed()
     }
 
     async fn wait(&self, run_id: &str) -> Result<i64, Error> {

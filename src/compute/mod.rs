@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod docker;
+pub mod logline;
 
 use std::collections::BTreeMap;
 use std::future::Future;

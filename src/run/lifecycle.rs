@@ -11,21 +11,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::build::docker::Builder;
 use crate::compute::config::WorkspaceConfig;
 use crate::compute::docker::DockerTarget;
 use crate::compute::{ComputeTarget, ContainerState};
-use crate::run::frame::{Record, split_line};
 use crate::run::model::{InputBinding, InputMode, JobSubmission, ResolvedEnvironment, RunStatus};
 use crate::run::plan::{self, Ending, FAILURE_TAIL_LINES, SpecInputs};
 use crate::store::{RunRecord, Store, Transition};
 use crate::workspace::Workspace;
-
-/// How often buffered metrics and the log cursor are written while a run streams.
-const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -140,6 +135,11 @@ impl Runner {
     pub fn submit(self: &Arc<Self>, sub: JobSubmission) -> Result<RunRecord, Error> {
         self.validate(&sub)?;
         let id = sub.name.clone().unwrap_or_else(new_run_id);
+        if !valid_run_id(&id) {
+            return Err(Error::Invalid(format!(
+                "`{id}` cannot be a job name: use letters, digits, `_` and `-`, starting with a letter or digit, at most 255 characters"
+            )));
+        }
         let nonce = crate::workspace::random_hex(12);
         self.store.insert_run(&id, &sub, &nonce)?;
         self.spawn(id.clone());
@@ -183,6 +183,21 @@ impl Runner {
     pub async fn reconcile(self: &Arc<Self>) -> Result<usize, Error> {
         let live = self.store.live_runs()?;
         let n = live.len();
+        // Containers whose run has ended (or that no run knows): a removal that failed
+        // earlier, or a crash between collecting and removing.
+        match self.target.list().await {
+            Ok(ids) => {
+                for rid in ids {
+                    if !live.iter().any(|r| r.id == rid) {
+                        tracing::info!(run = %rid, "removing the container of an ended run");
+                        if let Err(e) = self.target.remove(&rid).await {
+                            tracing::warn!(run = %rid, error = %e, "could not remove container");
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not list this workspace's containers"),
+        }
         for run in live {
             tracing::info!(run = %run.id, status = %run.status, "resuming run");
             self.spawn(run.id);
@@ -209,7 +224,15 @@ impl Runner {
                         self.finish_without_container(id, RunStatus::Canceled)?;
                         continue;
                     }
-                    match self.prepare(&run).await {
+                    let prepared = tokio::select! {
+                        p = self.prepare(&run) => p,
+                        // Dropping the build request makes the engine stop the build.
+                        _ = wait_for_cancel(&mut cancel) => {
+                            self.finish_without_container(id, RunStatus::Canceled)?;
+                            continue;
+                        }
+                    };
+                    match prepared {
                         Ok((hash, tag)) => {
                             self.store.transition(
                                 id,
@@ -471,7 +494,10 @@ impl Runner {
             let path = self.std_log(&id);
             let nonce = run.log_nonce.clone();
             let id = id.clone();
-            tokio::spawn(async move { follow_log(stream, store, &id, &nonce, &path).await })
+            let committed = run.log_bytes;
+            tokio::spawn(async move {
+                super::logs::follow(stream, store, &id, &nonce, &path, committed).await
+            })
         };
         let deadline = run.submission.timeout_seconds.map(|limit| {
             let started = run
@@ -488,6 +514,10 @@ impl Runner {
             )
         });
         let mut ending = None;
+        // A container that ended while nobody watched ended by itself: judge it by its
+        // exit code, not by a deadline that passed while the server was down.
+        let already_exited = matches!(self.target.state(&id).await, Ok(ContainerState::Exited(_)));
+        let deadline = if already_exited { None } else { deadline };
         if run.cancel_requested || *cancel.borrow() {
             self.target.stop(&id).await.ok();
             ending = Some(Ending::Canceled);
@@ -502,6 +532,7 @@ impl Runner {
                 }
             };
             tokio::select! {
+                biased;
                 code = &mut wait => break code,
                 changed = cancel.changed(), if ending.is_none() => {
                     if changed.is_ok() && *cancel.borrow() {
@@ -517,11 +548,16 @@ impl Runner {
             }
         };
         // The log stream ends with the container; give it a moment to drain.
+        let abort = log_task.abort_handle();
         match tokio::time::timeout(Duration::from_secs(10), log_task).await {
             Ok(Ok(Err(e))) => {
                 tracing::warn!(run = %id, error = %e, "log stream ended with an error")
             }
-            Err(_) => tracing::warn!(run = %id, "log stream did not end after the container"),
+            Err(_) => {
+                // Never let a stray task write to a run that has ended.
+                abort.abort();
+                tracing::warn!(run = %id, "log stream did not end after the container");
+            }
             _ => {}
         }
         let code = code.map_err(|e| Error::Invalid(e.to_string()))?;
@@ -529,81 +565,20 @@ impl Runner {
     }
 }
 
-/// Copies a run's log to `std_log.txt` and its metric records to the store.
-async fn follow_log(
-    mut stream: crate::compute::LogStream,
-    store: Arc<Store>,
-    id: &str,
-    nonce: &str,
-    path: &std::path::Path,
-) -> Result<(), Error> {
-    std::fs::create_dir_all(path.parent().unwrap())
-        .map_err(|e| Error::Invalid(format!("creating {}: {e}", path.display())))?;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::Invalid(format!("opening {}: {e}", path.display())))?;
-    let mut metrics = Vec::new();
-    let mut params = BTreeMap::new();
-    let mut tags = BTreeMap::new();
-    let mut cursor: Option<String> = None;
-    let mut last_flush = Instant::now();
-    let now_secs = || {
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64()
-    };
-    loop {
-        let next = tokio::time::timeout(FLUSH_EVERY, stream.next()).await;
-        let done = match next {
-            Ok(Some(Ok(line))) => {
-                let split = split_line(&line.text, nonce);
-                if let Some(text) = split.text {
-                    let _ = writeln!(file, "{text}");
-                }
-                match split.record {
-                    Some(Ok(Record::Metric {
-                        name,
-                        value,
-                        step,
-                        ts,
-                    })) => {
-                        if let Some(v) = value.as_f64() {
-                            metrics.push((name, step, v, ts.unwrap_or_else(now_secs)));
-                        }
-                    }
-                    Some(Ok(Record::Params { values })) => params.extend(values),
-                    Some(Ok(Record::Tags { values })) => tags.extend(values),
-                    Some(Err(e)) => {
-                        tracing::warn!(run = %id, error = %e, "unreadable metric record")
-                    }
-                    None => {}
-                }
-                cursor = Some(line.ts);
-                false
-            }
-            Ok(Some(Err(e))) => {
-                tracing::warn!(run = %id, error = %e, "log stream error");
-                true
-            }
-            Ok(None) => true,
-            Err(_) => false, // quiet period: flush below
-        };
-        if done || last_flush.elapsed() >= FLUSH_EVERY || metrics.len() >= 500 {
-            if cursor.is_some() || !metrics.is_empty() {
-                let _ = file.flush();
-                store.record_log_batch(id, &metrics, &params, &tags, cursor.as_deref())?;
-                metrics.clear();
-                params.clear();
-                tags.clear();
-                cursor = None;
-            }
-            last_flush = Instant::now();
-        }
-        if done {
-            return Ok(());
+/// Whether `id` can name a run: it becomes a folder and part of a container name, so
+/// only characters that are safe in both (Azure's own rule for job names).
+pub fn valid_run_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && id.len() <= 255
+}
+
+/// Resolves once a cancel has been requested.
+async fn wait_for_cancel(cancel: &mut watch::Receiver<bool>) {
+    while !*cancel.borrow() {
+        if cancel.changed().await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 }

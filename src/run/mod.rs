@@ -3,5 +3,6 @@
 
 pub mod frame;
 pub mod lifecycle;
+mod logs;
 pub mod model;
 pub mod plan;

@@ -42,6 +42,15 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 /// An API error: a status and a message that says what to do.
 pub(crate) struct ApiError(StatusCode, String);
 
+impl ApiError {
+    pub(crate) fn unavailable() -> ApiError {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the tug server is shutting down; run the command again to start a new one".into(),
+        )
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(serde_json::json!({ "message": self.1 }))).into_response()

@@ -7,7 +7,6 @@ pub mod stream;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -68,32 +67,62 @@ pub(crate) struct AppState {
     pub runner: Arc<Runner>,
     pub token: String,
     pub info: ServerInfo,
-    last_activity: std::sync::Mutex<Instant>,
-    in_flight: AtomicUsize,
+    gate: std::sync::Mutex<Gate>,
     pub shutdown: Notify,
+    /// Flips to true when the server starts to close; long-lived streams end on it.
+    pub closing: tokio::sync::watch::Sender<bool>,
+}
+
+/// Requests in progress and whether the server is closing, under one lock: the idle
+/// check and a request's arrival can never both win.
+struct Gate {
+    in_flight: usize,
+    last_activity: Instant,
+    closing: bool,
 }
 
 impl AppState {
-    fn touch(&self) {
-        *self.last_activity.lock().unwrap() = Instant::now();
+    /// Closes the gate if the server has been idle for `limit`; true when it did.
+    fn close_if_idle(&self, limit: Duration) -> bool {
+        let mut g = self.gate.lock().unwrap();
+        if g.in_flight == 0 && self.runner.active() == 0 && g.last_activity.elapsed() >= limit {
+            g.closing = true;
+        }
+        g.closing
+    }
+
+    fn close(&self) {
+        self.gate.lock().unwrap().closing = true;
+        self.closing.send_replace(true);
     }
 }
 
 /// Counts a request (or a streaming client) as activity until dropped.
 pub(crate) struct Busy(Arc<AppState>);
 impl Busy {
-    pub(crate) fn new(state: &Arc<AppState>) -> Busy {
-        state.in_flight.fetch_add(1, Ordering::SeqCst);
-        state.touch();
-        Busy(state.clone())
+    /// `None` once the server is closing: the caller answers 503 and the client retries.
+    pub(crate) fn new(state: &Arc<AppState>) -> Option<Busy> {
+        let mut g = state.gate.lock().unwrap();
+        if g.closing {
+            return None;
+        }
+        g.in_flight += 1;
+        g.last_activity = Instant::now();
+        Some(Busy(state.clone()))
     }
 }
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let mut g = self.0.gate.lock().unwrap();
+        g.in_flight -= 1;
+        g.last_activity = Instant::now();
     }
 }
+
+/// How long a starting server waits for an exiting one to let go of the workspace.
+const LOCK_WAIT: Duration = Duration::from_secs(15);
+/// How long a closing server waits for open connections before it exits anyway.
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// Runs the server until stopped (API call, signal, or idle timeout).
 pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
@@ -108,9 +137,14 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
         .write(true)
         .open(ws.server_lock())
         .map_err(io("open the server lock"))?;
-    if lock.try_lock().is_err() {
-        let who = std::fs::read_to_string(ws.server_file()).unwrap_or_default();
-        return Err(Error::AlreadyRunning(who.trim().to_string()));
+    // A server that is exiting holds the lock for a moment longer: wait for it.
+    let waited = Instant::now();
+    while lock.try_lock().is_err() {
+        if waited.elapsed() >= LOCK_WAIT {
+            let who = std::fs::read_to_string(ws.server_file()).unwrap_or_default();
+            return Err(Error::AlreadyRunning(who.trim().to_string()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let token = ws.token().map_err(|e| Error::Io {
         doing: "read the workspace token".into(),
@@ -137,9 +171,13 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
         runner: runner.clone(),
         token,
         info: info.clone(),
-        last_activity: std::sync::Mutex::new(Instant::now()),
-        in_flight: AtomicUsize::new(0),
+        gate: std::sync::Mutex::new(Gate {
+            in_flight: 0,
+            last_activity: Instant::now(),
+            closing: false,
+        }),
         shutdown: Notify::new(),
+        closing: tokio::sync::watch::channel(false).0,
     });
 
     let resumed = runner.reconcile().await?;
@@ -152,19 +190,16 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
         match opts.idle_timeout {
             None => std::future::pending::<()>().await,
             Some(limit) => loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let quiet = idle_state.last_activity.lock().unwrap().elapsed();
-                if idle_state.runner.active() == 0
-                    && idle_state.in_flight.load(Ordering::SeqCst) == 0
-                    && quiet >= limit
-                {
-                    tracing::info!(?quiet, "idle: no runs and no clients; exiting");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                if idle_state.close_if_idle(limit) {
+                    tracing::info!(?limit, "idle: no runs and no clients; exiting");
                     return;
                 }
             },
         }
     };
     let stop_state = state.clone();
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         tokio::select! {
             _ = idle => {}
@@ -172,18 +207,27 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
             _ = terminate() => tracing::info!("terminated"),
         }
+        stop_state.close();
+        let _ = drained_tx.send(());
     };
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(io("serve HTTP"));
+    let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    let result = tokio::select! {
+        r = serve => r.map_err(io("serve HTTP")),
+        // Connections that outstay the drain period are cut.
+        _ = async {
+            let _ = drained_rx.await;
+            tokio::time::sleep(DRAIN).await;
+        } => Ok(()),
+    };
     // Runs keep going in their containers; the next server picks them up.
     if let Ok(text) = std::fs::read_to_string(ws.server_file())
         && text.contains(&format!("\"pid\":{}", info.pid))
     {
         let _ = std::fs::remove_file(ws.server_file());
     }
-    drop(lock);
+    // Held until the process exits: its drive tasks die with the runtime, and a new
+    // server must not resume the same runs before then.
+    std::mem::forget(lock);
     result
 }
 
@@ -228,7 +272,15 @@ async fn authenticate(State(state): State<Arc<AppState>>, req: Request, next: Ne
         )
             .into_response();
     }
-    let _busy = Busy::new(&state);
+    let Some(_busy) = Busy::new(&state) else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "message": "the tug server is shutting down; run the command again to start a new one"
+            })),
+        )
+            .into_response();
+    };
     next.run(req).await
 }
 

@@ -35,6 +35,9 @@ pub enum StreamEvent {
         name: String,
         step: i64,
         value: f64,
+        /// Position in the store; `?after=` resumes after it.
+        #[serde(default)]
+        row: i64,
     },
     End {
         status: String,
@@ -47,14 +50,17 @@ struct Tail {
     path: std::path::PathBuf,
     offset: u64,
     partial: String,
+    /// Lines the client already has (a resumed stream).
+    skip: usize,
 }
 
 impl Tail {
-    fn new(path: std::path::PathBuf) -> Tail {
+    fn new(path: std::path::PathBuf, skip: usize) -> Tail {
         Tail {
             path,
             offset: 0,
             partial: String::new(),
+            skip,
         }
     }
 
@@ -74,25 +80,43 @@ impl Tail {
         self.partial.push_str(&String::from_utf8_lossy(&buf));
         let mut lines: Vec<String> = self.partial.split('\n').map(str::to_string).collect();
         self.partial = lines.pop().unwrap_or_default();
-        lines
+        let skipped = self.skip.min(lines.len());
+        self.skip -= skipped;
+        lines.split_off(skipped)
     }
+}
+
+/// Where a resumed stream picks up: lines and metric rows the client already has.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct Resume {
+    #[serde(default)]
+    logs: usize,
+    #[serde(default)]
+    build: usize,
+    #[serde(default)]
+    after: i64,
 }
 
 pub(crate) async fn stream_job(
     State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
+    axum::extract::Query(resume): axum::extract::Query<Resume>,
 ) -> Result<Response, ApiError> {
     s.runner.store.run(&id)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(64);
     let state = s.clone();
+    let Some(busy) = Busy::new(&s) else {
+        return Err(ApiError::unavailable());
+    };
     tokio::spawn(async move {
-        let _busy = Busy::new(&state);
+        let _busy = busy;
+        let mut closing = state.closing.subscribe();
         let runner = &state.runner;
         let run_dir = runner.ws.run_dir(&id);
-        let mut build = Tail::new(runner.build_log(&id));
-        let mut log = Tail::new(run_dir.join("user_logs/std_log.txt"));
+        let mut build = Tail::new(runner.build_log(&id), resume.build);
+        let mut log = Tail::new(run_dir.join("user_logs/std_log.txt"), resume.logs);
         let mut last_status = String::new();
-        let mut metric_row = 0i64;
+        let mut metric_row = resume.after;
         loop {
             let Ok(run) = runner.store.run(&id) else {
                 return;
@@ -118,6 +142,7 @@ pub(crate) async fn stream_job(
                         name: p.name,
                         step: p.step,
                         value: p.value,
+                        row,
                     });
                 }
             }
@@ -143,7 +168,11 @@ pub(crate) async fn stream_job(
             if done {
                 return;
             }
-            tokio::time::sleep(POLL).await;
+            // A closing server ends the stream without `end`; the client reconnects.
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = closing.wait_for(|c| *c) => return,
+            }
         }
     });
     let body = Body::from_stream(tokio_stream_from(rx));

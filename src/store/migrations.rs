@@ -27,6 +27,7 @@ const STEPS: &[&str] = &[
         ended_at TEXT,
         cancel_requested INTEGER NOT NULL DEFAULT 0,
         log_cursor TEXT,
+        log_bytes INTEGER NOT NULL DEFAULT 0,
         log_nonce TEXT NOT NULL,
         outcome TEXT,
         params TEXT NOT NULL DEFAULT '{}',

@@ -70,6 +70,10 @@ pub struct RunRecord {
     pub cancel_requested: bool,
     /// Timestamp (RFC 3339, nanoseconds) of the last container log line processed.
     pub log_cursor: Option<String>,
+    /// Length of `std_log.txt` when the cursor was stored: a resumed follower cuts the
+    /// file back to it, so lines written after the last commit are not written twice.
+    #[serde(default)]
+    pub log_bytes: u64,
     /// Secret that marks metric frames in this run's log stream.
     #[serde(skip_serializing, default)]
     pub log_nonce: String,
@@ -311,7 +315,7 @@ impl Store {
         metrics: &[(String, Option<i64>, f64, f64)],
         params: &BTreeMap<String, String>,
         tags: &BTreeMap<String, String>,
-        cursor: Option<&str>,
+        cursor: Option<(&str, u64)>,
     ) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -344,10 +348,10 @@ impl Store {
                 params![id, serde_json::to_string(&p)?, serde_json::to_string(&t)?],
             )?;
         }
-        if let Some(c) = cursor {
+        if let Some((c, bytes)) = cursor {
             tx.execute(
-                "UPDATE runs SET log_cursor = ?2 WHERE id = ?1",
-                params![id, c],
+                "UPDATE runs SET log_cursor = ?2, log_bytes = ?3 WHERE id = ?1",
+                params![id, c, bytes as i64],
             )?;
         }
         tx.commit()?;
@@ -461,7 +465,7 @@ impl Store {
 const RUN_COLUMNS: &str =
     "id, experiment, display_name, status, compute, submission, env_hash, image,
     container, exit_code, error, created_at, started_at, ended_at, cancel_requested, log_cursor,
-    log_nonce, params, tags, outcome";
+    log_nonce, params, tags, outcome, log_bytes";
 
 fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RunRecord>> {
     let status: String = r.get(3)?;
@@ -492,6 +496,7 @@ fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RunRecord>> {
             outcome: r
                 .get::<_, Option<String>>(19)?
                 .and_then(|s| RunStatus::parse(&s)),
+            log_bytes: r.get::<_, i64>(20)? as u64,
         })
     })();
     Ok(rec)

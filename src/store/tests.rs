@@ -100,7 +100,7 @@ fn metrics_series_steps_and_last_values() {
         ],
         &params,
         &BTreeMap::new(),
-        Some("2026-01-01T00:00:00.000000001Z"),
+        Some(("2026-01-01T00:00:00.000000001Z", 42)),
     )
     .unwrap();
     let series = s.metrics("r1", Some("acc"), 0).unwrap();
@@ -115,6 +115,7 @@ fn metrics_series_steps_and_last_values() {
         r.log_cursor.as_deref(),
         Some("2026-01-01T00:00:00.000000001Z")
     );
+    assert_eq!(r.log_bytes, 42);
     let after = series[0].0;
     assert_eq!(s.metrics("r1", Some("acc"), after).unwrap().len(), 1);
 }

@@ -42,6 +42,17 @@ pub struct Entry {
 
 /// A tar of `entries` (sorted by path), owned by `uid:gid`, mtime 0.
 pub fn tar_bytes(entries: &[Entry], prefix: &str, uid: u64, gid: u64) -> Vec<u8> {
+    tar_bytes_with_dir_mode(entries, prefix, uid, gid, 0o755)
+}
+
+/// As `tar_bytes`, with folders of mode `dir_mode`.
+pub fn tar_bytes_with_dir_mode(
+    entries: &[Entry],
+    prefix: &str,
+    uid: u64,
+    gid: u64,
+    dir_mode: u32,
+) -> Vec<u8> {
     let mut sorted: Vec<&Entry> = entries.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
     let mut builder = tar::Builder::new(Vec::new());
@@ -60,7 +71,7 @@ pub fn tar_bytes(entries: &[Entry], prefix: &str, uid: u64, gid: u64) -> Vec<u8>
         match &e.data {
             None => {
                 header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(0o755);
+                header.set_mode(dir_mode);
                 header.set_size(0);
                 header.set_cksum();
                 builder
@@ -119,24 +130,34 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Reads the folder `root` into entries, leaving out `.git`, `.tug`, caches and what
-/// `.amlignore` (or, failing that, `.gitignore`) lists.
+/// `.amlignore` (or, failing that, `.gitignore`) lists; refuses more than 300 MB.
 pub fn read_folder(root: &Path) -> Result<Vec<Entry>, Error> {
+    read_with(root, Some(IgnoreRules::load(root)))
+}
+
+/// Reads every file below `root`, as data is: no ignore rules, no size cap. For data
+/// inputs, not code.
+pub fn read_tree(root: &Path) -> Result<Vec<Entry>, Error> {
+    read_with(root, None)
+}
+
+/// `ignore: None` takes everything.
+fn read_with(root: &Path, ignore: Option<IgnoreRules>) -> Result<Vec<Entry>, Error> {
     if !root.is_dir() {
         return Err(Error::NotAFolder {
             path: root.to_path_buf(),
         });
     }
-    let ignore = IgnoreRules::load(root);
     let mut out = Vec::new();
     let mut total = 0u64;
-    walk(root, root, &ignore, &mut out, &mut total)?;
+    walk(root, root, ignore.as_ref(), &mut out, &mut total)?;
     Ok(out)
 }
 
 fn walk(
     root: &Path,
     dir: &Path,
-    ignore: &IgnoreRules,
+    ignore: Option<&IgnoreRules>,
     out: &mut Vec<Entry>,
     total: &mut u64,
 ) -> Result<(), Error> {
@@ -161,7 +182,9 @@ fn walk(
         let Ok(meta) = fs::metadata(&path) else {
             continue;
         };
-        if ALWAYS_SKIPPED.contains(&name.as_str()) || ignore.skips(&rel, meta.is_dir()) {
+        if let Some(ignore) = ignore
+            && (ALWAYS_SKIPPED.contains(&name.as_str()) || ignore.skips(&rel, meta.is_dir()))
+        {
             continue;
         }
         if meta.is_dir() {
@@ -173,7 +196,7 @@ fn walk(
             walk(root, &path, ignore, out, total)?;
         } else if meta.is_file() {
             *total += meta.len();
-            if *total > MAX_SNAPSHOT_BYTES {
+            if ignore.is_some() && *total > MAX_SNAPSHOT_BYTES {
                 return Err(Error::TooLarge {
                     root: root.to_path_buf(),
                     limit: MAX_SNAPSHOT_BYTES / 1024 / 1024,

@@ -199,6 +199,16 @@ fn an_unknown_instance_type_is_refused_before_anything_runs() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("instance type `huge`"), "{stderr}");
     assert!(ws.json(&["job", "list"]).as_array().unwrap().is_empty());
+    let snapshots = std::fs::read_dir(ws.path().join(".tug/artifacts/snapshots")).unwrap();
+    assert_eq!(snapshots.count(), 0, "nothing uploaded for a refused job");
+
+    // A name that could escape the workspace folder is refused the same way.
+    ws.write("job2.yml", &job_yaml("echo hi", "name: ../../escape\n"));
+    let out = ws.tug(&["job", "create", "-f", "job2.yml"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot be a job name"), "{stderr}");
+    assert!(ws.json(&["job", "list"]).as_array().unwrap().is_empty());
 }
 
 #[test]
@@ -249,4 +259,43 @@ fn a_gpu_instance_type_without_a_gpu_runtime_fails_with_the_fix() {
         "{v:#}"
     );
     assert!(ws.containers(&ws.workspace_id().unwrap()).is_empty());
+}
+
+#[test]
+fn an_image_with_its_own_user_can_write_outputs() {
+    let ws = Ws::new();
+    ws.write("ctx/Dockerfile", &format!("FROM {MINIMAL}\nUSER nobody\n"));
+    ws.write("src/x.txt", "");
+    let id = ws.submit(
+        "job.yml",
+        "code: src\ncommand: id -un && echo saved > outputs/result.txt && echo $HOME > $HOME/h && cat $HOME/h\nenvironment:\n  build:\n    path: ctx\n",
+    );
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Completed", "{v:#}");
+    let log = std::fs::read_to_string(ws.run_dir(&id).join("user_logs/std_log.txt")).unwrap();
+    assert!(log.starts_with("nobody"), "the image's USER is kept: {log}");
+    assert_eq!(
+        std::fs::read_to_string(ws.run_dir(&id).join("outputs/result.txt")).unwrap(),
+        "saved\n"
+    );
+}
+
+#[test]
+fn large_outputs_download_without_the_snapshot_cap_or_ignore_rules() {
+    let ws = Ws::new();
+    ws.write("src/x.txt", "");
+    // 20 MB of output and a .gitignore that must not filter a download.
+    let id = ws.submit(
+        "job.yml",
+        &job_yaml(
+            "head -c 20000000 /dev/zero > outputs/big.bin && printf '*.bin\\n' > outputs/.gitignore",
+            "",
+        ),
+    );
+    assert_eq!(ws.wait(&id, LIMIT)["status"], "Completed");
+    let dl = ws.path().join("dl");
+    ws.ok(&["job", "download", &id, "-p", dl.to_str().unwrap()]);
+    let big = std::fs::metadata(dl.join("artifacts/outputs/big.bin")).unwrap();
+    assert_eq!(big.len(), 20_000_000);
+    assert!(dl.join("artifacts/outputs/.gitignore").is_file());
 }

@@ -228,11 +228,19 @@ pub(crate) async fn run(ctx: &Context_, cmd: JobCommand) -> anyhow::Result<ExitC
             if let Some(o) = &output_name {
                 path.push_str(&format!("&output_name={}", urlencode(o)));
             }
-            let bytes = client.get_raw(&path).await?.bytes().await?;
+            let mut resp = client.get_raw(&path).await?;
             std::fs::create_dir_all(&download_path)
                 .with_context(|| format!("creating {}", download_path.display()))?;
-            let mut ar = tar::Archive::new(bytes.as_ref());
+            // Spooled to a temporary file: a large model never sits in memory.
+            let mut spool = tempfile::tempfile_in(&download_path)
+                .with_context(|| format!("writing into {}", download_path.display()))?;
+            while let Some(chunk) = resp.chunk().await? {
+                std::io::Write::write_all(&mut spool, &chunk)?;
+            }
+            std::io::Seek::rewind(&mut spool)?;
+            let mut ar = tar::Archive::new(spool);
             ar.set_preserve_permissions(false);
+            // `unpack` refuses entries that would land outside the folder.
             ar.unpack(&download_path)
                 .with_context(|| format!("writing into {}", download_path.display()))?;
             println!("Downloaded job {id} into {}", download_path.display());

@@ -255,25 +255,19 @@ pub(crate) async fn submission(
         ),
     };
 
-    // Uploads: content-addressed, so repeating one is free.
-    let code_snapshot = match code_tar {
-        Some(tar) => Some(upload(client, tar).await?),
-        None => None,
-    };
-    let environment = finish_environment(client, environment, env_uploads).await?;
     let experiment_name = job.experiment_name.clone().unwrap_or_else(|| {
         cwd.file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "default".into())
     });
-    Ok(JobSubmission {
+    let mut sub = JobSubmission {
         name: job.name.clone(),
         display_name: job.display_name.clone(),
         experiment_name,
         description: job.description.clone(),
         tags: job.tags.clone(),
         command,
-        code_snapshot,
+        code_snapshot: None,
         environment,
         environment_variables: job.environment_variables.clone(),
         compute: job.compute.clone(),
@@ -286,7 +280,15 @@ pub(crate) async fn submission(
         },
         timeout_seconds: job.limits.as_ref().and_then(|l| l.timeout),
         source: Some(absolute(cwd, file).display().to_string()),
-    })
+    };
+    // What only the server can check (compute target, sizes, names) before anything
+    // is stored there; then the uploads, content-addressed so repeating one is free.
+    let _: serde_json::Value = client.post("/api/jobs/validate", &sub).await?;
+    if let Some(tar) = code_tar {
+        sub.code_snapshot = Some(upload(client, tar).await?);
+    }
+    sub.environment = finish_environment(client, sub.environment, env_uploads).await?;
+    Ok(sub)
 }
 
 /// An environment with its local files read; a build context still to upload.

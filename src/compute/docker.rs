@@ -297,26 +297,57 @@ impl ComputeTarget for DockerTarget {
     ) -> Result<(), Error> {
         let name = self.name(run_id);
         for (from, to) in collect {
-            let opts = DownloadFromContainerOptions { path: from.clone() };
-            let bytes = match self
-                .docker
-                .download_from_container(&name, Some(opts))
-                .try_fold(Vec::new(), |mut acc, chunk| async move {
-                    acc.extend_from_slice(&chunk);
-                    Ok(acc)
-                })
-                .await
-            {
-                Ok(b) => b,
-                // The program never made this folder: nothing to collect.
-                Err(e) if is_not_found(&e) => continue,
-                Err(e) => return Err(engine(format!("copying {from} out of {name}"))(e)),
-            };
             let target = dest.join(to);
-            unpack_renamed(&bytes, &target).map_err(|source| Error::Collect {
+            let local = |source| Error::Collect {
                 path: target.display().to_string(),
                 source,
-            })?;
+            };
+            std::fs::create_dir_all(dest).map_err(local)?;
+            // The archive is spooled to an unlinked temporary file, never held in memory;
+            // a transient engine error is retried.
+            let mut attempt = 0;
+            let spool = loop {
+                attempt += 1;
+                let spool = tempfile::tempfile_in(dest).map_err(local)?;
+                let opts = DownloadFromContainerOptions { path: from.clone() };
+                let mut stream = self.docker.download_from_container(&name, Some(opts));
+                let mut file = tokio::fs::File::from_std(spool);
+                let mut failed = None;
+                while let Some(chunk) = stream.next().await {
+                    match chunk {
+                        Ok(bytes) => {
+                            tokio::io::AsyncWriteExt::write_all(&mut file, &bytes)
+                                .await
+                                .map_err(local)?;
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    None => break Some(file.into_std().await),
+                    // The program never made this folder: nothing to collect.
+                    Some(e) if is_not_found(&e) => break None,
+                    Some(e) if attempt >= 3 => {
+                        return Err(engine(format!("copying {from} out of {name}"))(e));
+                    }
+                    Some(e) => {
+                        tracing::warn!(error = %e, attempt, "copying outputs failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(attempt)).await;
+                    }
+                }
+            };
+            let Some(mut spool) = spool else { continue };
+            let target2 = target.clone();
+            tokio::task::spawn_blocking(move || {
+                std::io::Seek::rewind(&mut spool)?;
+                unpack_renamed(spool, &target2)
+            })
+            .await
+            .map_err(|e| local(std::io::Error::other(e)))?
+            .map_err(local)?;
         }
         Ok(())
     }
@@ -363,10 +394,10 @@ impl ComputeTarget for DockerTarget {
 /// Unpacks an engine archive (whose single top entry is the copied folder's basename)
 /// into `target`, whatever that basename was. Only plain files and folders are taken:
 /// a path that climbs out (`..`) or a link could write outside the run's folder.
-fn unpack_renamed(bytes: &[u8], target: &Path) -> std::io::Result<()> {
+fn unpack_renamed(archive: impl std::io::Read, target: &Path) -> std::io::Result<()> {
     use std::path::Component;
     std::fs::create_dir_all(target)?;
-    let mut ar = tar::Archive::new(bytes);
+    let mut ar = tar::Archive::new(archive);
     for entry in ar.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.into_owned();
@@ -466,7 +497,7 @@ mod tests {
         let tar = crate::snapshot::tar_bytes(&entries, "", 1000, 1000);
         let tmp = tempfile::tempdir().unwrap();
         let target = tmp.path().join("artifacts/outputs");
-        unpack_renamed(&tar, &target).unwrap();
+        unpack_renamed(tar.as_slice(), &target).unwrap();
         assert_eq!(std::fs::read(target.join("sub/model.pkl")).unwrap(), b"m");
     }
 }

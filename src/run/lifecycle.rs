@@ -89,8 +89,24 @@ impl Runner {
         Ok(WorkspaceConfig::parse(&path.display().to_string(), &text)?)
     }
 
+    /// Checks a submission before its snapshots are uploaded: everything but them.
+    pub fn validate_draft(&self, sub: &JobSubmission) -> Result<(), Error> {
+        self.check(sub, false)
+    }
+
     /// Checks what the server can check before anything is created.
     pub fn validate(&self, sub: &JobSubmission) -> Result<(), Error> {
+        self.check(sub, true)
+    }
+
+    fn check(&self, sub: &JobSubmission, snapshots_uploaded: bool) -> Result<(), Error> {
+        if let Some(name) = &sub.name
+            && !valid_run_id(name)
+        {
+            return Err(Error::Invalid(format!(
+                "`{name}` cannot be a job name: use letters, digits, `_` and `-`, starting with a letter or digit, at most 255 characters"
+            )));
+        }
         let config = self.config()?;
         let file = self.ws.config_path().display().to_string();
         let target = config.target(&sub.compute, &file)?;
@@ -110,7 +126,11 @@ impl Runner {
                 _ => None,
             },
         ];
-        for s in snapshots.into_iter().flatten() {
+        for s in snapshots
+            .into_iter()
+            .flatten()
+            .filter(|_| snapshots_uploaded)
+        {
             if !self.snapshot_path(&s).exists() {
                 return Err(Error::MissingSnapshot(s));
             }
@@ -135,11 +155,6 @@ impl Runner {
     pub fn submit(self: &Arc<Self>, sub: JobSubmission) -> Result<RunRecord, Error> {
         self.validate(&sub)?;
         let id = sub.name.clone().unwrap_or_else(new_run_id);
-        if !valid_run_id(&id) {
-            return Err(Error::Invalid(format!(
-                "`{id}` cannot be a job name: use letters, digits, `_` and `-`, starting with a letter or digit, at most 255 characters"
-            )));
-        }
         let nonce = crate::workspace::random_hex(12);
         self.store.insert_run(&id, &sub, &nonce)?;
         self.spawn(id.clone());
@@ -440,7 +455,7 @@ impl Runner {
                         executable: false,
                     }]
                 } else {
-                    crate::snapshot::read_folder(std::path::Path::new(host_path))
+                    crate::snapshot::read_tree(std::path::Path::new(host_path))
                         .map_err(|e| Error::Invalid(format!("input `{name}`: {e}")))?
                 };
                 downloads.insert(name.clone(), entries);

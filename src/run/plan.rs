@@ -6,7 +6,7 @@ use crate::compute::{ContainerSpec, Limits};
 use crate::run::model::{
     InputBinding, InputMode, JobSubmission, ResolvedEnvironment, RunStatus, paths,
 };
-use crate::snapshot::{Entry, tar_bytes};
+use crate::snapshot::{Entry, tar_bytes_with_dir_mode};
 
 /// The uid:gid tug's environment images run jobs as.
 pub const RUN_UID: u64 = 1000;
@@ -132,6 +132,9 @@ pub fn container_spec(sub: &JobSubmission, inp: SpecInputs<'_>) -> ContainerSpec
         ResolvedEnvironment::Image { .. } => Some(format!("{RUN_UID}:{RUN_UID}")),
         ResolvedEnvironment::Build { .. } => None,
     };
+    // Under an image's own USER (unknown uid) the folders must be writable by anyone;
+    // they are private to the container.
+    let dir_mode = if user.is_some() { 0o755 } else { 0o777 };
     ContainerSpec {
         workspace_id: inp.workspace_id.to_string(),
         run_id: inp.run_id.to_string(),
@@ -140,7 +143,7 @@ pub fn container_spec(sub: &JobSubmission, inp: SpecInputs<'_>) -> ContainerSpec
         working_dir: paths::CODE.to_string(),
         env,
         user,
-        files_tar: tar_bytes(&entries, "", RUN_UID, RUN_UID),
+        files_tar: tar_bytes_with_dir_mode(&entries, "", RUN_UID, RUN_UID, dir_mode),
         ro_mounts,
         limits: inp.limits,
         collect,

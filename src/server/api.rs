@@ -23,6 +23,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/api/server/stop", post(stop))
         .route("/api/snapshots", post(upload_snapshot))
         .route("/api/jobs", get(list_jobs).post(create_job))
+        .route("/api/jobs/validate", post(validate_job))
         .route("/api/jobs/{id}", get(show_job))
         .route("/api/jobs/{id}/cancel", post(cancel_job))
         .route("/api/jobs/{id}/metrics", get(job_metrics))
@@ -156,6 +157,15 @@ fn view(s: &AppState, run: RunRecord, detail: bool) -> ApiResult<JobView> {
     })
 }
 
+/// Checks a submission whose snapshots are not uploaded yet; creates nothing.
+async fn validate_job(
+    State(s): State<Arc<AppState>>,
+    Json(sub): Json<JobSubmission>,
+) -> ApiResult<Json<serde_json::Value>> {
+    s.runner.validate_draft(&sub)?;
+    Ok(Json(serde_json::json!({ "valid": true })))
+}
+
 async fn create_job(
     State(s): State<Arc<AppState>>,
     Json(sub): Json<JobSubmission>,
@@ -223,8 +233,12 @@ struct DownloadQuery {
     all: bool,
 }
 
+/// The artifact folders under a run, as `az ml job download` names them.
+const DEFAULT_ARTIFACTS: [&str; 4] = ["outputs", "logs", "user_logs", "system_logs"];
+
 /// A tar laid out as `az ml job download` lays out its folder: default artifacts under
-/// `artifacts/`, named outputs under `named-outputs/<name>/`.
+/// `artifacts/`, named outputs under `named-outputs/<name>/`. Written to a temporary
+/// file and streamed, so a large model never sits in memory.
 async fn download_job(
     State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -232,63 +246,67 @@ async fn download_job(
 ) -> ApiResult<Response> {
     let run = s.runner.store.run(&id)?;
     let dir = s.runner.ws.run_dir(&run.id);
-    let mut entries = Vec::new();
-    let mut add = |from: std::path::PathBuf, prefix: &str| -> ApiResult<()> {
-        if !from.is_dir() {
-            return Ok(());
+    // (folder under the run, name in the tar)
+    let mut parts: Vec<(std::path::PathBuf, String)> = Vec::new();
+    let default = |parts: &mut Vec<_>| {
+        for sub in DEFAULT_ARTIFACTS {
+            parts.push((dir.join(sub), format!("artifacts/{sub}")));
         }
-        let found = crate::snapshot::read_folder(&from)
-            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        entries.push(crate::snapshot::Entry {
-            path: prefix.to_string(),
-            data: None,
-            executable: false,
-        });
-        entries.extend(found.into_iter().map(|mut e| {
-            e.path = format!("{prefix}/{}", e.path);
-            e
-        }));
-        Ok(())
     };
-    match &q.output_name {
+    match q.output_name.as_deref() {
+        Some("default") => default(&mut parts),
+        Some(name) if run.submission.outputs.contains_key(name) => parts.push((
+            dir.join("named-outputs").join(name),
+            format!("named-outputs/{name}"),
+        )),
         Some(name) => {
-            if !run.submission.outputs.contains_key(name) && name != "default" {
-                return Err(ApiError(
-                    StatusCode::NOT_FOUND,
-                    format!(
-                        "job `{id}` has no output `{name}`; its outputs: default{}",
-                        run.submission
-                            .outputs
-                            .keys()
-                            .map(|k| format!(", {k}"))
-                            .collect::<String>()
-                    ),
-                ));
-            }
-            if name == "default" {
-                for sub in ["outputs", "logs", "user_logs", "system_logs"] {
-                    add(dir.join(sub), &format!("artifacts/{sub}"))?;
-                }
-            } else {
-                add(
-                    dir.join("named-outputs").join(name),
-                    &format!("named-outputs/{name}"),
-                )?;
-            }
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "job `{id}` has no output `{name}`; its outputs: default{}",
+                    run.submission
+                        .outputs
+                        .keys()
+                        .map(|k| format!(", {k}"))
+                        .collect::<String>()
+                ),
+            ));
         }
         None => {
-            for sub in ["outputs", "logs", "user_logs", "system_logs"] {
-                add(dir.join(sub), &format!("artifacts/{sub}"))?;
-            }
+            default(&mut parts);
             if q.all {
-                add(dir.join("named-outputs"), "named-outputs")?;
+                parts.push((dir.join("named-outputs"), "named-outputs".into()));
             }
         }
     }
-    let tar = crate::snapshot::tar_bytes(&entries, "", 0, 0);
+    let tmp_dir = s.runner.ws.dir.join("tmp");
+    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        std::fs::create_dir_all(&tmp_dir)?;
+        // Unlinked at once: the open handle is all that is left, gone when streamed.
+        let file = tempfile::tempfile_in(&tmp_dir)?;
+        let mut builder = tar::Builder::new(file);
+        builder.follow_symlinks(false);
+        for (from, name) in parts {
+            if from.is_dir() {
+                builder.append_dir_all(&name, &from)?;
+            }
+        }
+        let mut file = builder.into_inner()?;
+        std::io::Seek::rewind(&mut file)?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("packing the download: {e}"),
+        )
+    })?;
+    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
     Ok((
         [(header::CONTENT_TYPE, "application/x-tar")],
-        Body::from(tar),
+        Body::from_stream(stream),
     )
         .into_response())
 }

@@ -239,3 +239,15 @@ fn log_tail(path: &std::path::Path, n: usize) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Percent-encodes a path segment or query value.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

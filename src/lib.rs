@@ -11,4 +11,5 @@ pub mod server;
 pub mod snapshot;
 pub mod spec;
 pub mod store;
+pub mod submit;
 pub mod workspace;

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::Context_;
-use super::job::urlencode;
 use super::output;
 use crate::client::Client;
+use crate::client::urlencode;
 use crate::run::model::ResolvedEnvironment;
 use crate::store::EnvironmentRecord;
 
@@ -46,10 +46,10 @@ pub(crate) async fn run(ctx: &Context_, cmd: EnvironmentCommand) -> anyhow::Resu
             set,
         } => {
             let sets = super::job::parse_sets(&set)?;
-            let env = super::resolve::load_environment(&ctx.cwd, &file, &sets)?;
+            let env = crate::submit::load_environment(&ctx.cwd, &file, &sets)?;
             let client = Client::connect(&ws).await?;
             let rec =
-                super::resolve::environment_record(&client, &ctx.cwd, &file, &env, name, version)
+                crate::submit::environment_record(&client, &ctx.cwd, &file, &env, name, version)
                     .await?;
             let stored: EnvironmentRecord = client.post("/api/environments", &rec).await?;
             if !output::structured(ctx.output, &stored)? {

@@ -8,7 +8,7 @@ use clap::Subcommand;
 
 use super::Context_;
 use super::output::{self, number};
-use crate::client::Client;
+use crate::client::{Client, urlencode};
 use crate::server::api::JobView;
 use crate::store::MetricPoint;
 
@@ -93,9 +93,9 @@ pub(crate) async fn run(ctx: &Context_, cmd: JobCommand) -> anyhow::Result<ExitC
             let overrides = parse_sets(&set)?;
             // Parse and validate before any server or container is involved: a bad
             // file creates nothing.
-            let job = super::resolve::load_job(&ctx.cwd, &file, &overrides)?;
+            let job = crate::submit::load_job(&ctx.cwd, &file, &overrides)?;
             let client = Client::connect(&ws).await?;
-            let mut sub = super::resolve::submission(&client, &ctx.cwd, job, &file).await?;
+            let mut sub = crate::submit::submission(&client, &ctx.cwd, job, &file).await?;
             if name.is_some() {
                 sub.name = name;
             }
@@ -257,17 +257,6 @@ pub(crate) fn parse_sets(set: &[String]) -> anyhow::Result<Vec<(String, String)>
                 .ok_or_else(|| {
                     anyhow::anyhow!("--set {s}: expected KEY=VALUE, e.g. --set inputs.lr=0.1")
                 })
-        })
-        .collect()
-}
-
-pub(crate) fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
         })
         .collect()
 }

@@ -4,7 +4,6 @@
 mod environment;
 mod job;
 pub mod output;
-mod resolve;
 mod stream;
 
 use std::path::PathBuf;

@@ -8,9 +8,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::job::urlencode;
 use super::output::{Format, number};
 use crate::client::Client;
+use crate::client::urlencode;
 use crate::server::stream::StreamEvent;
 use crate::workspace::Workspace;
 

@@ -138,6 +138,10 @@ impl DockerTarget {
 }
 
 impl ComputeTarget for DockerTarget {
+    fn container_name(&self, run_id: &str) -> String {
+        self.name(run_id)
+    }
+
     async fn start(&self, spec: &ContainerSpec) -> Result<(), Error> {
         let name = self.name(&spec.run_id);
         if let Some(n) = spec.limits.gpus

@@ -87,6 +87,8 @@ pub enum Error {
 /// A place run containers execute. Names are derived from run ids, so every method
 /// is safe to call again after a crash: it finds what an earlier attempt made.
 pub trait ComputeTarget: Send + Sync {
+    /// The name of the run's container (or Kubernetes object) on this target.
+    fn container_name(&self, run_id: &str) -> String;
     /// Creates (if needed) and starts the run's container.
     fn start(&self, spec: &ContainerSpec) -> impl Future<Output = Result<(), Error>> + Send;
     /// Follows the container's output from after `cursor` (a `LogLine::ts`) until it exits.

@@ -40,12 +40,13 @@ pub enum Error {
     Invalid(String),
 }
 
-/// Runs jobs for one workspace.
-pub struct Runner {
+/// Runs jobs for one workspace on a compute target (the local Docker engine unless
+/// told otherwise). Environment images are built on a Docker engine either way.
+pub struct Runner<T: ComputeTarget = DockerTarget> {
     pub store: Arc<Store>,
     pub ws: Workspace,
     pub workspace_id: String,
-    target: DockerTarget,
+    target: T,
     builder: Builder,
     cancels: Mutex<HashMap<String, watch::Sender<bool>>>,
     active: AtomicUsize,
@@ -59,14 +60,14 @@ impl Drop for ActiveGuard<'_> {
     }
 }
 
-impl Runner {
+impl<T: ComputeTarget + 'static> Runner<T> {
     pub fn new(
         store: Arc<Store>,
         ws: Workspace,
         workspace_id: String,
-        target: DockerTarget,
-    ) -> Runner {
-        let builder = Builder::new(target.docker().clone());
+        target: T,
+        builder: Builder,
+    ) -> Runner<T> {
         Runner {
             store,
             ws,
@@ -284,10 +285,7 @@ impl Runner {
                                 id,
                                 RunStatus::Running,
                                 Transition {
-                                    container: Some(crate::compute::docker::container_name(
-                                        &self.workspace_id,
-                                        id,
-                                    )),
+                                    container: Some(self.target.container_name(id)),
                                     ..Default::default()
                                 },
                             )?;
@@ -341,7 +339,7 @@ impl Runner {
                     )?;
                 }
                 RunStatus::Finalizing => {
-                    let spec_collect = self.collect_list(&run);
+                    let spec_collect = plan::collect_list(&run.submission);
                     let collected = self
                         .target
                         .collect(id, &spec_collect, &self.ws.run_dir(id))
@@ -474,26 +472,6 @@ impl Runner {
                 limits,
             },
         ))
-    }
-
-    fn collect_list(&self, run: &RunRecord) -> Vec<(String, String)> {
-        // The same list container_spec makes, without reading the snapshot again.
-        let mut sub = run.submission.clone();
-        sub.code_snapshot = None;
-        plan::container_spec(
-            &sub,
-            SpecInputs {
-                workspace_id: &self.workspace_id,
-                run_id: &run.id,
-                experiment: &run.experiment,
-                image: "",
-                log_nonce: "",
-                code: vec![],
-                downloads: BTreeMap::new(),
-                limits: Default::default(),
-            },
-        )
-        .collect
     }
 
     /// Follows a running container to its end: logs and metrics, cancel, timeout.

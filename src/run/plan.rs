@@ -111,21 +111,9 @@ pub fn container_spec(sub: &JobSubmission, inp: SpecInputs<'_>) -> ContainerSpec
             }
         }
     }
-    let mut collect = vec![
-        (format!("{}/outputs", paths::CODE), "outputs".to_string()),
-        (format!("{}/logs", paths::CODE), "logs".to_string()),
-    ];
-    for (name, out) in &sub.outputs {
-        let folder = if out.is_file {
-            out.container_path
-                .rsplit_once('/')
-                .map(|(d, _)| d.to_string())
-                .unwrap_or_else(|| out.container_path.clone())
-        } else {
-            out.container_path.clone()
-        };
+    let collect = collect_list(sub);
+    for (folder, _) in &collect[2..] {
         entries.push(dir(folder.trim_start_matches('/')));
-        collect.push((folder, format!("named-outputs/{name}")));
     }
     // tug's own images run jobs as a non-root user; a user's Dockerfile decides its own.
     let user = match sub.environment {
@@ -148,6 +136,27 @@ pub fn container_spec(sub: &JobSubmission, inp: SpecInputs<'_>) -> ContainerSpec
         limits: inp.limits,
         collect,
     }
+}
+
+/// Folders collected from a run's container at its end: (container path, folder under
+/// the run's artifacts). `./outputs` and `./logs` first, then each named output.
+pub fn collect_list(sub: &JobSubmission) -> Vec<(String, String)> {
+    let mut collect = vec![
+        (format!("{}/outputs", paths::CODE), "outputs".to_string()),
+        (format!("{}/logs", paths::CODE), "logs".to_string()),
+    ];
+    for (name, out) in &sub.outputs {
+        let folder = if out.is_file {
+            out.container_path
+                .rsplit_once('/')
+                .map(|(d, _)| d.to_string())
+                .unwrap_or_else(|| out.container_path.clone())
+        } else {
+            out.container_path.clone()
+        };
+        collect.push((folder, format!("named-outputs/{name}")));
+    }
+    collect
 }
 
 /// Why a run's container ended, as far as tug is concerned.

@@ -153,7 +153,14 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
     let store = Arc::new(Store::open(&ws.db_path())?);
     let workspace_id = store.workspace_id()?;
     let target = DockerTarget::connect_local(&workspace_id).await?;
-    let runner = Arc::new(Runner::new(store, ws.clone(), workspace_id.clone(), target));
+    let builder = crate::build::docker::Builder::new(target.docker().clone());
+    let runner = Arc::new(Runner::new(
+        store,
+        ws.clone(),
+        workspace_id.clone(),
+        target,
+        builder,
+    ));
 
     let listener = tokio::net::TcpListener::bind(opts.bind)
         .await

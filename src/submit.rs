@@ -1,4 +1,5 @@
-//! From a job or environment file to what the server runs: local files read, folders
+//! From a job or environment file to what the server runs (the client side of
+//! submitting, shared by the CLI and programs that drive tug): local files read, folders
 //! snapshotted, the command rendered. Everything that can be checked locally is checked
 //! before the server is asked to create anything.
 
@@ -15,7 +16,7 @@ use crate::spec::{self, CommandJob, EnvironmentRef, EnvironmentSource, Environme
 use crate::store::EnvironmentRecord;
 
 /// Reads and validates a job file. No I/O beyond reading it.
-pub(crate) fn load_job(
+pub fn load_job(
     cwd: &Path,
     file: &Path,
     overrides: &[(String, String)],
@@ -27,7 +28,7 @@ pub(crate) fn load_job(
 }
 
 /// Reads and validates an environment file.
-pub(crate) fn load_environment(
+pub fn load_environment(
     cwd: &Path,
     file: &Path,
     overrides: &[(String, String)],
@@ -121,7 +122,7 @@ fn absolute(cwd: &Path, p: &Path) -> PathBuf {
 }
 
 /// Turns a parsed job into a submission: reads and uploads what it refers to.
-pub(crate) async fn submission(
+pub async fn submission(
     client: &Client,
     cwd: &Path,
     job: CommandJob,
@@ -237,11 +238,11 @@ pub(crate) async fn submission(
             let path = match version {
                 spec::AssetVersion::Version(v) => format!(
                     "/api/environments/{}?version={}",
-                    super::job::urlencode(name),
-                    super::job::urlencode(v)
+                    crate::client::urlencode(name),
+                    crate::client::urlencode(v)
                 ),
                 spec::AssetVersion::Latest => {
-                    format!("/api/environments/{}", super::job::urlencode(name))
+                    format!("/api/environments/{}", crate::client::urlencode(name))
                 }
             };
             let rec: EnvironmentRecord = client
@@ -388,7 +389,7 @@ async fn upload(client: &Client, tar: Vec<u8>) -> anyhow::Result<String> {
 }
 
 /// Resolves an environment file for registration.
-pub(crate) async fn environment_record(
+pub async fn environment_record(
     client: &Client,
     cwd: &Path,
     file: &Path,

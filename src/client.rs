@@ -103,6 +103,9 @@ impl Client {
             tokio::time::sleep(Duration::from_millis(100)).await;
             if let Some(c) = Client::existing(ws).await? {
                 drop(lock);
+                // Reap it if it exits while we still run, so it never lingers as a zombie
+                // (which would look alive to `tug server stop`).
+                std::thread::spawn(move || child.wait());
                 return Ok(c);
             }
             // A server that exits before it answers will never answer: say why now.

@@ -225,8 +225,7 @@ async fn server(ctx: &Context_, args: ServerArgs) -> anyhow::Result<ExitCode> {
                 // Wait for the process to exit, so the workspace is free when we return.
                 let mut alive = true;
                 for _ in 0..300 {
-                    // SAFETY: signal 0 only checks that the process exists.
-                    if unsafe { libc::kill(pid as i32, 0) } != 0 {
+                    if !process_alive(pid) {
                         alive = false;
                         break;
                     }
@@ -258,4 +257,18 @@ async fn server(ctx: &Context_, args: ServerArgs) -> anyhow::Result<ExitCode> {
         },
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether process `pid` runs (a zombie, exited but not yet reaped, does not).
+fn process_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    if unsafe { libc::kill(pid as i32, 0) } != 0 {
+        return false;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the parenthesised command name: `pid (comm) S ...`.
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    state != Some('Z')
 }

@@ -162,6 +162,12 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
         builder,
     ));
 
+    if !opts.bind.ip().is_loopback() {
+        tracing::warn!(
+            bind = %opts.bind,
+            "listening beyond loopback: the token travels in clear HTTP and lets its holder run containers on this host; put TLS in front"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(opts.bind)
         .await
         .map_err(io(format!("listen on {}", opts.bind)))?;

@@ -1,3 +1,5 @@
+//! Store tests against in-memory and on-disk SQLite.
+
 use super::*;
 use crate::run::model::{ResolvedEnvironment, Resources};
 

@@ -111,6 +111,7 @@ pub(crate) async fn stream_job(
     tokio::spawn(async move {
         let _busy = busy;
         let mut closing = state.closing.subscribe();
+        let mut changes = state.runner.store.subscribe();
         let runner = &state.runner;
         let run_dir = runner.ws.run_dir(&id);
         let mut build = Tail::new(runner.build_log(&id), resume.build);
@@ -169,7 +170,10 @@ pub(crate) async fn stream_job(
                 return;
             }
             // A closing server ends the stream without `end`; the client reconnects.
+            // Woken by the store on any change; the timer covers log lines written
+            // between two commits.
             tokio::select! {
+                _ = changes.changed() => {}
                 _ = tokio::time::sleep(POLL) => {}
                 _ = closing.wait_for(|c| *c) => return,
             }

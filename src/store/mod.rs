@@ -118,6 +118,9 @@ pub struct Transition {
 /// statement is short.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// Bumped after every write a watcher may care about (status, metrics, log cursor),
+    /// so live views wake at once instead of polling.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 fn now() -> String {
@@ -138,6 +141,7 @@ impl Store {
         migrations::migrate(&conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
+            changes: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -147,7 +151,17 @@ impl Store {
         migrations::migrate(&conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
+            changes: tokio::sync::watch::channel(0).0,
         })
+    }
+
+    /// A receiver that sees a new value after each change to runs or metrics.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -252,6 +266,8 @@ impl Store {
             params![id, to.as_str(), at, t.error],
         )?;
         tx.commit()?;
+        drop(conn);
+        self.changed();
         Ok(from)
     }
 
@@ -355,6 +371,8 @@ impl Store {
             )?;
         }
         tx.commit()?;
+        drop(conn);
+        self.changed();
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
@@ -53,6 +54,75 @@ pub fn container_name(workspace_id: &str, run_id: &str) -> String {
         })
         .collect();
     format!("tug-{workspace_id}-{safe}")
+}
+
+/// Log request options from the last timestamp seen (`since` has whole seconds).
+fn log_options(follow: bool, last: &Mutex<Option<String>>) -> LogsOptions {
+    let since = last
+        .lock()
+        .unwrap()
+        .as_deref()
+        .and_then(super::ts_unix_seconds)
+        .unwrap_or(0);
+    LogsOptions {
+        follow,
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+        since: since as i32,
+        ..Default::default()
+    }
+}
+
+/// Lines of one log request, past `last` only, advancing `last`. With `flush`, an
+/// unfinished line at the end is handed out too.
+fn assembled(
+    raw: impl futures_util::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>>
+    + Send
+    + 'static,
+    name: String,
+    last: Arc<Mutex<Option<String>>>,
+    flush: bool,
+) -> LogStream {
+    // One assembler per output stream.
+    let pair = Arc::new(Mutex::new((
+        LineAssembler::default(),
+        LineAssembler::default(),
+    )));
+    let at_end = pair.clone();
+    let lines = raw.map(move |item| {
+        let item = item.map_err(engine(format!("reading the log of {name}")))?;
+        let mut pair = pair.lock().unwrap();
+        let lines = match item {
+            bollard::container::LogOutput::StdErr { message } => pair.1.push(&message),
+            other => pair.0.push(&other.into_bytes()),
+        };
+        Ok(futures_util::stream::iter(lines.into_iter().map(Ok)))
+    });
+    let end = futures_util::stream::once(async move {
+        let mut pair = at_end.lock().unwrap();
+        let rest: Vec<_> = if flush {
+            [pair.0.finish(), pair.1.finish()]
+                .into_iter()
+                .flatten()
+                .collect()
+        } else {
+            vec![]
+        };
+        Ok(futures_util::stream::iter(rest.into_iter().map(Ok)))
+    });
+    lines
+        .chain(end)
+        .try_flatten()
+        .try_filter(move |l| {
+            let mut last = last.lock().unwrap();
+            let keep = last.as_deref().is_none_or(|c| l.ts.as_str() > c);
+            if keep {
+                *last = Some(l.ts.clone());
+            }
+            futures_util::future::ready(keep)
+        })
+        .boxed()
 }
 
 /// The engine's create request for `spec`. Pure.
@@ -191,52 +261,24 @@ impl ComputeTarget for DockerTarget {
 
     fn logs(&self, run_id: &str, cursor: Option<&str>) -> LogStream {
         let name = self.name(run_id);
-        let cursor = cursor.map(super::normalize_ts);
-        let opts = LogsOptions {
-            follow: true,
-            stdout: true,
-            stderr: true,
-            timestamps: true,
-            since: cursor
-                .as_deref()
-                .and_then(super::ts_unix_seconds)
-                .unwrap_or(0) as i32,
-            ..Default::default()
-        };
-        let raw = self.docker.logs(&name, Some(opts));
-        // One assembler per stream; both are flushed when the log ends. The cursor then
-        // drops what an earlier server already processed (`since` has whole seconds).
-        let assemblers = std::sync::Arc::new(std::sync::Mutex::new((
-            LineAssembler::default(),
-            LineAssembler::default(),
-        )));
-        let at_end = assemblers.clone();
-        let doing = format!("reading the log of {name}");
-        let lines = raw.map(move |item| {
-            let item = item.map_err(engine(doing.clone()))?;
-            let mut pair = assemblers.lock().unwrap();
-            let lines = match item {
-                bollard::container::LogOutput::StdErr { message } => pair.1.push(&message),
-                other => pair.0.push(&other.into_bytes()),
-            };
-            Ok(futures_util::stream::iter(lines.into_iter().map(Ok)))
-        });
-        let flush = futures_util::stream::once(async move {
-            let mut pair = at_end.lock().unwrap();
-            let rest: Vec<_> = [pair.0.finish(), pair.1.finish()]
-                .into_iter()
-                .flatten()
-                .collect();
-            Ok(futures_util::stream::iter(rest.into_iter().map(Ok)))
-        });
-        lines
-            .chain(flush)
-            .try_flatten()
-            .try_filter(move |l| {
-                let keep = cursor.as_deref().is_none_or(|c| l.ts.as_str() > c);
-                futures_util::future::ready(keep)
-            })
-            .boxed()
+        // The last timestamp handed out: the cursor first, then each line's.
+        let last = Arc::new(Mutex::new(cursor.map(super::normalize_ts)));
+        // Follow the log live. The engine's follow mode drops an unfinished last line
+        // (Docker 20.10), so once it ends, a plain read from the last line's second
+        // catches up on whatever came after it, the unfinished line included.
+        let live = assembled(
+            self.docker.logs(&name, Some(log_options(true, &last))),
+            name.clone(),
+            last.clone(),
+            false,
+        );
+        let docker = self.docker.clone();
+        let catch_up = futures_util::stream::once(async move {
+            let rest = docker.logs(&name, Some(log_options(false, &last)));
+            assembled(rest, name, last, true)
+        })
+        .flatten();
+        live.chain(catch_up).boxed()
     }
 
     async fn wait(&self, run_id: &str) -> Result<i64, Error> {

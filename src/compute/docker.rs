@@ -221,23 +221,32 @@ impl ComputeTarget for DockerTarget {
                 "the instance type asks for {n} GPU(s), but this Docker engine has no `nvidia` runtime; install the NVIDIA container toolkit, or pick an instance type without `gpu:`"
             )));
         }
-        match self.state(&spec.run_id).await? {
-            ContainerState::Running => return Ok(()),
-            ContainerState::Exited(_) => return Ok(()),
-            ContainerState::Created => {
-                // An earlier attempt died between create and start: start afresh.
-                self.remove(&spec.run_id).await?;
-            }
-            ContainerState::Missing => {}
-        }
         let opts = CreateContainerOptions {
             name: Some(name.clone()),
             ..Default::default()
         };
-        self.docker
-            .create_container(Some(opts), create_body(spec))
-            .await
-            .map_err(engine(format!("creating container {name}")))?;
+        // Create first; only a name conflict (an earlier attempt's container) needs a look.
+        let mut retried = false;
+        loop {
+            match self
+                .docker
+                .create_container(Some(opts.clone()), create_body(spec))
+                .await
+            {
+                Ok(_) => break,
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409, ..
+                }) if !retried => match self.state(&spec.run_id).await? {
+                    ContainerState::Running | ContainerState::Exited(_) => return Ok(()),
+                    ContainerState::Created | ContainerState::Missing => {
+                        // An earlier attempt died between create and start: start afresh.
+                        self.remove(&spec.run_id).await?;
+                        retried = true;
+                    }
+                },
+                Err(e) => return Err(engine(format!("creating container {name}"))(e)),
+            }
+        }
         if !spec.files_tar.is_empty() {
             let opts = UploadToContainerOptions {
                 path: "/".into(),

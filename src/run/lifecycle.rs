@@ -304,7 +304,8 @@ impl<T: ComputeTarget + 'static> Runner<T> {
                     }
                 }
                 RunStatus::Running => {
-                    if self.target.state(id).await.ok() == Some(ContainerState::Missing) {
+                    let state = self.target.state(id).await.ok();
+                    if state == Some(ContainerState::Missing) {
                         self.store.transition(
                             id,
                             RunStatus::Failed,
@@ -317,7 +318,8 @@ impl<T: ComputeTarget + 'static> Runner<T> {
                         )?;
                         continue;
                     }
-                    let ending = self.watch(&run, &mut cancel).await?;
+                    let exited = matches!(state, Some(ContainerState::Exited(_)));
+                    let ending = self.watch(&run, &mut cancel, exited).await?;
                     let last = plan::tail_lines(
                         &std::fs::read_to_string(self.std_log(id)).unwrap_or_default(),
                         FAILURE_TAIL_LINES,
@@ -479,6 +481,7 @@ impl<T: ComputeTarget + 'static> Runner<T> {
         &self,
         run: &RunRecord,
         cancel: &mut watch::Receiver<bool>,
+        already_exited: bool,
     ) -> Result<Ending, Error> {
         let id = run.id.clone();
         let log_task = {
@@ -509,7 +512,6 @@ impl<T: ComputeTarget + 'static> Runner<T> {
         let mut ending = None;
         // A container that ended while nobody watched ended by itself: judge it by its
         // exit code, not by a deadline that passed while the server was down.
-        let already_exited = matches!(self.target.state(&id).await, Ok(ContainerState::Exited(_)));
         let deadline = if already_exited { None } else { deadline };
         if run.cancel_requested || *cancel.borrow() {
             self.target.stop(&id).await.ok();

@@ -14,6 +14,8 @@ use crate::store::Store;
 
 /// How often buffered metrics and the log cursor are written while a run streams.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// How often watchers are woken for new log lines at most.
+const WAKE_EVERY: Duration = Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -61,8 +63,13 @@ pub(crate) async fn follow(
             .unwrap_or_default()
             .as_secs_f64()
     };
+    // Stream watchers are woken soon after lines land in the file, not only when the
+    // next batch is committed.
+    let mut unseen = false;
+    let mut last_wake = Instant::now();
     loop {
-        let next = tokio::time::timeout(FLUSH_EVERY, stream.next()).await;
+        let wait = if unseen { WAKE_EVERY } else { FLUSH_EVERY };
+        let next = tokio::time::timeout(wait, stream.next()).await;
         let done = match next {
             Ok(Some(Ok(line))) => {
                 let split = split_line(&line.text, nonce);
@@ -71,6 +78,7 @@ pub(crate) async fn follow(
                         .and_then(|_| file.write_all(b"\n"))
                         .map_err(io)?;
                     written += text.len() as u64 + 1;
+                    unseen = true;
                 }
                 match split.record {
                     Some(Ok(Record::Metric {
@@ -98,8 +106,13 @@ pub(crate) async fn follow(
                 true
             }
             Ok(None) => true,
-            Err(_) => false, // quiet period: flush below
+            Err(_) => false, // quiet period: flush and wake below
         };
+        if unseen && last_wake.elapsed() >= WAKE_EVERY {
+            store.notify();
+            unseen = false;
+            last_wake = Instant::now();
+        }
         if done || last_flush.elapsed() >= FLUSH_EVERY || metrics.len() >= 500 {
             if cursor.is_some() || !metrics.is_empty() {
                 let _ = file.flush();

@@ -49,7 +49,8 @@ pub enum StreamEvent {
 struct Tail {
     path: std::path::PathBuf,
     offset: u64,
-    partial: String,
+    /// Bytes after the last newline: a line (or a character) still being written.
+    partial: Vec<u8>,
     /// Lines the client already has (a resumed stream).
     skip: usize,
 }
@@ -59,7 +60,7 @@ impl Tail {
         Tail {
             path,
             offset: 0,
-            partial: String::new(),
+            partial: Vec::new(),
             skip,
         }
     }
@@ -77,12 +78,26 @@ impl Tail {
             return vec![];
         }
         self.offset += buf.len() as u64;
-        self.partial.push_str(&String::from_utf8_lossy(&buf));
-        let mut lines: Vec<String> = self.partial.split('\n').map(str::to_string).collect();
-        self.partial = lines.pop().unwrap_or_default();
+        self.partial.extend_from_slice(&buf);
+        // Decode whole lines only, so a character split across two reads stays whole.
+        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
+            return vec![];
+        };
+        let rest = self.partial.split_off(end + 1);
+        let done = std::mem::replace(&mut self.partial, rest);
+        let mut lines: Vec<String> = String::from_utf8_lossy(&done[..done.len() - 1])
+            .split('\n')
+            .map(str::to_string)
+            .collect();
         let skipped = self.skip.min(lines.len());
         self.skip -= skipped;
         lines.split_off(skipped)
+    }
+
+    /// What is left without a newline (at the end of the run).
+    fn rest(&mut self) -> Option<String> {
+        (!self.partial.is_empty())
+            .then(|| String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned())
     }
 }
 
@@ -149,10 +164,8 @@ pub(crate) async fn stream_job(
             }
             let done = run.status.is_terminal();
             if done {
-                if !log.partial.is_empty() {
-                    events.push(StreamEvent::Log {
-                        line: std::mem::take(&mut log.partial),
-                    });
+                if let Some(line) = log.rest() {
+                    events.push(StreamEvent::Log { line });
                 }
                 events.push(StreamEvent::End {
                     status: run.status.as_str().to_string(),
@@ -187,4 +200,28 @@ fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::Receiver<Result<String, std::io::Error>>,
 ) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn tail_keeps_characters_whole_across_reads_and_skips_seen_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let mut tail = Tail::new(path.clone(), 1);
+        let text = "seen\nnaïve café\n".as_bytes();
+        // Cut inside the two-byte `ï`.
+        let cut = text.iter().position(|b| *b == 0xc3).unwrap() + 1;
+        f.write_all(&text[..cut]).unwrap();
+        assert!(tail.read().is_empty(), "the first line is skipped");
+        f.write_all(&text[cut..]).unwrap();
+        assert_eq!(tail.read(), ["naïve café"]);
+        f.write_all(b"unfinished").unwrap();
+        assert!(tail.read().is_empty());
+        assert_eq!(tail.rest().as_deref(), Some("unfinished"));
+    }
 }

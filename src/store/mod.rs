@@ -160,6 +160,11 @@ impl Store {
         self.changes.subscribe()
     }
 
+    /// Wakes watchers: something they show changed outside the store (a log file).
+    pub fn notify(&self) {
+        self.changed();
+    }
+
     fn changed(&self) {
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }

@@ -36,8 +36,22 @@ pub enum Error {
         "compute `{0}` sets `host:`; remote Docker engines are not supported yet, use the local engine"
     )]
     RemoteHost(String),
-    #[error("{0}")]
-    Invalid(String),
+    #[error(
+        "`{0}` cannot be a job name: use letters, digits, `_` and `-`, starting with a letter or digit, at most 255 characters"
+    )]
+    BadName(String),
+    #[error("input `{name}`: {path} does not exist on the server's host")]
+    MissingInput { name: String, path: String },
+    #[error("input `{name}`: cannot read {path}: {source}")]
+    ReadInput {
+        name: String,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the code snapshot {sha} in this workspace is corrupt: {source}")]
+    CorruptSnapshot { sha: String, source: std::io::Error },
+    #[error("lost track of the run's container: {0}")]
+    Compute(#[from] crate::compute::Error),
 }
 
 /// Runs jobs for one workspace on a compute target (the local Docker engine unless
@@ -104,9 +118,7 @@ impl<T: ComputeTarget + 'static> Runner<T> {
         if let Some(name) = &sub.name
             && !valid_run_id(name)
         {
-            return Err(Error::Invalid(format!(
-                "`{name}` cannot be a job name: use letters, digits, `_` and `-`, starting with a letter or digit, at most 255 characters"
-            )));
+            return Err(Error::BadName(name.clone()));
         }
         let config = self.config()?;
         let file = self.ws.config_path().display().to_string();
@@ -140,9 +152,10 @@ impl<T: ComputeTarget + 'static> Runner<T> {
             if let InputBinding::Data { host_path, .. } = input
                 && !std::path::Path::new(host_path).exists()
             {
-                return Err(Error::Invalid(format!(
-                    "input `{name}`: {host_path} does not exist on the server's host"
-                )));
+                return Err(Error::MissingInput {
+                    name: name.clone(),
+                    path: host_path.clone(),
+                });
             }
         }
         Ok(())
@@ -430,8 +443,12 @@ impl<T: ComputeTarget + 'static> Runner<T> {
             Some(sha) => {
                 let bytes = std::fs::read(self.snapshot_path(sha))
                     .map_err(|_| Error::MissingSnapshot(sha.clone()))?;
-                crate::snapshot::entries_from_tar(&bytes)
-                    .map_err(|e| Error::Invalid(format!("snapshot {sha} is corrupt: {e}")))?
+                crate::snapshot::entries_from_tar(&bytes).map_err(|source| {
+                    Error::CorruptSnapshot {
+                        sha: sha.clone(),
+                        source,
+                    }
+                })?
             }
             None => vec![],
         };
@@ -445,8 +462,10 @@ impl<T: ComputeTarget + 'static> Runner<T> {
             } = input
             {
                 let entries = if *is_file {
-                    let data = std::fs::read(host_path).map_err(|e| {
-                        Error::Invalid(format!("input `{name}`: reading {host_path}: {e}"))
+                    let data = std::fs::read(host_path).map_err(|e| Error::ReadInput {
+                        name: name.clone(),
+                        path: host_path.clone(),
+                        source: e,
                     })?;
                     let file_name = container_path.rsplit('/').next().unwrap_or(name);
                     vec![crate::snapshot::Entry {
@@ -455,8 +474,13 @@ impl<T: ComputeTarget + 'static> Runner<T> {
                         executable: false,
                     }]
                 } else {
-                    crate::snapshot::read_tree(std::path::Path::new(host_path))
-                        .map_err(|e| Error::Invalid(format!("input `{name}`: {e}")))?
+                    crate::snapshot::read_tree(std::path::Path::new(host_path)).map_err(|e| {
+                        Error::ReadInput {
+                            name: name.clone(),
+                            path: host_path.clone(),
+                            source: std::io::Error::other(e),
+                        }
+                    })?
                 };
                 downloads.insert(name.clone(), entries);
             }
@@ -555,7 +579,7 @@ impl<T: ComputeTarget + 'static> Runner<T> {
             }
             _ => {}
         }
-        let code = code.map_err(|e| Error::Invalid(e.to_string()))?;
+        let code = code?;
         Ok(ending.unwrap_or(Ending::Exited(code)))
     }
 }

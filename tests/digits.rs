@@ -42,6 +42,24 @@ fn digits_example_trains_logs_accuracy_and_saves_the_model() {
         stderr.contains("[metric] accuracy = "),
         "metrics shown as logged: {stderr}"
     );
+    let statuses: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("[tug] ")?.split_once(": "))
+        .filter(|(who, _)| !who.contains(' ') && *who != "outputs")
+        .map(|(_, status)| status)
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "Queued",
+            "Preparing",
+            "Starting",
+            "Running",
+            "Finalizing",
+            "Completed"
+        ],
+        "every transition is shown once, in order: {stderr}"
+    );
 
     let jobs = ws.json(&["job", "list"]);
     let first = jobs[0]["id"].as_str().unwrap().to_string();

@@ -23,6 +23,7 @@ struct Seen {
     logs: usize,
     build: usize,
     metric_row: i64,
+    statuses: usize,
     status: String,
     end: Option<String>,
 }
@@ -72,11 +73,12 @@ async fn follow_once(
 ) -> anyhow::Result<()> {
     let resp = client
         .get_raw(&format!(
-            "/api/jobs/{}/stream?logs={}&build={}&after={}",
+            "/api/jobs/{}/stream?logs={}&build={}&after={}&statuses={}",
             urlencode(id),
             seen.logs,
             seen.build,
-            seen.metric_row
+            seen.metric_row,
+            seen.statuses
         ))
         .await?;
     let mut body = resp.bytes_stream();
@@ -112,8 +114,13 @@ fn show(
     seen: &mut Seen,
 ) {
     match event {
-        StreamEvent::Status { status } if *status == seen.status => return,
-        StreamEvent::Status { status } => seen.status = status.clone(),
+        StreamEvent::Status { status } => {
+            seen.statuses += 1;
+            if *status == seen.status {
+                return;
+            }
+            seen.status = status.clone();
+        }
         StreamEvent::Build { .. } => seen.build += 1,
         StreamEvent::Log { .. } => seen.logs += 1,
         StreamEvent::Metric { row, .. } => seen.metric_row = *row,

@@ -110,6 +110,8 @@ pub(crate) struct Resume {
     build: usize,
     #[serde(default)]
     after: i64,
+    #[serde(default)]
+    statuses: usize,
 }
 
 pub(crate) async fn stream_job(
@@ -131,18 +133,19 @@ pub(crate) async fn stream_job(
         let run_dir = runner.ws.run_dir(&id);
         let mut build = Tail::new(runner.build_log(&id), resume.build);
         let mut log = Tail::new(run_dir.join("user_logs/std_log.txt"), resume.logs);
-        let mut last_status = String::new();
+        let mut statuses_seen = resume.statuses;
         let mut metric_row = resume.after;
         loop {
             let Ok(run) = runner.store.run(&id) else {
                 return;
             };
             let mut events = Vec::new();
-            if run.status.as_str() != last_status {
-                last_status = run.status.as_str().to_string();
-                events.push(StreamEvent::Status {
-                    status: last_status.clone(),
-                });
+            // Every transition in order, even several between two wake-ups.
+            if let Ok(history) = runner.store.events(&id) {
+                for (status, _, _) in history.into_iter().skip(statuses_seen) {
+                    statuses_seen += 1;
+                    events.push(StreamEvent::Status { status });
+                }
             }
             events.extend(
                 build

@@ -17,7 +17,10 @@ use crate::build::docker::Builder;
 use crate::compute::config::WorkspaceConfig;
 use crate::compute::docker::DockerTarget;
 use crate::compute::{ComputeTarget, ContainerState};
-use crate::run::model::{InputBinding, InputMode, JobSubmission, ResolvedEnvironment, RunStatus};
+use crate::run::model::{
+    InputBinding, InputMode, JobSubmission, ResolvedEnvironment, RunStatus, new_run_id,
+    valid_run_id,
+};
 use crate::run::plan::{self, Ending, FAILURE_TAIL_LINES, SpecInputs};
 use crate::store::{RunRecord, Store, Transition};
 use crate::workspace::Workspace;
@@ -584,15 +587,6 @@ impl<T: ComputeTarget + 'static> Runner<T> {
     }
 }
 
-/// Whether `id` can name a run: it becomes a folder and part of a container name, so
-/// only characters that are safe in both (Azure's own rule for job names).
-pub fn valid_run_id(id: &str) -> bool {
-    let mut chars = id.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        && id.len() <= 255
-}
-
 /// Resolves once a cancel has been requested.
 async fn wait_for_cancel(cancel: &mut watch::Receiver<bool>) {
     while !*cancel.borrow() {
@@ -600,27 +594,4 @@ async fn wait_for_cancel(cancel: &mut watch::Receiver<bool>) {
             std::future::pending::<()>().await;
         }
     }
-}
-
-/// A fresh run id in Azure's style: an adjective-noun name is the display name; the
-/// id is unique and sortable enough to read.
-pub fn new_run_id() -> String {
-    const ADJ: &[&str] = &[
-        "amber", "brave", "calm", "dreamy", "eager", "frosty", "gentle", "happy", "icy", "jolly",
-        "keen", "lucid", "mellow", "nimble", "olive", "plucky", "quiet", "rustic", "sunny", "tidy",
-        "upbeat", "vivid", "witty", "zesty",
-    ];
-    const NOUN: &[&str] = &[
-        "apple", "badger", "cactus", "dingo", "eagle", "fig", "garden", "harbor", "island",
-        "jackal", "kettle", "lemon", "mango", "needle", "otter", "pepper", "quill", "river",
-        "salmon", "tiger", "umbrella", "violin", "walrus", "yak",
-    ];
-    let r = crate::workspace::random_hex(6);
-    let n = u64::from_str_radix(&r, 16).unwrap_or(0);
-    format!(
-        "{}_{}_{}",
-        ADJ[(n % ADJ.len() as u64) as usize],
-        NOUN[((n / 97) % NOUN.len() as u64) as usize],
-        &r[..8]
-    )
 }

@@ -186,9 +186,54 @@ pub mod paths {
     }
 }
 
+/// Whether `id` can name a run: it becomes a folder and part of a container name, so
+/// only characters that are safe in both (Azure's own rule for job names).
+pub fn valid_run_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && id.len() <= 255
+}
+
+/// A fresh run id in Azure's style: an adjective-noun name is the display name; the
+/// id is unique and sortable enough to read.
+pub fn new_run_id() -> String {
+    const ADJ: &[&str] = &[
+        "amber", "brave", "calm", "dreamy", "eager", "frosty", "gentle", "happy", "icy", "jolly",
+        "keen", "lucid", "mellow", "nimble", "olive", "plucky", "quiet", "rustic", "sunny", "tidy",
+        "upbeat", "vivid", "witty", "zesty",
+    ];
+    const NOUN: &[&str] = &[
+        "apple", "badger", "cactus", "dingo", "eagle", "fig", "garden", "harbor", "island",
+        "jackal", "kettle", "lemon", "mango", "needle", "otter", "pepper", "quill", "river",
+        "salmon", "tiger", "umbrella", "violin", "walrus", "yak",
+    ];
+    let r = crate::workspace::random_hex(6);
+    let n = u64::from_str_radix(&r, 16).unwrap_or(0);
+    format!(
+        "{}_{}_{}",
+        ADJ[(n % ADJ.len() as u64) as usize],
+        NOUN[((n / 97) % NOUN.len() as u64) as usize],
+        &r[..8]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_ids_are_safe_as_folders_and_container_names() {
+        assert!(valid_run_id("happy_apple_1fd6597e"));
+        assert!(valid_run_id("run-1"));
+        for bad in ["", "../x", "a/b", "a b", "_lead", "é"] {
+            assert!(!valid_run_id(bad), "{bad}");
+        }
+        assert!(!valid_run_id(&"a".repeat(256)));
+        let id = new_run_id();
+        assert!(valid_run_id(&id), "{id}");
+        assert_ne!(id, new_run_id());
+    }
 
     #[test]
     fn lifecycle_only_moves_forward_and_terminal_is_final() {

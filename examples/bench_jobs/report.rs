@@ -167,18 +167,20 @@ pub fn print_tug_phases(phases: &BTreeMap<&str, Vec<Duration>>) {
     ];
     let rows: Vec<Vec<String>> = labels
         .iter()
-        .map(|(k, label)| {
-            let mut v = phases.get(k).cloned().unwrap_or_default();
-            v.sort();
-            vec![
-                label.to_string(),
-                ms(pct(&v, 50.0)).to_string(),
-                ms(pct(&v, 95.0)).to_string(),
-                format!("{:.0}", mean_ms(&v)),
-            ]
-        })
+        .map(|(k, label)| timing_row(label, phases.get(k).cloned().unwrap_or_default()))
         .collect();
     print_table(&["phase", "p50 ms", "p95 ms", "mean ms"], &rows);
+}
+
+/// A table row: label, p50, p95 and mean of `v` in milliseconds.
+fn timing_row(label: &str, mut v: Vec<Duration>) -> Vec<String> {
+    v.sort();
+    vec![
+        label.to_string(),
+        ms(pct(&v, 50.0)).to_string(),
+        ms(pct(&v, 95.0)).to_string(),
+        format!("{:.0}", mean_ms(&v)),
+    ]
 }
 
 /// P1: where the direct path's time goes, step by step.
@@ -195,16 +197,7 @@ pub fn print_direct_steps(direct_jobs: &[DirectJob]) {
     ];
     let rows: Vec<Vec<String>> = steps
         .iter()
-        .map(|(label, f)| {
-            let mut v: Vec<Duration> = direct_jobs.iter().map(f).collect();
-            v.sort();
-            vec![
-                label.to_string(),
-                ms(pct(&v, 50.0)).to_string(),
-                ms(pct(&v, 95.0)).to_string(),
-                format!("{:.0}", mean_ms(&v)),
-            ]
-        })
+        .map(|(label, f)| timing_row(label, direct_jobs.iter().map(f).collect()))
         .collect();
     print_table(&["step", "p50 ms", "p95 ms", "mean ms"], &rows);
 }

@@ -143,19 +143,13 @@ pub fn plan(
             conda_file,
             pip_requirements,
         } => {
-            h.update(b"image\0");
-            h.update(image);
-            h.update(b"\0");
+            // The base's id: a rebuilt base under the same name is a new image.
             h.update(base_id.unwrap_or(""));
             labels.insert(labels::BASE.to_string(), image.clone());
             let mut entries = helper_entries(HELPER_CONTEXT_DIR);
             let mut dockerfile = format!("FROM {image}\nUSER root\n");
             if let Some(conda) = conda_file {
-                h.update(b"\0conda\0");
-                h.update(conda);
                 let reqs = pip_requirements.join("\n");
-                h.update(b"\0pip\0");
-                h.update(&reqs);
                 entries.push(Entry {
                     path: "env-spec".into(),
                     data: None,
@@ -190,14 +184,9 @@ pub fn plan(
             (tar_bytes(&entries, "", 0, 0), "Dockerfile".to_string())
         }
         ResolvedEnvironment::Build {
-            context_snapshot,
-            dockerfile_path,
+            dockerfile_path, ..
         } => {
             let tar = context_tar.ok_or(PlanError::MissingContext)?;
-            h.update(b"build\0");
-            h.update(context_snapshot);
-            h.update(b"\0");
-            h.update(dockerfile_path);
             (
                 append_helper(tar, dockerfile_path)?,
                 dockerfile_path.clone(),

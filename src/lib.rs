@@ -8,6 +8,7 @@ pub mod client;
 pub mod compute;
 pub mod run;
 pub mod server;
+pub mod serving;
 pub mod snapshot;
 pub mod spec;
 pub mod store;

@@ -1,0 +1,1 @@
+//! The endpoint router: key auth and traffic split across an endpoint's deployments.

@@ -1,0 +1,888 @@
+//! Settings of `tug-infsrv`: azmlinfsrv's flags, environment variables and config file, plus
+//! tug's own `TUG_*` variables, resolved with azmlinfsrv's precedence (flag > env > file).
+//!
+//! Resolution is pure: it reads the environment and files only through [`Host`], so tests
+//! feed it maps. [`Settings::resolve`] returns every problem as a [`SettingsError`] naming the
+//! setting, where its value came from, and how to fix it; the binary exits 2 on those.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the scoring code lives when nothing says otherwise (the Azure ML image layout).
+pub const DEFAULT_APP_ROOT: &str = "/var/azureml-app";
+/// REQUEST frames are at most 2^31 − 1 bytes; keep room for the meta next to the body.
+pub const MAX_BODY_LIMIT: u64 = (i32::MAX as u64) - (1 << 20);
+
+/// Keys the config file may set (azmlinfsrv's names, which are also the environment's).
+const FILE_KEYS: &[&str] = &[
+    "AZUREML_ENTRY_SCRIPT",
+    "AZUREML_MODEL_DIR",
+    "WORKER_COUNT",
+    "WORKER_TIMEOUT",
+    "SCORING_TIMEOUT_MS",
+    "SERVICE_NAME",
+    "SERVICE_VERSION",
+    "SERVICE_PATH_PREFIX",
+    "AML_CORS_ORIGINS",
+    // Read by azmlinfsrv, meaningless here; accepted so a config written for it stays quiet.
+    "AZUREML_SOURCE_DIRECTORY",
+    "WORKSPACE_NAME",
+    "AZUREML_LOG_LEVEL",
+    "AML_APP_INSIGHTS_ENABLED",
+    "AML_APP_INSIGHTS_KEY",
+    "APP_INSIGHTS_LOG_RESPONSE_ENABLED",
+    "AML_MODEL_DC_STORAGE_ENABLED",
+    "AZUREML_DEBUG_PORT",
+    "HOSTNAME",
+];
+
+/// Command-line flags, azmlinfsrv's spelling first (`--entry_script`), tug's as aliases.
+#[derive(Debug, Default, Clone, clap::Parser)]
+#[command(
+    name = "tug-infsrv",
+    version,
+    about = "The Azure ML inference-server HTTP contract in front of Python worker processes",
+    after_help = "Environment: SCORING_TIMEOUT_MS, WORKER_COUNT, WORKER_TIMEOUT, SERVICE_NAME, \
+                  SERVICE_VERSION, SERVICE_PATH_PREFIX, AML_APP_ROOT, AZUREML_ENTRY_SCRIPT, \
+                  AZUREML_MODEL_DIR, AML_CORS_ORIGINS, AZUREML_CONFIG_FILE, TUG_AUTH_KEY_SHA256, \
+                  TUG_MAX_REQUEST_BYTES, TUG_MAX_QUEUE, TUG_SHUTDOWN_GRACE_S, TUG_FRONT_THREADS.\n\
+                  `tug-infsrv router ...` runs the endpoint router instead."
+)]
+pub struct Flags {
+    /// The scoring script (relative to the current folder, or absolute).
+    #[arg(
+        long = "entry_script",
+        visible_alias = "entry-script",
+        value_name = "PATH"
+    )]
+    pub entry_script: Option<PathBuf>,
+    /// The model folder, given to the script as AZUREML_MODEL_DIR.
+    #[arg(long = "model_dir", visible_alias = "model-dir", value_name = "PATH")]
+    pub model_dir: Option<PathBuf>,
+    /// TCP port to serve on.
+    #[arg(long, default_value_t = 5001)]
+    pub port: u16,
+    /// Address to bind; loopback unless told (images pass 0.0.0.0).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Python worker processes (each runs init() once, then one request at a time).
+    #[arg(long = "worker_count", visible_alias = "workers", value_name = "N")]
+    pub worker_count: Option<String>,
+    /// JSON settings file (keys as the environment variables).
+    #[arg(
+        long = "config_file",
+        visible_alias = "config-file",
+        value_name = "PATH"
+    )]
+    pub config_file: Option<PathBuf>,
+    /// Comma-separated origins allowed by CORS ("*" for any).
+    #[arg(long = "access_control_allow_origins", value_name = "ORIGINS")]
+    pub cors_origins: Option<String>,
+    /// Python interpreter for the workers (default: python3 on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// Folder holding tug_worker.py (default: the copy embedded in this binary).
+    #[arg(long = "shim-dir", visible_alias = "shim_dir", value_name = "PATH")]
+    pub shim_dir: Option<PathBuf>,
+    /// Accepted for azmlinfsrv compatibility; tug does not send to Application Insights.
+    #[arg(long = "appinsights_instrumentation_key", hide = true)]
+    pub appinsights_instrumentation_key: Option<String>,
+}
+
+/// Everything the front needs, resolved and checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Absolute path of the scoring script.
+    pub entry_script: PathBuf,
+    /// AML_APP_ROOT handed to the workers.
+    pub app_root: PathBuf,
+    pub model_dir: Option<PathBuf>,
+    pub host: String,
+    pub port: u16,
+    pub worker_count: usize,
+    /// WORKER_TIMEOUT; `None` when 0 (never), as gunicorn reads it.
+    pub worker_timeout: Option<Duration>,
+    pub scoring_timeout_ms: u64,
+    pub service_name: String,
+    pub service_version: String,
+    /// "" or "/segment[/segment]" with no trailing slash.
+    pub path_prefix: String,
+    /// Raw SERVICE_PATH_PREFIX when one was set, passed to workers unchanged.
+    pub path_prefix_raw: Option<String>,
+    pub cors_origins: Vec<String>,
+    pub python: PathBuf,
+    pub shim_dir: Option<PathBuf>,
+    pub config_file: Option<PathBuf>,
+    /// SHA-256 digests of accepted keys; empty = no key auth.
+    pub auth_key_sha256: Vec<[u8; 32]>,
+    pub max_request_bytes: u64,
+    pub max_queue: usize,
+    pub shutdown_grace: Duration,
+    /// Runtime threads for the front (TUG_FRONT_THREADS); `None` = decide from the CPU count.
+    pub front_threads: Option<usize>,
+    /// Things worth telling the user that do not stop the server.
+    pub warnings: Vec<String>,
+}
+
+/// Everything that makes the settings unusable.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{origin}: {problem}; {fix}")]
+    Invalid {
+        origin: String,
+        problem: String,
+        fix: String,
+    },
+    #[error("config file {path}: {problem}; {fix}")]
+    ConfigFile {
+        path: PathBuf,
+        problem: String,
+        fix: String,
+    },
+    #[error(
+        "no scoring script: pass --entry_script PATH (or set AZUREML_ENTRY_SCRIPT, or put \
+         main.py in AML_APP_ROOT)"
+    )]
+    NoEntryScript,
+    #[error(
+        "scoring script {path} (from {origin}) is not a file; pass the path of the .py file \
+         that defines init() and run()"
+    )]
+    EntryScriptMissing { path: PathBuf, origin: String },
+}
+
+/// The outside world the settings are read from (the process, or a test's maps).
+pub trait Host {
+    fn var(&self, name: &str) -> Option<String>;
+    fn cwd(&self) -> PathBuf;
+    fn is_file(&self, path: &Path) -> bool;
+    /// File contents; `Ok(None)` when it does not exist.
+    fn read(&self, path: &Path) -> std::io::Result<Option<String>>;
+}
+
+/// The real process environment and file system.
+pub struct ProcessHost;
+
+impl Host for ProcessHost {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+    fn cwd(&self) -> PathBuf {
+        std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"))
+    }
+    fn is_file(&self, path: &Path) -> bool {
+        path.is_file()
+    }
+    fn read(&self, path: &Path) -> std::io::Result<Option<String>> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// One raw value and a human description of where it came from.
+struct Found {
+    value: String,
+    origin: String,
+}
+
+/// The environment and config-file layers, looked up in that order.
+struct Layers<'a> {
+    host: &'a dyn Host,
+    file: Option<(PathBuf, BTreeMap<String, String>)>,
+}
+
+impl Layers<'_> {
+    fn env_or_file(&self, key: &str) -> Option<Found> {
+        if let Some(value) = self.host.var(key) {
+            return Some(Found {
+                value,
+                origin: format!("environment variable {key}"),
+            });
+        }
+        let (path, values) = self.file.as_ref()?;
+        values.get(key).map(|value| Found {
+            value: value.clone(),
+            origin: format!("key {key} of {}", path.display()),
+        })
+    }
+
+    fn flag_env_or_file(&self, flag: &str, value: Option<String>, key: &str) -> Option<Found> {
+        match value {
+            Some(value) => Some(Found {
+                value,
+                origin: flag.to_string(),
+            }),
+            None => self.env_or_file(key),
+        }
+    }
+
+    fn env(&self, key: &str) -> Option<Found> {
+        self.host.var(key).map(|value| Found {
+            value,
+            origin: format!("environment variable {key}"),
+        })
+    }
+}
+
+fn invalid(found: &Found, problem: impl Into<String>, fix: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid {
+        origin: found.origin.clone(),
+        problem: format!("{:?} {}", found.value, problem.into()),
+        fix: fix.into(),
+    }
+}
+
+fn parse_count(
+    found: Option<Found>,
+    default: u64,
+    min: u64,
+    max: u64,
+    fix: &str,
+) -> Result<u64, SettingsError> {
+    let Some(found) = found else {
+        return Ok(default);
+    };
+    match found.value.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(invalid(
+            &found,
+            format!("is not a whole number from {min} to {max}"),
+            fix,
+        )),
+    }
+}
+
+impl Settings {
+    /// Resolves flags, environment and config file into settings, or the first problem found.
+    pub fn resolve(flags: Flags, host: &dyn Host) -> Result<Settings, SettingsError> {
+        let cwd = host.cwd();
+        let absolute = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                cwd.join(p)
+            }
+        };
+        let env_app_root = host
+            .var("AML_APP_ROOT")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        let mut warnings = Vec::new();
+
+        // The entry script named by flag or environment decides where config.json is looked
+        // for; one named only by the config file is resolved after reading it.
+        let early_script = match (&flags.entry_script, host.var("AZUREML_ENTRY_SCRIPT")) {
+            (Some(flag), _) => Some((absolute(flag), "--entry_script".to_string())),
+            (None, Some(env)) if !env.is_empty() => Some((
+                script_path(&env, env_app_root.as_deref(), &cwd),
+                "environment variable AZUREML_ENTRY_SCRIPT".to_string(),
+            )),
+            _ => None,
+        };
+
+        let config_file = find_config_file(
+            &flags,
+            host,
+            &cwd,
+            env_app_root.as_deref(),
+            early_script.as_ref(),
+        )?;
+        let file = match &config_file {
+            Some(path) => Some((path.clone(), read_config_file(host, path, &mut warnings)?)),
+            None => None,
+        };
+        let layers = Layers { host, file };
+
+        let (entry_script, script_origin) = match early_script {
+            Some(found) => found,
+            None => match layers
+                .file
+                .as_ref()
+                .and_then(|(path, v)| Some((path, v.get("AZUREML_ENTRY_SCRIPT")?)))
+            {
+                Some((path, value)) => (
+                    script_path(value, env_app_root.as_deref(), &cwd),
+                    format!("key AZUREML_ENTRY_SCRIPT of {}", path.display()),
+                ),
+                None => match &env_app_root {
+                    Some(root) => (root.join("main.py"), "AML_APP_ROOT/main.py".to_string()),
+                    None => return Err(SettingsError::NoEntryScript),
+                },
+            },
+        };
+        if !host.is_file(&entry_script) {
+            return Err(SettingsError::EntryScriptMissing {
+                path: entry_script,
+                origin: script_origin,
+            });
+        }
+        let app_root = env_app_root.unwrap_or_else(|| {
+            entry_script
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_APP_ROOT))
+        });
+
+        let model_dir = match &flags.model_dir {
+            Some(dir) => Some(absolute(dir)),
+            None => layers
+                .env_or_file("AZUREML_MODEL_DIR")
+                .filter(|f| !f.value.is_empty())
+                .map(|f| absolute(Path::new(&f.value))),
+        };
+        if model_dir.is_none() {
+            warnings.push(
+                "AZUREML_MODEL_DIR is not set; pass --model_dir if init() loads a model"
+                    .to_string(),
+            );
+        }
+
+        let worker_count = parse_count(
+            layers.flag_env_or_file("--worker_count", flags.worker_count.clone(), "WORKER_COUNT"),
+            1,
+            1,
+            1024,
+            "pass the number of Python worker processes, e.g. --worker_count 2",
+        )? as usize;
+        let worker_timeout_s = parse_count(
+            layers.env_or_file("WORKER_TIMEOUT"),
+            300,
+            0,
+            u32::MAX as u64,
+            "set WORKER_TIMEOUT to the seconds a request may take before its worker is killed \
+             (0 = never)",
+        )?;
+        let scoring_timeout_ms = parse_count(
+            layers.env_or_file("SCORING_TIMEOUT_MS"),
+            3_600_000,
+            1,
+            u32::MAX as u64,
+            "set SCORING_TIMEOUT_MS to the milliseconds run() may take",
+        )?;
+
+        let text = |key: &str, default: &str| {
+            layers
+                .env_or_file(key)
+                .map(|f| f.value)
+                .unwrap_or_else(|| default.to_string())
+        };
+        let path_prefix_raw = layers.env_or_file("SERVICE_PATH_PREFIX").map(|f| f.value);
+        let path_prefix = normalize_prefix(path_prefix_raw.as_deref().unwrap_or(""));
+
+        let cors_origins = layers
+            .flag_env_or_file(
+                "--access_control_allow_origins",
+                flags.cors_origins.clone(),
+                "AML_CORS_ORIGINS",
+            )
+            .map(|f| {
+                f.value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        let auth_key_sha256 = match layers.env("TUG_AUTH_KEY_SHA256") {
+            Some(found) => parse_key_digests(&found)?,
+            None => Vec::new(),
+        };
+        let max_request_bytes = parse_count(
+            layers.env("TUG_MAX_REQUEST_BYTES"),
+            100 << 20,
+            1,
+            MAX_BODY_LIMIT,
+            "set TUG_MAX_REQUEST_BYTES to the largest request body in bytes (default 104857600)",
+        )?;
+        let max_queue = parse_count(
+            layers.env("TUG_MAX_QUEUE"),
+            256,
+            0,
+            1 << 20,
+            "set TUG_MAX_QUEUE to how many requests may wait for a free worker (default 256)",
+        )? as usize;
+        let shutdown_grace_s = parse_count(
+            layers.env("TUG_SHUTDOWN_GRACE_S"),
+            30,
+            0,
+            24 * 3600,
+            "set TUG_SHUTDOWN_GRACE_S to the seconds in-flight requests get after SIGTERM (default 30)",
+        )?;
+        let front_threads = match layers.env("TUG_FRONT_THREADS") {
+            Some(found) => Some(parse_count(
+                Some(found),
+                1,
+                1,
+                256,
+                "set TUG_FRONT_THREADS to the front's runtime threads, or unset it",
+            )? as usize),
+            None => None,
+        };
+        if flags.appinsights_instrumentation_key.is_some() {
+            warnings.push("--appinsights_instrumentation_key is ignored: tug does not send to Application Insights".into());
+        }
+
+        Ok(Settings {
+            entry_script,
+            app_root,
+            model_dir,
+            host: flags.host,
+            port: flags.port,
+            worker_count,
+            worker_timeout: (worker_timeout_s > 0).then(|| Duration::from_secs(worker_timeout_s)),
+            scoring_timeout_ms,
+            service_name: text("SERVICE_NAME", "ML service"),
+            service_version: text("SERVICE_VERSION", "1.0"),
+            path_prefix,
+            path_prefix_raw,
+            cors_origins,
+            python: flags.python.unwrap_or_else(|| PathBuf::from("python3")),
+            shim_dir: flags.shim_dir.map(|d| absolute(&d)),
+            config_file,
+            auth_key_sha256,
+            max_request_bytes,
+            max_queue,
+            shutdown_grace: Duration::from_secs(shutdown_grace_s),
+            front_threads,
+            warnings,
+        })
+    }
+
+    /// Variables every worker gets on top of the front's environment (PROTOCOL.md, Process).
+    pub fn worker_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            (
+                "AZUREML_ENTRY_SCRIPT".to_string(),
+                self.entry_script.display().to_string(),
+            ),
+            (
+                "AML_APP_ROOT".to_string(),
+                self.app_root.display().to_string(),
+            ),
+            (
+                "SCORING_TIMEOUT_MS".to_string(),
+                self.scoring_timeout_ms.to_string(),
+            ),
+            ("SERVICE_NAME".to_string(), self.service_name.clone()),
+            ("SERVICE_VERSION".to_string(), self.service_version.clone()),
+        ];
+        if let Some(dir) = &self.model_dir {
+            env.push(("AZUREML_MODEL_DIR".to_string(), dir.display().to_string()));
+        }
+        if let Some(prefix) = &self.path_prefix_raw {
+            env.push(("SERVICE_PATH_PREFIX".to_string(), prefix.clone()));
+        }
+        env
+    }
+}
+
+/// A script named by environment or config file: absolute as is, else under AML_APP_ROOT
+/// (or the current folder when that is unset, as azmlinfsrv's CLI does).
+fn script_path(value: &str, app_root: Option<&Path>, cwd: &Path) -> PathBuf {
+    let path = Path::new(value);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        app_root.unwrap_or(cwd).join(path)
+    }
+}
+
+/// `--config_file` or AZUREML_CONFIG_FILE when given (and then it must exist), else the first
+/// non-empty `config.json` in AML_APP_ROOT or the entry script's folder.
+fn find_config_file(
+    flags: &Flags,
+    host: &dyn Host,
+    cwd: &Path,
+    app_root: Option<&Path>,
+    script: Option<&(PathBuf, String)>,
+) -> Result<Option<PathBuf>, SettingsError> {
+    let explicit = match (&flags.config_file, host.var("AZUREML_CONFIG_FILE")) {
+        (Some(path), _) => Some((path.clone(), "--config_file")),
+        (None, Some(env)) if !env.is_empty() => Some((PathBuf::from(env), "AZUREML_CONFIG_FILE")),
+        _ => None,
+    };
+    if let Some((path, origin)) = explicit {
+        let path = if path.is_absolute() {
+            path
+        } else {
+            cwd.join(path)
+        };
+        if !host.is_file(&path) {
+            return Err(SettingsError::ConfigFile {
+                path,
+                problem: format!("does not exist (from {origin})"),
+                fix: format!("fix the path or drop {origin}"),
+            });
+        }
+        return Ok(Some(path));
+    }
+    let script_dir = script.and_then(|(path, _)| path.parent());
+    for dir in [app_root, script_dir].into_iter().flatten() {
+        let candidate = dir.join("config.json");
+        if host.is_file(&candidate) {
+            return Ok(Some(candidate));
+        }
+    }
+    Ok(None)
+}
+
+/// Reads a JSON object of settings into strings; numbers and booleans are accepted as azmlinfsrv
+/// does. An empty file counts as no file (azmlinfsrv skips those too).
+fn read_config_file(
+    host: &dyn Host,
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<BTreeMap<String, String>, SettingsError> {
+    let bad = |problem: String, fix: &str| SettingsError::ConfigFile {
+        path: path.to_path_buf(),
+        problem,
+        fix: fix.to_string(),
+    };
+    let text = host
+        .read(path)
+        .map_err(|e| bad(format!("cannot be read: {e}"), "check its permissions"))?
+        .unwrap_or_default();
+    if text.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text).map_err(|e| {
+            bad(
+                format!("is not a JSON object: {e}"),
+                "write it as {\"WORKER_COUNT\": 2, \"SCORING_TIMEOUT_MS\": 60000}",
+            )
+        })?;
+    let mut values = BTreeMap::new();
+    let mut unknown = Vec::new();
+    for (key, value) in object {
+        if !FILE_KEYS.contains(&key.as_str()) {
+            match FILE_KEYS.iter().find(|k| k.eq_ignore_ascii_case(&key)) {
+                Some(known) => unknown.push(format!("{key} (did you mean {known}?)")),
+                None => unknown.push(key),
+            }
+            continue;
+        }
+        let text = match value {
+            serde_json::Value::Null => continue,
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            other => {
+                return Err(bad(
+                    format!("{key} is {other}, not a string or number"),
+                    "give each setting a string or number value",
+                ));
+            }
+        };
+        values.insert(key, text);
+    }
+    if !unknown.is_empty() {
+        warnings.push(format!(
+            "{}: ignoring keys that are not settings: {}",
+            path.display(),
+            unknown.join(", ")
+        ));
+    }
+    Ok(values)
+}
+
+/// "", "/", "api/v1/" → "", "", "/api/v1".
+fn normalize_prefix(raw: &str) -> String {
+    let trimmed = raw.trim().trim_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+fn parse_key_digests(found: &Found) -> Result<Vec<[u8; 32]>, SettingsError> {
+    let fix = "give the hex SHA-256 of each accepted key, comma-separated: \
+               printf %s \"$KEY\" | sha256sum (unset the variable to turn key auth off)";
+    let mut digests = Vec::new();
+    for (i, entry) in found.value.split(',').map(str::trim).enumerate() {
+        let digest = decode_hex32(entry).ok_or_else(|| {
+            invalid(
+                found,
+                format!("entry {} ({entry:?}) is not 64 hex digits", i + 1),
+                fix,
+            )
+        })?;
+        digests.push(digest);
+    }
+    Ok(digests)
+}
+
+fn decode_hex32(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct FakeHost {
+        env: HashMap<String, String>,
+        files: HashMap<PathBuf, String>,
+    }
+
+    impl FakeHost {
+        fn with_script() -> FakeHost {
+            let mut host = FakeHost::default();
+            host.files
+                .insert("/work/app/score.py".into(), "def init(): pass".into());
+            host
+        }
+        fn env(mut self, key: &str, value: &str) -> Self {
+            self.env.insert(key.into(), value.into());
+            self
+        }
+        fn file(mut self, path: &str, text: &str) -> Self {
+            self.files.insert(path.into(), text.into());
+            self
+        }
+    }
+
+    impl Host for FakeHost {
+        fn var(&self, name: &str) -> Option<String> {
+            self.env.get(name).cloned()
+        }
+        fn cwd(&self) -> PathBuf {
+            "/work".into()
+        }
+        fn is_file(&self, path: &Path) -> bool {
+            self.files.contains_key(path)
+        }
+        fn read(&self, path: &Path) -> std::io::Result<Option<String>> {
+            Ok(self.files.get(path).cloned())
+        }
+    }
+
+    fn flags(args: &[&str]) -> Flags {
+        Flags::try_parse_from(std::iter::once("tug-infsrv").chain(args.iter().copied())).unwrap()
+    }
+
+    fn resolve(args: &[&str], host: &FakeHost) -> Result<Settings, SettingsError> {
+        Settings::resolve(flags(args), host)
+    }
+
+    #[test]
+    fn defaults_follow_azmlinfsrv_and_bind_loopback() {
+        let s = resolve(
+            &["--entry_script", "app/score.py"],
+            &FakeHost::with_script(),
+        )
+        .unwrap();
+        assert_eq!(s.entry_script, PathBuf::from("/work/app/score.py"));
+        assert_eq!(s.app_root, PathBuf::from("/work/app"));
+        assert_eq!(
+            (s.host.as_str(), s.port, s.worker_count),
+            ("127.0.0.1", 5001, 1)
+        );
+        assert_eq!(s.worker_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(s.scoring_timeout_ms, 3_600_000);
+        assert_eq!(
+            (s.service_name.as_str(), s.service_version.as_str()),
+            ("ML service", "1.0")
+        );
+        assert_eq!((s.max_request_bytes, s.max_queue), (100 << 20, 256));
+        assert_eq!(s.shutdown_grace, Duration::from_secs(30));
+        assert!(s.auth_key_sha256.is_empty() && s.cors_origins.is_empty());
+        assert_eq!(s.python, PathBuf::from("python3"));
+        assert!(s.warnings.iter().any(|w| w.contains("AZUREML_MODEL_DIR")));
+    }
+
+    #[test]
+    fn hyphenated_aliases_and_workers_flag_are_accepted() {
+        let s = resolve(
+            &[
+                "--entry-script",
+                "/work/app/score.py",
+                "--model-dir",
+                "m",
+                "--workers",
+                "3",
+                "--host",
+                "0.0.0.0",
+            ],
+            &FakeHost::with_script(),
+        )
+        .unwrap();
+        assert_eq!(s.model_dir, Some(PathBuf::from("/work/m")));
+        assert_eq!((s.worker_count, s.host.as_str()), (3, "0.0.0.0"));
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file() {
+        let host = FakeHost::with_script()
+            .env("WORKER_COUNT", "2")
+            .env("SCORING_TIMEOUT_MS", "5000")
+            .file(
+                "/work/app/config.json",
+                r#"{"WORKER_COUNT": 7, "SCORING_TIMEOUT_MS": 9, "SERVICE_NAME": "from-file", "WORKER_TIMEOUT": "12"}"#,
+            );
+        let s = resolve(
+            &["--entry_script", "app/score.py", "--worker_count", "4"],
+            &host,
+        )
+        .unwrap();
+        assert_eq!(s.worker_count, 4);
+        assert_eq!(s.scoring_timeout_ms, 5000);
+        assert_eq!(s.service_name, "from-file");
+        assert_eq!(s.worker_timeout, Some(Duration::from_secs(12)));
+        assert_eq!(s.config_file, Some(PathBuf::from("/work/app/config.json")));
+        let s = resolve(&["--entry_script", "app/score.py"], &host).unwrap();
+        assert_eq!(s.worker_count, 2);
+    }
+
+    #[test]
+    fn entry_script_can_come_from_env_relative_to_app_root_or_from_the_config_file() {
+        let host = FakeHost::with_script()
+            .env("AML_APP_ROOT", "/work/app")
+            .env("AZUREML_ENTRY_SCRIPT", "score.py");
+        let s = resolve(&[], &host).unwrap();
+        assert_eq!(s.entry_script, PathBuf::from("/work/app/score.py"));
+
+        let host = FakeHost::with_script()
+            .env("AZUREML_CONFIG_FILE", "/etc/tug.json")
+            .file("/etc/tug.json", r#"{"AZUREML_ENTRY_SCRIPT": "/work/app/score.py", "AML_CORS_ORIGINS": "a.com, b.com"}"#);
+        let s = resolve(&[], &host).unwrap();
+        assert_eq!(s.entry_script, PathBuf::from("/work/app/score.py"));
+        assert_eq!(s.cors_origins, vec!["a.com", "b.com"]);
+    }
+
+    #[test]
+    fn missing_script_and_config_file_errors_say_what_to_do() {
+        let err = resolve(&[], &FakeHost::default()).unwrap_err();
+        assert_eq!(err, SettingsError::NoEntryScript);
+        assert!(err.to_string().contains("--entry_script"));
+
+        let err = resolve(&["--entry_script", "nope.py"], &FakeHost::with_script()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("/work/nope.py (from --entry_script) is not a file"),
+            "{err}"
+        );
+
+        let err = resolve(
+            &["--entry_script", "app/score.py", "--config_file", "c.json"],
+            &FakeHost::with_script(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("/work/c.json: does not exist (from --config_file)"),
+            "{err}"
+        );
+
+        let host = FakeHost::with_script().file("/work/app/config.json", "[1]");
+        let err = resolve(&["--entry_script", "app/score.py"], &host).unwrap_err();
+        assert!(err.to_string().contains("is not a JSON object"), "{err}");
+    }
+
+    #[test]
+    fn unknown_config_keys_warn_with_a_suggestion() {
+        let host = FakeHost::with_script().file(
+            "/work/app/config.json",
+            r#"{"worker_count": 2, "subscription_id": "x"}"#,
+        );
+        let s = resolve(&["--entry_script", "app/score.py"], &host).unwrap();
+        assert_eq!(s.worker_count, 1);
+        let warning = s
+            .warnings
+            .iter()
+            .find(|w| w.contains("ignoring keys"))
+            .unwrap();
+        assert!(
+            warning.contains("worker_count (did you mean WORKER_COUNT?)"),
+            "{warning}"
+        );
+        assert!(warning.contains("subscription_id"), "{warning}");
+    }
+
+    #[test]
+    fn bad_numbers_name_the_setting_and_its_origin() {
+        let host = FakeHost::with_script().env("WORKER_COUNT", "zero");
+        let err = resolve(&["--entry_script", "app/score.py"], &host).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("environment variable WORKER_COUNT: \"zero\" is not a whole number"),
+            "{text}"
+        );
+        assert!(text.contains("--worker_count 2"), "{text}");
+
+        let err = resolve(
+            &["--entry_script", "app/score.py", "--worker_count", "0"],
+            &FakeHost::with_script(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("--worker_count: \"0\""),
+            "{err}"
+        );
+
+        let host = FakeHost::with_script().env("TUG_MAX_REQUEST_BYTES", "99999999999");
+        assert!(resolve(&["--entry_script", "app/score.py"], &host).is_err());
+    }
+
+    #[test]
+    fn worker_timeout_zero_means_never() {
+        let host = FakeHost::with_script().env("WORKER_TIMEOUT", "0");
+        let s = resolve(&["--entry_script", "app/score.py"], &host).unwrap();
+        assert_eq!(s.worker_timeout, None);
+    }
+
+    #[test]
+    fn auth_digests_must_be_hex_sha256() {
+        let good = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let host = FakeHost::with_script().env(
+            "TUG_AUTH_KEY_SHA256",
+            &format!("{good}, {}", good.to_uppercase()),
+        );
+        let s = resolve(&["--entry_script", "app/score.py"], &host).unwrap();
+        assert_eq!(s.auth_key_sha256.len(), 2);
+        assert_eq!(s.auth_key_sha256[0], s.auth_key_sha256[1]);
+        assert_eq!(s.auth_key_sha256[0][0], 0x9f);
+
+        for bad in ["", "abc", &format!("{good},zz")] {
+            let host = FakeHost::with_script().env("TUG_AUTH_KEY_SHA256", bad);
+            let err = resolve(&["--entry_script", "app/score.py"], &host).unwrap_err();
+            assert!(err.to_string().contains("sha256sum"), "{err}");
+        }
+    }
+
+    #[test]
+    fn path_prefix_is_normalized_but_passed_to_workers_as_given() {
+        let host = FakeHost::with_script().env("SERVICE_PATH_PREFIX", "api/v1/");
+        let s = resolve(
+            &["--entry_script", "app/score.py", "--model_dir", "/m"],
+            &host,
+        )
+        .unwrap();
+        assert_eq!(s.path_prefix, "/api/v1");
+        let env = s.worker_env();
+        assert!(env.contains(&("SERVICE_PATH_PREFIX".into(), "api/v1/".into())));
+        assert!(env.contains(&("AZUREML_MODEL_DIR".into(), "/m".into())));
+        assert!(env.contains(&("AML_APP_ROOT".into(), "/work/app".into())));
+        assert_eq!(normalize_prefix("/"), "");
+    }
+}

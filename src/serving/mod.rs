@@ -5,10 +5,11 @@
 //! It runs inside deployed images as the static `tug-infsrv` binary, and directly on the
 //! host against a scoring script and model folder (as `azmlinfsrv` is used for debugging).
 //!
-//! Layout: [`settings`] resolves flags, environment and config file; [`protocol`] encodes the
-//! frames spoken with the workers; [`pool`] runs the workers; [`http`] answers HTTP;
-//! [`cli`] wires them into the binary.
-
+//! The front, request by request: [`http`] accepts connections and hands each request to
+//! [`routes`], which checks it ([`headers`]: key auth, request ids, CORS) and sends `/score`
+//! to the [`pool`]; the pool leases a [`worker`] process and runs one [`protocol`] exchange
+//! with it. [`settings`] resolves flags, environment and config file, [`shim`] provides the
+//! worker's Python files, [`metrics`] counts, and [`cli`] wires it all into the binary.
 pub mod cli;
 pub mod protocol;
 pub mod router;

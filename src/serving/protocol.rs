@@ -117,7 +117,8 @@ pub struct Ready {
     pub pid: u32,
     pub api: Api,
     pub wants_headers: bool,
-    /// Swagger documents by version key ("2", "3", "3.1"); `None` when generation failed.
+    /// Swagger documents (JSON text) by version key ("2", "3", "3.1"); `None` when
+    /// generation failed.
     pub swagger: Option<BTreeMap<String, Vec<u8>>>,
 }
 
@@ -141,10 +142,15 @@ pub fn parse_ready(payload: &[u8]) -> Result<Ready, ProtocolError> {
     if wire.version != PROTOCOL_VERSION {
         return Err(ProtocolError::Version(wire.version));
     }
+    // Each document is JSON text, sent unchanged (it may hold a bare NaN that a JSON value
+    // could not); an object is accepted too and serialized.
     let swagger = wire.swagger.map(|docs| {
         docs.into_iter()
-            .filter(|(_, doc)| !doc.is_null())
-            .map(|(version, doc)| (version, serde_json::to_vec(&doc).unwrap_or_default()))
+            .filter_map(|(version, doc)| match doc {
+                serde_json::Value::Null => None,
+                serde_json::Value::String(text) => Some((version, text.into_bytes())),
+                other => Some((version, serde_json::to_vec(&other).unwrap_or_default())),
+            })
             .collect()
     });
     Ok(Ready {
@@ -228,6 +234,8 @@ pub struct RequestMeta<'a, H> {
     pub content_type: Option<&'a [u8]>,
     /// Every request header (lower-case name, value), only when READY said `wants_headers`.
     pub headers: Option<H>,
+    /// The client's IP address, sent along with `headers`.
+    pub remote_addr: Option<&'a str>,
     pub timeout_ms: u64,
 }
 
@@ -271,6 +279,10 @@ where
         }
         out.push(b']');
     }
+    if let Some(addr) = meta.remote_addr {
+        out.extend_from_slice(b",\"remote_addr\":");
+        push_json_str(out, addr.as_bytes());
+    }
     out.extend_from_slice(b",\"timeout_ms\":");
     push_u64(out, meta.timeout_ms);
     out.push(b'}');
@@ -300,36 +312,51 @@ fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[at..]);
 }
 
-/// Writes `raw` as a JSON string. Bytes that are not UTF-8 (header values may carry any
-/// octet) become U+FFFD, so the worker always receives valid JSON.
+/// Writes `raw` as a JSON string, reading each byte as Latin-1 as WSGI servers do for header
+/// values (so a byte ≥ 0x80 arrives as the character U+0080–U+00FF).
 fn push_json_str(out: &mut Vec<u8>, raw: &[u8]) {
-    let text = String::from_utf8_lossy(raw);
-    let bytes = text.as_bytes();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let mut clean_from = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, &b) in raw.iter().enumerate() {
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
             b'\n' => b"\\n",
             b'\r' => b"\\r",
             b'\t' => b"\\t",
-            0..=0x1f | 0x7f => b"",
+            0..=0x1f | 0x80..=0xff => b"",
             _ => continue,
         };
-        out.extend_from_slice(&bytes[clean_from..i]);
-        if escape.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
+        out.extend_from_slice(&raw[clean_from..i]);
+        if !escape.is_empty() {
+            out.extend_from_slice(escape);
+        } else if b < 0x80 {
             out.extend_from_slice(b"\\u00");
             out.push(HEX[(b >> 4) as usize]);
             out.push(HEX[(b & 0xf) as usize]);
         } else {
-            out.extend_from_slice(escape);
+            // U+0080..U+00FF in UTF-8.
+            out.push(0xc0 | (b >> 6));
+            out.push(0x80 | (b & 0x3f));
         }
         clean_from = i + 1;
     }
-    out.extend_from_slice(&bytes[clean_from..]);
+    out.extend_from_slice(&raw[clean_from..]);
     out.push(b'"');
+}
+
+/// A RESPONSE header value as bytes: the worker writes each byte as one character
+/// U+0000–U+00FF (Latin-1). `None` when a character is beyond U+00FF.
+pub fn latin1_bytes(value: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
+    if value.is_ascii() {
+        return Some(std::borrow::Cow::Borrowed(value.as_bytes()));
+    }
+    value
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect::<Option<Vec<u8>>>()
+        .map(std::borrow::Cow::Owned)
 }
 
 #[cfg(test)]
@@ -370,6 +397,7 @@ mod tests {
             query: "",
             content_type: Some(b"application/json"),
             headers: None,
+            remote_addr: None,
             timeout_ms: 3_600_000,
         }
     }
@@ -392,7 +420,7 @@ mod tests {
     }
 
     #[test]
-    fn request_headers_are_escaped_and_non_utf8_becomes_replacement_chars() {
+    fn request_headers_are_escaped_and_read_as_latin1() {
         let headers: Vec<(&'static str, &'static [u8])> = vec![
             ("x-quote", b"a\"b\\c"),
             ("x-ctl", b"tab\there\x01"),
@@ -406,6 +434,7 @@ mod tests {
             query: "a=1&b=%22",
             content_type: None,
             headers: Some(headers.into_iter()),
+            remote_addr: Some("127.0.0.1"),
             timeout_ms: 1,
         };
         let bytes = request_frame(meta, b"");
@@ -414,13 +443,14 @@ mod tests {
         let meta: serde_json::Value = serde_json::from_slice(meta).unwrap();
         assert_eq!(meta["id"], serde_json::json!(u64::MAX));
         assert_eq!(meta["content_type"], serde_json::Value::Null);
+        assert_eq!(meta["remote_addr"], "127.0.0.1");
         assert_eq!(meta["query"], "a=1&b=%22");
         assert_eq!(
             meta["headers"],
             serde_json::json!([
                 ["x-quote", "a\"b\\c"],
                 ["x-ctl", "tab\there\u{1}"],
-                ["x-latin1", "caf\u{fffd}"],
+                ["x-latin1", "caf\u{e9}"],
                 ["x-quote", "again"]
             ])
         );
@@ -551,6 +581,13 @@ mod tests {
             "Traceback: boom"
         );
         assert_eq!(parse_init_failed(b"not json"), "not json");
+    }
+
+    #[test]
+    fn response_header_values_are_latin1() {
+        assert_eq!(latin1_bytes("plain").unwrap().as_ref(), b"plain");
+        assert_eq!(latin1_bytes("caf\u{e9}").unwrap().as_ref(), b"caf\xe9");
+        assert_eq!(latin1_bytes("\u{20ac}"), None);
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //! with it. [`settings`] resolves flags, environment and config file, [`shim`] provides the
 //! worker's Python files, [`metrics`] counts, and [`cli`] wires it all into the binary.
 pub mod cli;
+mod exchange;
+pub mod metrics;
+pub mod pool;
 pub mod protocol;
 pub mod router;
 pub mod settings;
+pub mod worker;

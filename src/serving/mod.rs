@@ -12,9 +12,12 @@
 //! worker's Python files, [`metrics`] counts, and [`cli`] wires it all into the binary.
 pub mod cli;
 mod exchange;
+pub mod headers;
+pub mod http;
 pub mod metrics;
 pub mod pool;
 pub mod protocol;
 pub mod router;
+pub mod routes;
 pub mod settings;
 pub mod worker;

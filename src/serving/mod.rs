@@ -10,6 +10,7 @@
 //! to the [`pool`]; the pool leases a [`worker`] process and runs one [`protocol`] exchange
 //! with it. [`settings`] resolves flags, environment and config file, [`shim`] provides the
 //! worker's Python files, [`metrics`] counts, and [`cli`] wires it all into the binary.
+
 pub mod cli;
 mod exchange;
 pub mod headers;
@@ -20,4 +21,5 @@ pub mod protocol;
 pub mod router;
 pub mod routes;
 pub mod settings;
+pub mod shim;
 pub mod worker;

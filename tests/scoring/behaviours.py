@@ -1,0 +1,28 @@
+"""Scoring script for tests/serving_front.rs: each request body picks a behaviour.
+
+"die" kills the worker mid-request, "raise" makes run() raise, "sleep:S" sleeps S seconds,
+anything else is parsed as JSON (so bad JSON makes run() raise) and echoed with the pid.
+Every init() appends the worker's pid to $INIT_LOG, so a test can count inits.
+"""
+import json
+import os
+import time
+
+
+def init():
+    path = os.environ.get("INIT_LOG")
+    if path:
+        with open(path, "a") as fh:
+            fh.write("%d\n" % os.getpid())
+
+
+def run(raw_data):
+    if raw_data == "die":
+        os._exit(1)
+    if raw_data == "raise":
+        raise ValueError("run() was told to raise")
+    if raw_data.startswith("sleep:"):
+        seconds = float(raw_data[len("sleep:"):])
+        time.sleep(seconds)
+        return {"slept": seconds, "pid": os.getpid()}
+    return {"echo": json.loads(raw_data), "pid": os.getpid()}

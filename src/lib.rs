@@ -6,6 +6,7 @@ pub mod build;
 pub mod cli;
 pub mod client;
 pub mod compute;
+pub mod registry;
 pub mod run;
 pub mod server;
 pub mod serving;

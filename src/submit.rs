@@ -379,7 +379,7 @@ async fn finish_environment(
     })
 }
 
-async fn upload(client: &Client, tar: Vec<u8>) -> anyhow::Result<String> {
+pub async fn upload(client: &Client, tar: Vec<u8>) -> anyhow::Result<String> {
     #[derive(serde::Deserialize)]
     struct Created {
         sha256: String,

@@ -3,6 +3,7 @@
 
 mod environment;
 mod job;
+mod model;
 pub mod output;
 mod stream;
 
@@ -43,6 +44,9 @@ enum Command {
     /// Register and inspect environments.
     #[command(subcommand, alias = "env")]
     Environment(environment::EnvironmentCommand),
+    /// Register, list and download models.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
     /// List and show compute targets.
     #[command(subcommand)]
     Compute(ComputeCommand),
@@ -114,6 +118,13 @@ fn init_tracing(verbose: u8) {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let is_server = matches!(&cli.command, Command::Server(a) if a.command.is_none());
+    if !is_server {
+        // `tug model list | head` should end quietly, as other Unix tools do.
+        // SAFETY: restoring the default disposition of one signal before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     init_tracing(if is_server {
         cli.verbose.max(1)
     } else {
@@ -153,6 +164,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Job(cmd) => job::run(&ctx, cmd).await,
         Command::Environment(cmd) => environment::run(&ctx, cmd).await,
+        Command::Model(cmd) => model::run(&ctx, cmd).await,
         Command::Compute(cmd) => compute(&ctx, cmd),
         Command::Server(args) => server(&ctx, args).await,
     }

@@ -2,6 +2,7 @@
 //! CLI talks to, driving runs, and exiting by itself when idle if asked to.
 
 pub mod api;
+mod registry_api;
 pub mod stream;
 
 use std::io::Write;
@@ -264,6 +265,7 @@ fn write_server_file(ws: &Workspace, info: &ServerInfo) -> Result<(), Error> {
 
 fn router(state: Arc<AppState>) -> Router {
     api::routes()
+        .merge(registry_api::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
 }

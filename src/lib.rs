@@ -6,6 +6,8 @@ pub mod build;
 pub mod cli;
 pub mod client;
 pub mod compute;
+pub mod deploy;
+pub mod endpoint;
 pub mod registry;
 pub mod run;
 pub mod server;

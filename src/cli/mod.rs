@@ -1,6 +1,7 @@
 //! The `tug` command line: `az ml`-shaped nouns and verbs over the library. Parses
 //! arguments, calls the library or the server, prints.
 
+mod endpoint;
 mod environment;
 mod job;
 mod model;
@@ -44,6 +45,12 @@ enum Command {
     /// Register and inspect environments.
     #[command(subcommand, alias = "env")]
     Environment(environment::EnvironmentCommand),
+    /// Create, invoke and manage online endpoints (the scoring front door).
+    #[command(subcommand)]
+    OnlineEndpoint(endpoint::EndpointCommand),
+    /// Create, roll and inspect deployments behind an online endpoint.
+    #[command(subcommand)]
+    OnlineDeployment(endpoint::DeploymentCommand),
     /// Register, list and download models.
     #[command(subcommand)]
     Model(model::ModelCommand),
@@ -165,6 +172,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Job(cmd) => job::run(&ctx, cmd).await,
         Command::Environment(cmd) => environment::run(&ctx, cmd).await,
         Command::Model(cmd) => model::run(&ctx, cmd).await,
+        Command::OnlineEndpoint(cmd) => endpoint::run_endpoint(&ctx, cmd).await,
+        Command::OnlineDeployment(cmd) => endpoint::run_deployment(&ctx, cmd).await,
         Command::Compute(cmd) => compute(&ctx, cmd),
         Command::Server(args) => server(&ctx, args).await,
     }

@@ -1,6 +1,7 @@
 //! The workspace store: runs, their status history, metrics and registered environments
 //! in SQLite (WAL). This module owns every SQL string in tug.
 
+mod endpoints;
 mod migrations;
 mod models;
 

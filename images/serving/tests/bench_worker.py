@@ -6,7 +6,7 @@ Drives one worker with the echo script (the serving benchmark's echo.py: 44-byte
 `{"ok": true, "n": 44}` back) and then with a run() that burns 0.4 ms, one request at a time
 as the front does. Prints requests/s and µs per request, round trip (this client included)
 and the worker's own CPU time per request (from /proc/<pid>/schedstat), and for the busy
-script the worker's overhead on top of run() itself.
+script (run() burns --busy-ms of CPU time) the worker's CPU on top of run().
 """
 
 import argparse
@@ -64,11 +64,12 @@ def main():
           "worker CPU %5.1f us/request (run() itself %.1f us)" % (
               echo["rps"], echo["rtt_us"], echo["worker_cpu_us"], echo["run_us"]))
     busy = measure("busy.py", max(1000, args.n // 4), env={"BUSY_MS": str(args.busy_ms)}, python=args.python)
-    overhead = busy["worker_cpu_us"] - busy["run_us"]
+    run_cpu_us = args.busy_ms * 1000.0
+    overhead = busy["worker_cpu_us"] - run_cpu_us
     print("busy %.1fms: %6.0f req/s round trip, %6.1f us/request round trip, worker CPU %5.1f us/request "
-          "(run() %.1f us, worker overhead %.1f us = %.1f %%)" % (
-              args.busy_ms, busy["rps"], busy["rtt_us"], busy["worker_cpu_us"], busy["run_us"],
-              overhead, 100.0 * overhead / busy["run_us"]))
+          "(run() %.1f us CPU, worker overhead %.1f us = %.1f %%)" % (
+              args.busy_ms, busy["rps"], busy["rtt_us"], busy["worker_cpu_us"], run_cpu_us,
+              overhead, 100.0 * overhead / run_cpu_us))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
 pub mod controller;
 pub mod docker;
 pub mod plan;
+mod rollout;
 
 use std::collections::BTreeMap;
 

@@ -135,7 +135,7 @@ fn syntax_help(message: &str) -> &'static str {
         ),
         (
             "more than one document",
-            "put one job or environment per file; remove the `---` separator and what follows",
+            "put one job, environment, model, endpoint or deployment per file; remove the `---` separator and what follows",
         ),
         (
             "did not find expected alphabetic or numeric character",
@@ -288,8 +288,20 @@ fn type_help(field: &str, expected: &str, found: &str) -> String {
     format!("change `{field}` to {expected}")
 }
 
-fn missing_help(field: &str) -> String {
+fn missing_help(what: &str, field: &str) -> String {
     let leaf = field.rsplit('.').next().unwrap_or(field);
+    match (what, field) {
+        ("online endpoint", "name") => {
+            return "add `name:`, e.g. `name: my-endpoint` (3 to 32 letters, digits and `-`, starting with a letter)".into();
+        }
+        ("online deployment", "name") => {
+            return "add `name:`, e.g. `name: blue` (3 to 32 letters, digits and `-`, starting with a letter)".into();
+        }
+        ("online deployment", "endpoint_name") => {
+            return "add `endpoint_name:` naming the online endpoint this deployment belongs to (or pass `--set endpoint_name=<name>`)".into();
+        }
+        _ => {}
+    }
     match leaf {
         "command" => "add the shell command to run, e.g. `command: python train.py`".into(),
         "environment" => "add `environment:` with an inline `image: python:3.11-slim`, or a registered `azureml:<name>:<version>`".into(),
@@ -378,7 +390,7 @@ pub(crate) fn typed_error(err: &serde_yaml::Error, doc: &Document) -> SpecError 
         return SpecError::MissingField {
             origin: doc.origin(path, true, mark),
             message: format!("missing required field `{field}`"),
-            help: missing_help(&field),
+            help: missing_help(doc.what, &field),
             field,
         };
     }

@@ -191,6 +191,23 @@ impl<'a> Document<'a> {
         }
     }
 
+    /// A required `field` that is absent; the error points at the key of `near` (the field
+    /// that makes it required, or `""` for the top of the file).
+    pub fn missing(
+        &self,
+        field: &str,
+        near: &str,
+        message: String,
+        help: impl Into<String>,
+    ) -> SpecError {
+        SpecError::MissingField {
+            origin: self.origin(near, true, None),
+            field: field.into(),
+            message,
+            help: help.into(),
+        }
+    }
+
     /// An expression error inside `field` (a command), pointing at `needle` when found.
     pub fn expression(
         &self,

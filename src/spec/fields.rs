@@ -55,7 +55,7 @@ impl SourcePath {
 }
 
 /// `scheme:` with a scheme of two or more chars (so `C:\x` stays a local path).
-fn has_scheme(text: &str) -> bool {
+pub(crate) fn has_scheme(text: &str) -> bool {
     match text.find(':') {
         Some(i) if i >= 2 => text[..i]
             .chars()
@@ -116,6 +116,33 @@ pub(crate) fn fix_scalar_map(doc: &Document, prefix: &str, map: &mut BTreeMap<St
     for (key, value) in map.iter_mut() {
         *value = doc.scalar_text(&join(prefix, key), std::mem::take(value));
     }
+}
+
+/// `deserialize_with` for booleans written the YAML 1.1 way (`yes`, `On`, `off`), which
+/// Azure reads as booleans; a plain `true`/`false` works too.
+pub(crate) fn yaml11_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a boolean")
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+            match super::literal::resolve_plain(v) {
+                super::literal::Literal::Bool(b) => Ok(b),
+                _ => Err(E::invalid_type(de::Unexpected::Str(v), &self)),
+            }
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// [`yaml11_bool`] for an optional field.
+pub(crate) fn yaml11_opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    yaml11_bool(d).map(Some)
 }
 
 pub(crate) fn default_compute() -> String {

@@ -36,7 +36,7 @@ impl<'a> Document<'a> {
     ) -> Result<Document<'a>, SpecError> {
         let index = SourceIndex::build(text);
         let mut value: Value =
-            serde_yaml::from_str(text).map_err(|e| diagnose::load_error(&e, path, &index))?;
+            serde_yaml::from_str(text).map_err(|e| diagnose::load_error(&e, path, text, &index))?;
         let keys = overrides::apply(&mut value, overrides)?;
         let typed_text = if keys.is_empty() {
             None

@@ -75,16 +75,26 @@ impl Serialize for SourcePath {
 }
 
 impl<'de> Deserialize<'de> for SourcePath {
+    /// Through a visitor, so that the error for an empty path carries the field's position.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        if text.trim().is_empty() {
-            return Err(Marked::invalid(
-                "`{field}` is empty",
-                "give a path relative to this file (e.g. `./src`) or a URI, or remove the line",
-            )
-            .into_de());
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = SourcePath;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<SourcePath, E> {
+                if text.trim().is_empty() {
+                    return Err(Marked::invalid(
+                        "`{field}` is empty",
+                        "give a path relative to this file (e.g. `./src`) or a URI, or remove the line",
+                    )
+                    .into_de());
+                }
+                Ok(SourcePath::parse(text))
+            }
         }
-        Ok(SourcePath::parse(&text))
+        d.deserialize_str(V)
     }
 }
 

@@ -366,6 +366,9 @@ pub(crate) fn parse_model_ref(text: &str) -> Result<ModelRef, Marked> {
     };
     let version_of = |v: &str| match version_problem(v) {
         None => Ok(AssetVersion::Version(v.to_string())),
+        Some(_) if v == "latest" => Err(bad(
+            "`:latest` is not a version; the newest version is written `@latest`",
+        )),
         Some(why) => Err(bad(&format!("version `{v}`: {why}"))),
     };
     if let Some(rest) = text.strip_prefix("azureml://registries/") {

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::Marked;
@@ -131,7 +132,11 @@ pub(crate) fn classify_path(text: &str) -> Result<ModelPath, Marked> {
             format!(
                 "`{text}` is not a model path for `{{field}}`: tug does not know the scheme `{scheme}:`"
             ),
-            format!("write {PATH_FORMS} (for a local name containing `:`, write `file:{text}`)"),
+            if text.contains("://") {
+                format!("write {PATH_FORMS}")
+            } else {
+                format!("write {PATH_FORMS} (for a local name containing `:`, write `file:{text}`)")
+            },
         ));
     } else {
         text
@@ -240,8 +245,18 @@ impl Serialize for ModelPath {
 }
 
 impl<'de> Deserialize<'de> for ModelPath {
+    /// Through a visitor, so that the error carries the field's path and position.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        classify_path(&text).map_err(Marked::into_de)
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ModelPath;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ModelPath, E> {
+                classify_path(v).map_err(Marked::into_de)
+            }
+        }
+        d.deserialize_str(V)
     }
 }

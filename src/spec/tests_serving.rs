@@ -289,6 +289,18 @@ fn endpoint_traffic_rules() {
     assert_eq!(e.field(), Some("mirror_traffic.red"), "{e}");
     let e = endpoint_err("name: ep1\ntraffic:\n  green: 100\nmirror_traffic:\n  green: 10\n");
     assert!(e.to_string().contains("one or the other"), "{e}");
+    // --set fixes a file, and errors in overridden values name the override.
+    let text = "name: ep1\ntraffic:\n  blue: 80\n  green: 30\n";
+    let fixed =
+        parse_online_endpoint(Path::new("e.yml"), text, &[("traffic.green", "20")]).unwrap();
+    assert_eq!(fixed.traffic_total(), 100);
+    let e = parse_online_endpoint(Path::new("e.yml"), text, &[("traffic.green", "x")]).unwrap_err();
+    assert_eq!(
+        e.origin(),
+        &Origin::Override {
+            key: "traffic.green".into()
+        }
+    );
     let e = endpoint_err("name: ep1\ntraffic:\n  b: 100\n");
     assert_eq!(
         (e.field(), e.location()),
@@ -398,6 +410,14 @@ fn deployment_probes_and_settings() {
             target_utilization_percentage: 70,
             polling_interval: 1
         }
+    );
+    let e = deployment_err(&format!(
+        "{DEP}type: kubernetes\nresources:\n  limits:\n    nvidia.com/gpu: \"0.5\"\n"
+    ));
+    assert_eq!(
+        (e.field(), e.location()),
+        (Some("resources.limits.nvidia.com/gpu"), Some((14, 21))),
+        "{e}"
     );
     let r = k.resources.unwrap();
     assert_eq!(r.requests.unwrap().cpu.as_deref(), Some("0.1"));

@@ -18,7 +18,7 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] store::Error),
     #[error(
-        "`{name}` is not a valid model name: use letters, digits, `-`, `_` and `.`, starting with a letter or digit, at most 255 characters"
+        "`{name}` is not a valid model name: use letters, digits, `-` and `_`, starting with a letter or digit, at most 255 characters"
     )]
     BadName { name: String },
     #[error(
@@ -90,12 +90,9 @@ fn custom_model() -> String {
     "custom_model".into()
 }
 
-/// Azure's asset-name rule.
+/// Azure's model-name rule (the spec module's, so files and flags agree).
 pub fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
-        && name.len() <= 255
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    crate::spec::valid_model_name(name)
 }
 
 /// The folder holding a version's files.
@@ -310,30 +307,6 @@ pub fn model_tar(ws: &Workspace, rec: &ModelRecord) -> Result<Vec<u8>> {
     Ok(snapshot::tar_bytes(&entries, "", 0, 0))
 }
 
-/// For a model path that names a run's output (`runs:/<id>/<path>`,
-/// `azureml://jobs/<id>/outputs/artifacts/paths/<path>`, `azureml://jobs/<id>/outputs/<name>[/paths/<p>]`),
-/// the run id and the path below the run's collected artifacts; `None` for other paths.
-pub fn run_output(path: &str) -> Option<(String, String)> {
-    if let Some(rest) = path.strip_prefix("runs:/") {
-        let (id, p) = rest.trim_start_matches('/').split_once('/')?;
-        return Some((id.to_string(), p.to_string()));
-    }
-    let rest = path.strip_prefix("azureml://jobs/")?;
-    let (id, rest) = rest.split_once("/outputs/")?;
-    if let Some(p) = rest.strip_prefix("artifacts/paths/") {
-        return Some((id.to_string(), p.to_string()));
-    }
-    let (name, sub) = match rest.split_once("/paths/") {
-        Some((n, p)) => (n, Some(p)),
-        None => (rest.trim_end_matches('/'), None),
-    };
-    let mut rel = format!("named-outputs/{name}");
-    if let Some(p) = sub.filter(|p| !p.is_empty()) {
-        rel = format!("{rel}/{p}");
-    }
-    Some((id.to_string(), rel))
-}
-
 /// A parsed model reference: `azureml:<name>:<version>`, `azureml:<name>@latest`, or the
 /// same without the `azureml:` prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,34 +314,6 @@ pub struct ModelRef {
     pub name: String,
     /// `None` = latest.
     pub version: Option<String>,
-}
-
-impl ModelRef {
-    pub fn parse(s: &str) -> Result<ModelRef> {
-        let bad = || Error::BadReference(s.to_string());
-        let body = s.strip_prefix("azureml:").unwrap_or(s);
-        if body.starts_with('/') {
-            return Err(bad());
-        }
-        let (name, version) = if let Some(name) = body.strip_suffix("@latest") {
-            (name, None)
-        } else if let Some((name, version)) = body.split_once(':') {
-            (name, Some(version.to_string()))
-        } else {
-            (body, None)
-        };
-        if !valid_name(name)
-            || version
-                .as_deref()
-                .is_some_and(|v| v.is_empty() || v.contains(':'))
-        {
-            return Err(bad());
-        }
-        Ok(ModelRef {
-            name: name.to_string(),
-            version,
-        })
-    }
 }
 
 /// The record a reference names.
@@ -389,47 +334,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn references_parse_with_and_without_prefix() {
-        let r = ModelRef::parse("azureml:digits:3").unwrap();
-        assert_eq!(
-            (r.name.as_str(), r.version.as_deref()),
-            ("digits", Some("3"))
-        );
-        let r = ModelRef::parse("azureml:digits@latest").unwrap();
-        assert_eq!(r.version, None);
-        assert_eq!(ModelRef::parse("digits").unwrap().version, None);
-        assert!(ModelRef::parse("azureml:").is_err());
-        assert!(ModelRef::parse("azureml:di gits:1").is_err());
-        assert!(ModelRef::parse("azureml:a:1:2").is_err());
-        assert!(ModelRef::parse("azureml:/subscriptions/x").is_err());
-    }
-
-    #[test]
-    fn run_output_paths_map_to_collected_artifacts() {
-        let r = |s: &str| run_output(s).map(|(a, b)| format!("{a} {b}"));
-        assert_eq!(
-            r("runs:/run-1/outputs/model.pkl").unwrap(),
-            "run-1 outputs/model.pkl"
-        );
-        assert_eq!(
-            r("azureml://jobs/run-1/outputs/artifacts/paths/outputs/m.pkl").unwrap(),
-            "run-1 outputs/m.pkl"
-        );
-        assert_eq!(
-            r("azureml://jobs/run-1/outputs/model").unwrap(),
-            "run-1 named-outputs/model"
-        );
-        assert_eq!(
-            r("azureml://jobs/run-1/outputs/model/paths/a/b.pkl").unwrap(),
-            "run-1 named-outputs/model/a/b.pkl"
-        );
-        assert!(r("./model.pkl").is_none());
-        assert!(r("runs:/only-id").is_none());
-    }
-
-    #[test]
     fn names_follow_azure_asset_rules() {
-        assert!(valid_name("digits-model_v1.2"));
+        assert!(valid_name("digits-model_v1"));
         assert!(!valid_name("-digits"));
         assert!(!valid_name(""));
         assert!(!valid_name("a/b"));
@@ -499,10 +405,21 @@ mod tests {
             Err(Error::Store(store::Error::ModelExists { .. }))
         ));
         store.set_model_archived("digits", "2", true).unwrap();
-        let latest = resolve(&store, &ModelRef::parse("azureml:digits@latest").unwrap()).unwrap();
+        let latest = resolve(
+            &store,
+            &ModelRef {
+                name: "digits".into(),
+                version: None,
+            },
+        )
+        .unwrap();
         assert_eq!(latest.version, "1");
         // An archived version still resolves by number, as in Azure.
-        assert!(resolve(&store, &ModelRef::parse("digits:2").unwrap()).is_ok());
+        let two = ModelRef {
+            name: "digits".into(),
+            version: Some("2".into()),
+        };
+        assert!(resolve(&store, &two).is_ok());
         // No staging folders are left behind.
         let left: Vec<_> = std::fs::read_dir(ws.artifacts().join("models"))
             .unwrap()

@@ -10,7 +10,7 @@ use clap::Subcommand;
 use super::Context_;
 use super::output;
 use crate::client::{Client, urlencode};
-use crate::registry::{ModelOrigin, ModelRequest};
+use crate::registry::ModelRequest;
 use crate::store::ModelRecord;
 
 #[derive(Subcommand, Debug)]
@@ -110,11 +110,7 @@ pub(crate) async fn run(ctx: &Context_, cmd: ModelCommand) -> anyhow::Result<Exi
             }
             let ws = ctx.workspace()?;
             let client = Client::connect(&ws).await?;
-            if let ModelOrigin::Upload { snapshot, .. } = &mut req.origin {
-                let local = PathBuf::from(std::mem::take(snapshot));
-                *snapshot = upload(&client, &local).await?;
-            }
-            let rec: ModelRecord = client.post("/api/models", &req).await?;
+            let rec = crate::deploy::register_model(&client, req).await?;
             if !output::structured(ctx.output, &rec)? {
                 println!(
                     "Registered model {}:{} ({}, {}) — use it as `model: azureml:{}:{}` or `azureml:{}@latest`",
@@ -223,23 +219,38 @@ fn version_path(name: &str, version: Option<&str>) -> String {
     )
 }
 
-/// Builds the request from flags (or a file); a local path is checked here and its
-/// folder is named in `origin.snapshot` until it is uploaded.
+/// Builds the request from a file or from flags; everything local is checked here.
 fn request(
     ctx: &Context_,
     file: Option<&Path>,
     name: Option<String>,
     path: Option<String>,
-    _sets: &[(String, String)],
+    sets: &[(String, String)],
 ) -> anyhow::Result<ModelRequest> {
-    if file.is_some() {
-        bail!("`tug model create -f` is not available yet; use --name and --path");
+    if let Some(file) = file {
+        let mut sets = sets.to_vec();
+        if let Some(n) = name {
+            sets.push(("name".into(), n));
+        }
+        if let Some(p) = path {
+            sets.push(("path".into(), p));
+        }
+        let spec = crate::deploy::load_model(&ctx.cwd, file, &sets)?;
+        return crate::deploy::model_request(&ctx.cwd, &file.display().to_string(), spec);
     }
     let name = name.context("a model needs a name\n  help: pass --name NAME (or -f model.yml)")?;
-    let path = path.context(
+    if !crate::spec::valid_model_name(&name) {
+        bail!(
+            "--name `{name}` is not a valid model name: letters, digits, `-` and `_`, starting with a letter or digit\n  help: for example --name {}",
+            name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-")
+        );
+    }
+    let given = path.context(
         "a model needs a path\n  help: pass --path with a local file or folder, `runs:/<run-id>/outputs/<file>` or `azureml://jobs/<run-id>/outputs/...`",
     )?;
-    let origin = origin_for(&ctx.cwd, &path)?;
+    let parsed = crate::spec::parse_model_path(&given, &ctx.cwd)
+        .map_err(|e| anyhow::anyhow!("--path: {e}"))?;
+    let origin = crate::deploy::model_origin(&ctx.cwd, "--path", &parsed)?;
     Ok(ModelRequest {
         name,
         version: None,
@@ -249,64 +260,9 @@ fn request(
         properties: BTreeMap::new(),
         flavors: None,
         stage: None,
-        source: path,
+        source: given,
         origin,
     })
-}
-
-fn origin_for(base: &Path, path: &str) -> anyhow::Result<ModelOrigin> {
-    if let Some((run_id, path)) = crate::registry::run_output(path) {
-        return Ok(ModelOrigin::RunOutput { run_id, path });
-    }
-    if path.contains("://") {
-        bail!(
-            "model path `{path}`: only local paths and run outputs can be registered on tug\n  help: download the files first, then pass the local path"
-        );
-    }
-    let local = base.join(path.strip_prefix("file:").unwrap_or(path));
-    let meta = std::fs::metadata(&local)
-        .with_context(|| format!("model path {}: no such file or folder", local.display()))?;
-    let artifact = local
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .context("the model path has no file or folder name")?;
-    Ok(ModelOrigin::Upload {
-        snapshot: local.display().to_string(),
-        artifact,
-        is_file: meta.is_file(),
-    })
-}
-
-/// Packs a local file or folder under its own name and uploads it; returns the snapshot hash.
-async fn upload(client: &Client, local: &Path) -> anyhow::Result<String> {
-    let local = local.canonicalize()?;
-    let name = local
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let entries = if local.is_file() {
-        vec![crate::snapshot::Entry {
-            path: name.clone(),
-            data: Some(
-                std::fs::read(&local).with_context(|| format!("reading {}", local.display()))?,
-            ),
-            executable: false,
-        }]
-    } else {
-        let mut e = crate::snapshot::read_tree(&local)?;
-        for x in &mut e {
-            x.path = format!("{name}/{}", x.path);
-        }
-        e.push(crate::snapshot::Entry {
-            path: name,
-            data: None,
-            executable: false,
-        });
-        e
-    };
-    let tar = crate::snapshot::tar_bytes(&entries, "", 0, 0);
-    crate::submit::upload(client, tar).await
 }
 
 fn human_size(n: u64) -> String {

@@ -44,6 +44,8 @@ pub struct UpstreamResponse {
     pub instance: SocketAddr,
 }
 
+/// Why a deployment gave no response. Messages leave out the source; log them with
+/// [`with_causes`].
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
     #[error("deployment '{deployment}' has no ready instance")]
@@ -53,21 +55,19 @@ pub enum ForwardError {
         deployment: String,
         timeout_ms: u128,
     },
-    #[error(
-        "no instance of deployment '{deployment}' accepted a connection (tried {tried}): {source}"
-    )]
+    #[error("no instance of deployment '{deployment}' accepted a connection (tried {tried})")]
     Unreachable {
         deployment: String,
         tried: String,
         source: hyper_util::client::legacy::Error,
     },
-    #[error("instance {instance} of deployment '{deployment}' failed before answering: {source}")]
+    #[error("instance {instance} of deployment '{deployment}' failed before answering")]
     Failed {
         deployment: String,
         instance: SocketAddr,
         source: hyper_util::client::legacy::Error,
     },
-    #[error("instance {instance} of deployment '{deployment}' broke off its response: {source}")]
+    #[error("instance {instance} of deployment '{deployment}' broke off its response")]
     BodyFailed {
         deployment: String,
         instance: SocketAddr,
@@ -165,7 +165,12 @@ impl Upstream {
                 }
                 // Nothing was sent, so trying another instance cannot run the model twice.
                 Err(error) if error.is_connect() => {
-                    tracing::warn!(deployment, %instance, "cannot connect to instance: {error}");
+                    tracing::warn!(
+                        deployment,
+                        %instance,
+                        "cannot connect to instance: {}",
+                        with_causes(&error)
+                    );
                     last_connect_error = Some(error);
                 }
                 Err(source) => {
@@ -198,6 +203,19 @@ fn upstream_request(instance: SocketAddr, request: &ForwardRequest) -> Request<F
     *upstream.uri_mut() = uri;
     *upstream.headers_mut() = request.headers.clone();
     upstream
+}
+
+/// `error` followed by each of its sources ("client error (Connect): tcp connect error:
+/// Connection refused"), since the outer messages alone rarely say what went wrong.
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 /// `headers` without the hop-by-hop ones (RFC 9110 §7.6.1, plus those named in
@@ -257,6 +275,18 @@ mod tests {
         let mut names: Vec<_> = kept.keys().map(|n| n.as_str()).collect();
         names.sort();
         assert_eq!(names, ["authorization", "content-type", "x-request-id"]);
+    }
+
+    #[test]
+    fn causes_are_appended_in_order() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("client error (Connect)")]
+        struct Outer(#[source] std::io::Error);
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(
+            with_causes(&Outer(refused)),
+            "client error (Connect): refused"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 
 use super::config::{ConfigError, RouterConfig};
 use super::metrics::Metrics;
-use super::proxy::{ForwardRequest, Upstream, without_hop_by_hop};
+use super::proxy::{ForwardRequest, Upstream, with_causes, without_hop_by_hop};
 use super::responses::{self, DEPLOYMENT_HEADER, RouterResponse};
 use super::routing::{Choice, RouteTable};
 
@@ -285,7 +285,7 @@ impl Router {
         let result = self.upstream.forward(deployment, &forward).await;
         drop(admitted);
         if let Err(error) = &result {
-            tracing::warn!("{} {}: {error}", forward.method, path);
+            tracing::warn!("{} {}: {}", forward.method, path, with_causes(error));
         }
         let response = responses::from_upstream(&deployment.name, &path, result);
         let elapsed = started.elapsed();
@@ -329,7 +329,7 @@ impl Router {
                 }
                 Err(error) => {
                     deployment.stats.record_mirror_failed();
-                    tracing::debug!("mirror copy failed: {error}");
+                    tracing::debug!("mirror copy failed: {}", with_causes(&error));
                 }
             }
         });

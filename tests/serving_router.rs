@@ -563,6 +563,11 @@ async fn over_request_timeout_is_408() {
         started.elapsed()
     );
     assert_eq!(answer.header("azureml-model-deployment"), Some("blue"));
+    assert_eq!(
+        answer.header("x-request-id").map(str::len),
+        Some(36),
+        "a made-up request id"
+    );
     assert!(answer.message().contains("300 ms"), "{}", answer.body);
 }
 

@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{self, HeaderMap, HeaderName};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::routing::DeploymentRoute;
+
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// How long to wait for a TCP connection to an instance before trying the next one; short,
 /// because a stopped container's address may never answer at all.
@@ -205,6 +207,16 @@ fn upstream_request(instance: SocketAddr, request: &ForwardRequest) -> Request<F
     upstream
 }
 
+/// The request's `x-request-id`, added (a new UUID4) when the caller sent none, so the
+/// router's log, the instance's log and the caller's answer share one id.
+pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
+    let id = headers.get(REQUEST_ID_HEADER).cloned().unwrap_or_else(|| {
+        HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid header")
+    });
+    headers.insert(REQUEST_ID_HEADER, id.clone());
+    id
+}
+
 /// `error` followed by each of its sources ("client error (Connect): tcp connect error:
 /// Connection refused"), since the outer messages alone rarely say what went wrong.
 pub fn with_causes(error: &dyn std::error::Error) -> String {
@@ -253,7 +265,6 @@ pub fn without_hop_by_hop(mut headers: HeaderMap) -> HeaderMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hyper::header::HeaderValue;
 
     #[test]
     fn hop_by_hop_headers_are_dropped_and_end_to_end_kept() {
@@ -275,6 +286,17 @@ mod tests {
         let mut names: Vec<_> = kept.keys().map(|n| n.as_str()).collect();
         names.sort();
         assert_eq!(names, ["authorization", "content-type", "x-request-id"]);
+    }
+
+    #[test]
+    fn a_request_id_is_kept_or_made() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-request-id", HeaderValue::from_static("caller-1"));
+        assert_eq!(ensure_request_id(&mut headers), "caller-1");
+        let mut headers = HeaderMap::new();
+        let made = ensure_request_id(&mut headers);
+        assert_eq!(made.len(), 36);
+        assert_eq!(headers.get("x-request-id"), Some(&made));
     }
 
     #[test]

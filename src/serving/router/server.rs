@@ -23,7 +23,9 @@ use tokio::task::JoinSet;
 
 use super::config::{ConfigError, RouterConfig};
 use super::metrics::Metrics;
-use super::proxy::{ForwardRequest, Upstream, with_causes, without_hop_by_hop};
+use super::proxy::{
+    ForwardRequest, REQUEST_ID_HEADER, Upstream, ensure_request_id, with_causes, without_hop_by_hop,
+};
 use super::responses::{self, DEPLOYMENT_HEADER, RouterResponse};
 use super::routing::{Choice, RouteTable};
 
@@ -187,8 +189,10 @@ impl Router {
     fn reload(&self) {
         match load_table(&self.config_path, &self.metrics) {
             Ok(table) => {
-                tracing::info!("SIGHUP: reloaded {}", table.summary());
+                let summary = table.summary();
                 *self.table.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
+                // Logged after the swap: whoever sees this line gets the new table.
+                tracing::info!("SIGHUP: reloaded {summary}");
             }
             Err(error) => tracing::warn!("SIGHUP: keeping the previous config: {error}"),
         }
@@ -246,13 +250,15 @@ impl Router {
             }
         };
 
+        let mut headers = without_hop_by_hop(parts.headers);
+        let request_id = ensure_request_id(&mut headers);
         let forward = ForwardRequest {
             method: parts.method,
             path_and_query: parts
                 .uri
                 .path_and_query()
                 .map_or_else(|| path.clone(), |pq| pq.as_str().to_string()),
-            headers: without_hop_by_hop(parts.headers),
+            headers,
             body,
         };
         let deployment = &table.deployments[index];
@@ -274,7 +280,7 @@ impl Router {
                     deployment
                         .stats
                         .record(response.status().as_u16(), started.elapsed());
-                    return response;
+                    return with_request_id(response, request_id);
                 }
             }
         };
@@ -284,8 +290,14 @@ impl Router {
 
         let result = self.upstream.forward(deployment, &forward).await;
         drop(admitted);
+        let id = request_id.to_str().unwrap_or_default();
         if let Err(error) = &result {
-            tracing::warn!("{} {}: {}", forward.method, path, with_causes(error));
+            tracing::warn!(
+                request_id = id,
+                "{} {path}: {}",
+                forward.method,
+                with_causes(error)
+            );
         }
         let response = responses::from_upstream(&deployment.name, &path, result);
         let elapsed = started.elapsed();
@@ -294,10 +306,11 @@ impl Router {
             deployment = %deployment.name,
             status = response.status().as_u16(),
             ms = elapsed.as_millis() as u64,
+            request_id = id,
             "{} {path}",
             forward.method
         );
-        response
+        with_request_id(response, request_id)
     }
 
     /// Sends a copy to the mirror deployment on its own task: the caller's answer never
@@ -346,6 +359,16 @@ impl Router {
         }
         response
     }
+}
+
+/// Adds `x-request-id` to an answer that lacks it (the router's own errors; an instance
+/// echoes it itself).
+fn with_request_id(mut response: RouterResponse, request_id: HeaderValue) -> RouterResponse {
+    response
+        .headers_mut()
+        .entry(REQUEST_ID_HEADER)
+        .or_insert(request_id);
+    response
 }
 
 fn load_table(path: &Path, metrics: &Metrics) -> Result<RouteTable, ConfigError> {

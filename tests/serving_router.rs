@@ -240,7 +240,7 @@ impl Drop for RouterProcess {
 // Helpers.
 
 fn sha256_hex(key: &str) -> String {
-    tug::serving::router::auth::sha256_hex(key)
+    tug::serving::router::sha256_hex(key)
 }
 
 fn deployment(name: &str, instances: &[&TestUpstream]) -> Value {

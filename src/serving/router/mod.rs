@@ -17,14 +17,14 @@
 //! `config`, `auth`, `routing`, `admission`, `responses` and `metrics` are pure; `proxy`
 //! and `server` do the I/O.
 
-pub mod admission;
-pub mod auth;
-pub mod config;
-pub mod metrics;
-pub mod proxy;
-pub mod responses;
-pub mod routing;
-pub mod server;
+mod admission;
+mod auth;
+mod config;
+mod metrics;
+mod proxy;
+mod responses;
+mod routing;
+mod server;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -34,7 +34,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use config::{ConfigError, RouteDeployment, RouterConfig};
+pub use auth::sha256_hex;
+pub use config::{
+    ConfigError, DEFAULT_MAX_CONCURRENT_REQUESTS_PER_INSTANCE, DEFAULT_REQUEST_TIMEOUT_MS,
+    RouteDeployment, RouterConfig,
+};
 
 /// Exit code when the router cannot start (bad config, port taken); clap uses 2 for usage
 /// errors and a drained stop exits 0.

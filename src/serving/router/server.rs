@@ -299,11 +299,15 @@ impl Router {
                 with_causes(error)
             );
         }
+        let instance = result
+            .as_ref()
+            .map_or_else(|_| "-".to_string(), |r| r.instance.to_string());
         let response = responses::from_upstream(&deployment.name, &path, result);
         let elapsed = started.elapsed();
         deployment.stats.record(response.status().as_u16(), elapsed);
         tracing::debug!(
             deployment = %deployment.name,
+            instance,
             status = response.status().as_u16(),
             ms = elapsed.as_millis() as u64,
             request_id = id,

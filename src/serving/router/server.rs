@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, StatusCode};
@@ -215,22 +216,9 @@ impl Router {
             return responses::metrics_text(self.metrics.render());
         }
 
-        let declared_length = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-        if declared_length.is_some_and(|length| length > BODY_LIMIT_BYTES) {
-            return self.unrouted(responses::payload_too_large(BODY_LIMIT_BYTES));
-        }
-        let body = match Limited::new(body, BODY_LIMIT_BYTES as usize)
-            .collect()
-            .await
-        {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-                return self.unrouted(responses::payload_too_large(BODY_LIMIT_BYTES));
-            }
-            Err(error) => return self.unrouted(responses::unreadable_body(&error.to_string())),
+        let body = match read_body(&parts.headers, body).await {
+            Ok(body) => body,
+            Err(refusal) => return self.unrouted(refusal),
         };
 
         let named = parts
@@ -373,6 +361,27 @@ fn with_request_id(mut response: RouterResponse, request_id: HeaderValue) -> Rou
         .entry(REQUEST_ID_HEADER)
         .or_insert(request_id);
     response
+}
+
+/// The whole request body, or the 413 (over [`BODY_LIMIT_BYTES`], refused before reading
+/// when `Content-Length` says so) or 400 answer.
+async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, RouterResponse> {
+    let declared_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > BODY_LIMIT_BYTES) {
+        return Err(responses::payload_too_large(BODY_LIMIT_BYTES));
+    }
+    match Limited::new(body, BODY_LIMIT_BYTES as usize)
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(responses::payload_too_large(BODY_LIMIT_BYTES))
+        }
+        Err(error) => Err(responses::unreadable_body(&error.to_string())),
+    }
 }
 
 fn load_table(path: &Path, metrics: &Metrics) -> Result<RouteTable, ConfigError> {

@@ -1,1 +1,0 @@
-//! The endpoint router: key auth and traffic split across an endpoint's deployments.

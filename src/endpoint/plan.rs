@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use bollard::models::{
     ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{DeploymentRecord, EndpointRecord};
 use crate::compute::labels;
+use crate::serving::router::{RouteDeployment, RouterConfig};
 use crate::snapshot::{Entry, tar_bytes};
 
 /// Bumped when the layout of scoring images changes, so old tags are not reused.
@@ -179,24 +179,6 @@ fn dir(path: &str) -> Entry {
         data: None,
         executable: false,
     }
-}
-
-/// The router's configuration file (the shape `tug-infsrv router` reads).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct RouterConfig {
-    pub endpoint: String,
-    pub key_sha256: Vec<String>,
-    pub deployments: Vec<RouteDeployment>,
-    pub traffic: BTreeMap<String, u32>,
-    pub mirror_traffic: BTreeMap<String, u32>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct RouteDeployment {
-    pub name: String,
-    pub instances: Vec<String>,
-    pub request_timeout_ms: u64,
-    pub max_concurrent_requests_per_instance: u32,
 }
 
 /// The router configuration for an endpoint and its ready deployments.

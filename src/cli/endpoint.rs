@@ -500,9 +500,9 @@ async fn apply(
     if let Some(e) = endpoint_name {
         sets.push(("endpoint_name".into(), e));
     }
-    let ws = ctx.workspace()?;
+    // Local checks before anything (a workspace, a server) is created.
     let spec = crate::deploy::load_deployment(&ctx.cwd, file, &sets)?;
-    let client = Client::connect(&ws).await?;
+    let client = Client::connect(&ctx.workspace()?).await?;
     let sub = crate::deploy::deployment_submission(&client, &ctx.cwd, file, spec).await?;
     let (ep, dep) = (sub.endpoint_name.clone(), sub.name.clone());
     let query = format!("?all_traffic={all_traffic}");

@@ -220,21 +220,27 @@ def _invoke_init(init):
 
 def _log_model_dir(limit=200):
     # azmlinfsrv lists the model folder when init() fails: most failures are a wrong path.
+    import itertools
+
     root = os.environ.get("AZUREML_MODEL_DIR")
     if not root or not os.path.exists(root):
         return
     log.info("Model Directory Contents:")
-    count = 0
-    for folder, dirs, files in os.walk(root):
-        dirs.sort()
-        depth = os.path.relpath(folder, root).count(os.sep) + (folder != root)
-        for line in [" " * 4 * depth + os.path.basename(folder.rstrip(os.sep)) + os.sep] + \
-                [" " * 4 * (depth + 1) + f for f in sorted(files)]:
-            if count == limit:
-                log.info("Output Truncated. First %d lines shown.", limit)
-                return
-            log.info("%s", line)
-            count += 1
+    lines = _tree(os.path.normpath(root))
+    for line in itertools.islice(lines, limit):
+        log.info("%s", line)
+    if next(lines, None) is not None:
+        log.info("Output Truncated. First %d lines shown.", limit)
+
+
+def _tree(path, depth=0):
+    name = os.path.basename(path.rstrip(os.sep)) or path
+    if os.path.isdir(path):
+        yield " " * 4 * depth + name + os.sep
+        for child in sorted(os.listdir(path)):
+            yield from _tree(os.path.join(path, child), depth + 1)
+    else:
+        yield " " * 4 * depth + name
 
 
 def start(env):
@@ -360,19 +366,25 @@ def main():
     # Children the script starts (os.system, fork/exec) must not keep the channel open.
     os.set_inheritable(fd, False)
     sock = socket.socket(fileno=fd)
+    text = None
     try:
         ready, handler = start(env)
     except StartupError as ex:
         text = str(ex)
-        if log is None or not log.handlers:
+        if log is None:
             sys.stderr.write(text + "\n")
         elif "Encountered Exception" not in text:
             log.error("%s", text)
+    except BaseException:
+        text = traceback.format_exc()
+        sys.stderr.write(text)
+    if text is not None:
         try:
             send_simple(sock, KIND_INIT_FAILED, {"error": text})
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
+            # os._exit: threads init() may have started must not keep the worker alive.
             os._exit(EXIT_INIT_FAILED)
     send_simple(sock, KIND_READY, ready)
     try:
@@ -383,6 +395,8 @@ def main():
         os._exit(EXIT_PROTOCOL_ERROR)
     except (EOFError, ConnectionError):
         pass  # the front went away
+    except KeyboardInterrupt:
+        sys.exit(130)  # Ctrl-C on a terminal running tug-infsrv: no traceback per worker
     sys.exit(0)
 
 

@@ -13,7 +13,6 @@ pandas cases are skipped when that interpreter lacks them. @rawhttp cases also r
 
 import json
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # the in-process check imports modules the front embeds
 
 from worker_client import INIT_FAILED, READY, SCRIPTS, SERVING_DIR, Worker  # noqa: E402
 
@@ -117,8 +117,27 @@ class PlainRunTests(WorkerTest):
 
     def test_late_alarm_is_harmless(self):
         self.assertJson(self.w.request("POST", "sleep0.01", timeout_ms=60), 200, b'"slept"')
-        time.sleep(0.15)  # the timer, never disarmed, fires while the worker waits
+        time.sleep(0.15)  # the timer, left pending, fires while the worker waits
         self.assertJson(self.w.request("POST", "x"), 200, b'{"len": 1, "head": "x"}')
+
+    def test_pending_timer_does_not_cut_the_next_request_short(self):
+        # The timer armed by the first request fires ~200 ms into the second one, whose
+        # own deadline is 300 ms after its start: it must run (and fail) at that deadline.
+        self.assertJson(self.w.request("POST", "x", timeout_ms=300), 200, b'{"len": 1, "head": "x"}')
+        time.sleep(0.1)
+        self.assertJson(self.w.request("POST", "sleep0.25", timeout_ms=300), 200, b'"slept"')
+        self.assertJson(self.w.request("POST", "y", timeout_ms=300), 200, b'{"len": 1, "head": "y"}')
+        time.sleep(0.1)
+        start = time.monotonic()
+        self.assertJson(self.w.request("POST", "sleep5", timeout_ms=300), 500,
+                        b'{"message": "Scoring timeout after 300 ms"}', run_failed=True, exec_ms=False)
+        self.assertGreaterEqual(time.monotonic() - start, 0.29)
+        # A shorter timeout than the pending timer's re-arms it.
+        self.assertJson(self.w.request("POST", "z", timeout_ms=5000), 200, b'{"len": 1, "head": "z"}')
+        start = time.monotonic()
+        self.assertJson(self.w.request("POST", "sleep5", timeout_ms=100), 500,
+                        b'{"message": "Scoring timeout after 100 ms"}', run_failed=True, exec_ms=False)
+        self.assertLess(time.monotonic() - start, 1.0)
 
     def test_bad_utf8(self):
         self.assertJson(self.w.request("POST", b"\xff\xfe"), 400,
@@ -252,6 +271,76 @@ class RawHttpTests(WorkerTest):
         self.check(python_args=["-S"], env=env)
         w = self.started("raw_response.py", env=env, python_args=["-S"])
         w.close()
+
+
+def _importable(name):
+    try:
+        __import__(name)
+        return True
+    except Exception:
+        return False
+
+
+@unittest.skipUnless(_importable("werkzeug.wrappers"), "Werkzeug not installed here")
+class StandInRequestTests(unittest.TestCase):
+    """The stand-in AMLRequest reads requests as Werkzeug's Request does (in-process check)."""
+
+    MULTIPART = (b'--B\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--B\r\nContent-Disposition: '
+                 b'form-data; name="a"\r\n\r\n\xc3\xa9\r\n--B\r\nContent-Disposition: form-data; name="f"; '
+                 b'filename="x.bin"\r\nContent-Type: application/octet-stream\r\n\r\n\x00\r\n\xff\r\n--B--\r\n')
+    CASES = [
+        ("GET", "q=%20x&r=%C3%A9&s=a+b&t=%zz&u&v=%41%26%3d%ff%e9&w=[1]", None, b"", []),
+        ("POST", "", "application/json; charset=utf-8", b'{"a": 1}',
+         [["x-a", "1"], ["x-a", "2"], ["cookie", "a=1; b=2"], ["x_dropped", "1"]]),
+        ("POST", "", "application/x-www-form-urlencoded", b"a=1&a=2&b=%ff&c", []),
+        ("POST", "", 'multipart/form-data; boundary="B"', MULTIPART, []),
+        ("POST", "", "multipart/form-data; boundary=B", MULTIPART[:40], []),
+        ("POST", "", "multipart/form-data", MULTIPART, []),
+        ("PUT", "x=1", "text/plain", b"\xff\xfe", []),
+    ]
+    PROPS = ["method", "path", "full_path", "url", "base_url", "url_root", "host_url", "host", "scheme",
+             "remote_addr", "mimetype", "mimetype_params", "content_type", "content_length", "is_json",
+             "query_string", "script_root"]
+
+    @staticmethod
+    def snapshot(request, form_first):
+        got = {p: getattr(request, p) for p in StandInRequestTests.PROPS}
+        got.update(headers=list(request.headers.items()), args=request.args.to_dict(flat=False),
+                   x_a=(request.headers.get("X-A"), request.headers.getlist("x-a")),
+                   cookies=request.cookies.to_dict(flat=False), json=request.get_json(silent=True))
+        if form_first:  # Werkzeug's parser consumes the body: data is empty afterwards
+            got["form"] = request.form.to_dict(flat=False)
+            got["files"] = {k: [f.filename, f.read(), f.mimetype] for k, f in request.files.items()}
+            got["data"] = (request.data, request.get_data())
+        else:
+            got["data"] = (request.get_data(as_text=True), request.data)
+            got["form"] = request.form.to_dict(flat=False)
+        got["values"] = request.values.to_dict(flat=False)
+        for upload in request.files.values():
+            upload.close()
+        return got
+
+    def test_same_as_werkzeug(self):
+        from werkzeug.wrappers import Request
+
+        sys.path.insert(0, SERVING_DIR)
+        sys.path.insert(0, os.path.join(SERVING_DIR, "shims"))
+        try:
+            import _tug_http
+            import tug_worker_handlers
+            from azureml_inference_server_http.api.aml_request import AMLRequest
+        finally:
+            del sys.path[:2]
+        tug_worker_handlers._http = _tug_http
+        for method, query, ctype, body, extra in self.CASES:
+            headers = [["host", "h.example:8080"], ["content-length", str(len(body))]] + extra
+            meta = {"method": method, "path": "/score", "query": query, "content_type": ctype,
+                    "remote_addr": "10.0.0.1", "headers": headers + ([["content-type", ctype]] if ctype else [])}
+            for form_first in (True, False):
+                with self.subTest(method=method, query=query, content_type=ctype, form_first=form_first):
+                    theirs = Request(tug_worker_handlers.wsgi_environ(meta, body))
+                    ours = AMLRequest(tug_worker_handlers.wsgi_environ(meta, body))
+                    self.assertEqual(self.snapshot(ours, form_first), self.snapshot(theirs, form_first))
 
 
 class SchemaTests(WorkerTest):

@@ -30,7 +30,9 @@ class Worker:
                     "SERVICE_VERSION", "SERVICE_PATH_PREFIX", "AZUREML_MODEL_DIR"):
             full_env.pop(key, None)
         full_env.update({"TUG_WORKER_FD": "3", "TUG_WORKER_ID": "0", "AZUREML_ENTRY_SCRIPT": script,
-                         "AML_APP_ROOT": os.path.dirname(script), "PYTHONIOENCODING": "utf-8"})
+                         "AML_APP_ROOT": os.path.dirname(script), "PYTHONIOENCODING": "utf-8",
+                         # No __pycache__ next to the worker: the front embeds that folder.
+                         "PYTHONDONTWRITEBYTECODE": "1"})
         full_env.update(env or {})
         fd = theirs.fileno()
         out = subprocess.PIPE if capture else None

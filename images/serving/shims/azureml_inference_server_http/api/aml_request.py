@@ -12,6 +12,7 @@ shims directory is the last entry of sys.path.
 
 import io
 import json
+import re
 import urllib.parse
 
 from _tug_http import (
@@ -19,7 +20,8 @@ from _tug_http import (
     parse_options_header, parse_qsl,
 )
 
-__all__ = ["AMLRequest", "rawhttp"]
+# BadRequestKeyError (a KeyError) is what request.args["missing"] raises, as in Werkzeug.
+__all__ = ["AMLRequest", "BadRequestKeyError", "rawhttp"]
 
 _rawHttpRequested = False
 
@@ -29,6 +31,22 @@ def rawhttp(func):
     global _rawHttpRequested
     _rawHttpRequested = True
     return func
+
+
+# Werkzeug reports URLs as IRIs: percent-escapes are decoded (UTF-8; invalid bytes stay
+# escaped, upper-cased) except those of controls, space, "%", DEL and the part's delimiters.
+_UNSAFE = "".join(map(chr, range(0x21))) + "%\x7f"
+_KEEP = {}
+
+
+def _iri(value, delimiters):
+    pattern = _KEEP.get(delimiters)
+    if pattern is None:
+        codes = "|".join("%02X" % ord(c) for c in sorted(set(_UNSAFE + delimiters)))
+        pattern = _KEEP[delimiters] = re.compile("((?:%%(?:%s))+)" % codes, re.I)
+    pieces = pattern.split(value)
+    return "".join(piece if i % 2 else urllib.parse.unquote(piece, "utf-8", "tug.url_quote")
+                   for i, piece in enumerate(pieces))
 
 
 class JSONDecodeFailed(ValueError):
@@ -98,17 +116,15 @@ class AMLRequest:
 
     @property
     def base_url(self):
-        return "%s://%s%s%s" % (self.scheme, self.host, self.root_path,
-                                urllib.parse.quote(self.path, safe="/:@!$&'()*+,;=~-._"))
+        path = urllib.parse.quote(self.root_path + self.path, safe="/:@&=+$,!*'()")
+        return "%s://%s%s" % (self.scheme, self.host, _iri(path, "/?#"))
 
     @property
     def url(self):
         query = self.query_string.decode("latin-1")
         if not query:
             return self.base_url
-        # Werkzeug normalises the query (invalid escapes upper-cased, unsafe bytes quoted).
-        return "%s?%s" % (self.base_url, urllib.parse.quote(
-            urllib.parse.unquote(query, errors="tug.url_quote"), safe="/:@!$&'()*+,;=?%~-._"))
+        return "%s?%s" % (self.base_url, _iri(urllib.parse.quote(query, safe=":&%=+$!*'(),"), "&=+#"))
 
     @property
     def is_secure(self):
@@ -250,7 +266,3 @@ class AMLRequest:
 
     def close(self):
         pass
-
-
-# Re-exported for scripts that catch it (`except BadRequestKeyError`) the Werkzeug way.
-BadRequestKeyError = BadRequestKeyError

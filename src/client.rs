@@ -185,6 +185,27 @@ impl Client {
         .map_err(Error::Decode)
     }
 
+    /// `method` with a JSON body (PUT, PATCH); `T` from the JSON answer.
+    pub async fn send_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Error> {
+        self.send(self.http.request(method, self.url(path)).json(body))
+            .await?
+            .json()
+            .await
+            .map_err(Error::Decode)
+    }
+
+    /// DELETE; succeeds on any 2xx.
+    pub async fn delete(&self, path: &str) -> Result<(), Error> {
+        self.send(self.http.delete(self.url(path)))
+            .await
+            .map(|_| ())
+    }
+
     /// A response to read as a stream (job streams, downloads).
     pub async fn get_raw(&self, path: &str) -> Result<reqwest::Response, Error> {
         self.send(self.http.get(self.url(path))).await

@@ -37,20 +37,20 @@ pub fn load_environment(
     spec::parse_environment(file, &text, &borrowed(overrides)).map_err(spec_error)
 }
 
-fn borrowed(overrides: &[(String, String)]) -> Vec<(&str, &str)> {
+pub(crate) fn borrowed(overrides: &[(String, String)]) -> Vec<(&str, &str)> {
     overrides
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect()
 }
 
-fn read_spec_file(cwd: &Path, file: &Path) -> anyhow::Result<String> {
+pub(crate) fn read_spec_file(cwd: &Path, file: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(cwd.join(file))
         .with_context(|| format!("cannot read {}", file.display()))
 }
 
 /// A spec error is already a full message (file:line:col, field, help).
-fn spec_error(e: spec::SpecError) -> anyhow::Error {
+pub(crate) fn spec_error(e: spec::SpecError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
 
@@ -113,7 +113,7 @@ fn check_supported(file: &Path, job: &CommandJob) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn absolute(cwd: &Path, p: &Path) -> PathBuf {
+pub(crate) fn absolute(cwd: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
@@ -232,29 +232,7 @@ pub async fn submission(
     }
     let command = spec::render_command(&job.command, &rendered_inputs, &rendered_outputs)
         .map_err(|e| anyhow::anyhow!("{f}: {e}"))?;
-    let (environment, env_uploads) = match &job.environment {
-        EnvironmentRef::Inline(env) => local_environment(cwd, &f, env)?,
-        EnvironmentRef::Registered { name, version } => {
-            let path = match version {
-                spec::AssetVersion::Version(v) => format!(
-                    "/api/environments/{}?version={}",
-                    crate::client::urlencode(name),
-                    crate::client::urlencode(v)
-                ),
-                spec::AssetVersion::Latest => {
-                    format!("/api/environments/{}", crate::client::urlencode(name))
-                }
-            };
-            let rec: EnvironmentRecord = client
-                .get(&path)
-                .await
-                .with_context(|| format!("{f}: `environment`"))?;
-            (rec.environment, None)
-        }
-        EnvironmentRef::Registry { registry, name, .. } => bail!(
-            "{f}: `environment`: `{name}` lives in the Azure ML registry `{registry}`, which tug cannot reach\n  help: register a local equivalent with `tug environment create -f env.yml` and use `environment: azureml:{name}@latest`"
-        ),
-    };
+    let (environment, env_uploads) = resolve_environment(client, cwd, &f, &job.environment).await?;
 
     let experiment_name = job.experiment_name.clone().unwrap_or_else(|| {
         cwd.file_name()
@@ -290,6 +268,39 @@ pub async fn submission(
     }
     sub.environment = finish_environment(client, sub.environment, env_uploads).await?;
     Ok(sub)
+}
+
+/// An `environment:` value resolved: inline ones read from disk (a build context still to
+/// upload), registered ones fetched from the server.
+pub async fn resolve_environment(
+    client: &Client,
+    cwd: &Path,
+    f: &str,
+    env: &EnvironmentRef,
+) -> anyhow::Result<(ResolvedEnvironment, Option<Vec<u8>>)> {
+    Ok(match env {
+        EnvironmentRef::Inline(env) => local_environment(cwd, f, env)?,
+        EnvironmentRef::Registered { name, version } => {
+            let path = match version {
+                spec::AssetVersion::Version(v) => format!(
+                    "/api/environments/{}?version={}",
+                    crate::client::urlencode(name),
+                    crate::client::urlencode(v)
+                ),
+                spec::AssetVersion::Latest => {
+                    format!("/api/environments/{}", crate::client::urlencode(name))
+                }
+            };
+            let rec: EnvironmentRecord = client
+                .get(&path)
+                .await
+                .with_context(|| format!("{f}: `environment`"))?;
+            (rec.environment, None)
+        }
+        EnvironmentRef::Registry { registry, name, .. } => bail!(
+            "{f}: `environment`: `{name}` lives in the Azure ML registry `{registry}`, which tug cannot reach\n  help: register a local equivalent with `tug environment create -f env.yml` and use `environment: azureml:{name}@latest`"
+        ),
+    })
 }
 
 /// An environment with its local files read; a build context still to upload.
@@ -360,7 +371,7 @@ fn local_environment(
     }
 }
 
-async fn finish_environment(
+pub async fn finish_environment(
     client: &Client,
     env: ResolvedEnvironment,
     context: Option<Vec<u8>>,
@@ -379,7 +390,7 @@ async fn finish_environment(
     })
 }
 
-async fn upload(client: &Client, tar: Vec<u8>) -> anyhow::Result<String> {
+pub async fn upload(client: &Client, tar: Vec<u8>) -> anyhow::Result<String> {
     #[derive(serde::Deserialize)]
     struct Created {
         sha256: String,

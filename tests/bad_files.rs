@@ -1,6 +1,8 @@
 //! Every file in `tests/spec_corpus/bad/` is refused by the real CLI with an error that
 //! names the file, the line and column and the field its `# expect:` line states — and
-//! nothing is created: no store, no server, no run, no container.
+//! nothing is created: no store, no server, no run, no container. The command is chosen by
+//! suffix: `.env.yml` → `environment`, `.model.yml` → `model`, `.endpoint.yml` →
+//! `online-endpoint`, `.deployment.yml` → `online-deployment`, else `job`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,6 +41,21 @@ fn expectations(text: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// The `tug <noun> create -f` that reads a corpus file, by its suffix.
+fn command_for(name: &str) -> &'static str {
+    const NOUNS: &[(&str, &str)] = &[
+        (".env.yml", "environment"),
+        (".model.yml", "model"),
+        (".endpoint.yml", "online-endpoint"),
+        (".deployment.yml", "online-deployment"),
+        (".job.yml", "job"),
+    ];
+    NOUNS
+        .iter()
+        .find(|(suffix, _)| name.ends_with(suffix))
+        .map_or("job", |(_, noun)| noun)
+}
+
 #[test]
 fn bad_files_are_refused_with_location_and_nothing_is_created() {
     let files = corpus();
@@ -49,11 +66,7 @@ fn bad_files_are_refused_with_location_and_nothing_is_created() {
         let expect = expectations(&text);
         let ws = tempfile::tempdir().unwrap();
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        let noun = if name.ends_with(".env.yml") {
-            "environment"
-        } else {
-            "job"
-        };
+        let noun = command_for(&name);
         let out = Command::new(env!("CARGO_BIN_EXE_tug"))
             .args([noun, "create", "-f", file.to_str().unwrap()])
             .current_dir(ws.path())

@@ -1,5 +1,6 @@
 //! The digits example end to end, as README's first command runs it: trains, logs
-//! accuracy, leaves model.pkl; a second submit after editing train.py builds nothing.
+//! accuracy, leaves model.pkl; a second submit after editing train.py builds nothing; then
+//! the model is registered, deployed behind an endpoint and invoked.
 
 mod common;
 
@@ -86,4 +87,28 @@ fn digits_example_trains_logs_accuracy_and_saves_the_model() {
     assert_eq!(w["image"], v["image"]);
     let build = std::fs::read_to_string(ws.run_dir(&second).join("system_logs/build.log")).unwrap();
     assert!(build.starts_with("reused "), "{build}");
+
+    // README's serving flow: register the trained model, deploy it, invoke the endpoint.
+    ws.ok(&[
+        "model",
+        "create",
+        "--name",
+        "digits",
+        "--path",
+        &format!("runs:/{first}/outputs/model.pkl"),
+    ]);
+    ws.ok(&["online-endpoint", "create", "-f", "digits/endpoint.yml"]);
+    let out = ws.tug(&["online-deployment", "create", "-f", "digits/blue.yml", "--all-traffic"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer = ws.ok(&[
+        "online-endpoint",
+        "invoke",
+        "--name",
+        "digits",
+        "--request-file",
+        "digits/sample-request.json",
+    ]);
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["predictions"], serde_json::json!([0, 1, 7]), "{answer}");
+    ws.ok(&["online-endpoint", "delete", "--name", "digits", "--yes"]);
 }

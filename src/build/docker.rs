@@ -108,6 +108,30 @@ impl Builder {
         })
     }
 
+    /// Builds `plan` unless its tag exists; true when it built. Concurrent callers for the
+    /// same tag build once.
+    pub async fn ensure_plan(
+        &self,
+        plan: &BuildPlan,
+        progress: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<bool, Error> {
+        let lock = {
+            let mut map = self.in_flight.lock().await;
+            map.entry(plan.hash.clone()).or_default().clone()
+        };
+        let _guard = lock.lock().await;
+        if self.docker.inspect_image(&plan.tag).await.is_ok() {
+            return Ok(false);
+        }
+        self.build(plan, progress).await?;
+        Ok(true)
+    }
+
+    /// The engine's id of an image that exists.
+    pub async fn image_id(&self, image: &str) -> Result<String, Error> {
+        self.base_image_id(image).await
+    }
+
     /// The id of a base image, pulling it if a registry answers.
     async fn base_image_id(&self, image: &str) -> Result<String, Error> {
         if let Ok(i) = self.docker.inspect_image(image).await {

@@ -1,8 +1,10 @@
 //! The `tug` command line: `az ml`-shaped nouns and verbs over the library. Parses
 //! arguments, calls the library or the server, prints.
 
+mod endpoint;
 mod environment;
 mod job;
+mod model;
 pub mod output;
 mod stream;
 
@@ -43,6 +45,15 @@ enum Command {
     /// Register and inspect environments.
     #[command(subcommand, alias = "env")]
     Environment(environment::EnvironmentCommand),
+    /// Create, invoke and manage online endpoints (the scoring front door).
+    #[command(subcommand)]
+    OnlineEndpoint(endpoint::EndpointCommand),
+    /// Create, roll and inspect deployments behind an online endpoint.
+    #[command(subcommand)]
+    OnlineDeployment(endpoint::DeploymentCommand),
+    /// Register, list and download models.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
     /// List and show compute targets.
     #[command(subcommand)]
     Compute(ComputeCommand),
@@ -114,6 +125,13 @@ fn init_tracing(verbose: u8) {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let is_server = matches!(&cli.command, Command::Server(a) if a.command.is_none());
+    if !is_server {
+        // `tug model list | head` should end quietly, as other Unix tools do.
+        // SAFETY: restoring the default disposition of one signal before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     init_tracing(if is_server {
         cli.verbose.max(1)
     } else {
@@ -153,6 +171,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Job(cmd) => job::run(&ctx, cmd).await,
         Command::Environment(cmd) => environment::run(&ctx, cmd).await,
+        Command::Model(cmd) => model::run(&ctx, cmd).await,
+        Command::OnlineEndpoint(cmd) => endpoint::run_endpoint(&ctx, cmd).await,
+        Command::OnlineDeployment(cmd) => endpoint::run_deployment(&ctx, cmd).await,
         Command::Compute(cmd) => compute(&ctx, cmd),
         Command::Server(args) => server(&ctx, args).await,
     }

@@ -41,7 +41,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 }
 
 /// An API error: a status and a message that says what to do.
-pub(crate) struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(pub StatusCode, pub String);
 
 impl ApiError {
     pub(crate) fn unavailable() -> ApiError {
@@ -61,10 +61,10 @@ impl IntoResponse for ApiError {
 impl From<store::Error> for ApiError {
     fn from(e: store::Error) -> Self {
         let code = match e {
-            store::Error::NoRun(_) => StatusCode::NOT_FOUND,
-            store::Error::RunExists(_) | store::Error::EnvironmentConflict { .. } => {
-                StatusCode::CONFLICT
-            }
+            store::Error::NoRun(_) | store::Error::NoModel(_) => StatusCode::NOT_FOUND,
+            store::Error::RunExists(_)
+            | store::Error::EnvironmentConflict { .. }
+            | store::Error::ModelExists { .. } => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(code, e.to_string())

@@ -2,6 +2,8 @@
 //! CLI talks to, driving runs, and exiting by itself when idle if asked to.
 
 pub mod api;
+pub mod endpoint_api;
+mod registry_api;
 pub mod stream;
 
 use std::io::Write;
@@ -65,6 +67,7 @@ fn io(doing: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 
 pub(crate) struct AppState {
     pub runner: Arc<Runner>,
+    pub endpoints: Arc<crate::endpoint::controller::Controller>,
     pub token: String,
     pub info: ServerInfo,
     gate: std::sync::Mutex<Gate>,
@@ -85,7 +88,11 @@ impl AppState {
     /// Closes the gate if the server has been idle for `limit`; true when it did.
     fn close_if_idle(&self, limit: Duration) -> bool {
         let mut g = self.gate.lock().unwrap();
-        if g.in_flight == 0 && self.runner.active() == 0 && g.last_activity.elapsed() >= limit {
+        if g.in_flight == 0
+            && self.runner.active() == 0
+            && self.endpoints.active() == 0
+            && g.last_activity.elapsed() >= limit
+        {
             g.closing = true;
         }
         g.closing
@@ -154,6 +161,12 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
     let workspace_id = store.workspace_id()?;
     let target = DockerTarget::connect_local(&workspace_id).await?;
     let builder = crate::build::docker::Builder::new(target.docker().clone());
+    let endpoints = Arc::new(crate::endpoint::controller::Controller::new(
+        store.clone(),
+        ws.clone(),
+        target.docker().clone(),
+        &workspace_id,
+    ));
     let runner = Arc::new(Runner::new(
         store,
         ws.clone(),
@@ -182,6 +195,7 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
     };
     let state = Arc::new(AppState {
         runner: runner.clone(),
+        endpoints: endpoints.clone(),
         token,
         info: info.clone(),
         gate: std::sync::Mutex::new(Gate {
@@ -194,6 +208,9 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
     });
 
     let resumed = runner.reconcile().await?;
+    if let Err(e) = endpoints.reconcile().await {
+        tracing::warn!(error = %e, "reconciling endpoints");
+    }
     tracing::info!(url = %info.url, resumed, "tug server listening");
     write_server_file(&ws, &info)?;
 
@@ -264,6 +281,8 @@ fn write_server_file(ws: &Workspace, info: &ServerInfo) -> Result<(), Error> {
 
 fn router(state: Arc<AppState>) -> Router {
     api::routes()
+        .merge(registry_api::routes())
+        .merge(endpoint_api::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
 }

@@ -19,11 +19,13 @@ use super::shim;
 
 /// Entry point of the `tug-infsrv` binary.
 pub fn main() -> ExitCode {
+    // `tug-infsrv router ...` runs the endpoint router; its argv starts at `router`, which
+    // stands where clap expects the program name.
     if std::env::args_os()
         .nth(1)
         .is_some_and(|first| first == "router")
     {
-        return super::router::main(std::env::args_os().skip(2).collect());
+        return super::router::main(std::env::args_os().skip(1).collect());
     }
     let flags = Flags::parse();
     init_tracing();

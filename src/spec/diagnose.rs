@@ -135,7 +135,7 @@ fn syntax_help(message: &str) -> &'static str {
         ),
         (
             "more than one document",
-            "put one job or environment per file; remove the `---` separator and what follows",
+            "put one job, environment, model, endpoint or deployment per file; remove the `---` separator and what follows",
         ),
         (
             "did not find expected alphabetic or numeric character",
@@ -151,7 +151,12 @@ fn syntax_help(message: &str) -> &'static str {
 }
 
 /// An error from the first, untyped parse: YAML syntax or a duplicate key.
-pub(crate) fn load_error(err: &serde_yaml::Error, path: &Path, index: &SourceIndex) -> SpecError {
+pub(crate) fn load_error(
+    err: &serde_yaml::Error,
+    path: &Path,
+    source: &str,
+    index: &SourceIndex,
+) -> SpecError {
     let full = err.to_string();
     // "found unexpected end of stream ... while scanning a quoted scalar at line 3 column 8":
     // the end of the file says nothing; where the unclosed thing started does.
@@ -179,10 +184,28 @@ pub(crate) fn load_error(err: &serde_yaml::Error, path: &Path, index: &SourceInd
             field,
         };
     }
+    // libyaml calls a tab that indents a key "character that cannot start any token".
+    let tab_at_mark = mark.is_some_and(|(l, c)| {
+        source
+            .lines()
+            .nth(l.saturating_sub(1))
+            .and_then(|line| line.chars().nth(c.saturating_sub(1)))
+            == Some('\t')
+    });
+    let help = if tab_at_mark {
+        syntax_help("tab character")
+    } else {
+        syntax_help(&text)
+    };
+    let message = if tab_at_mark {
+        format!("{text} (a tab character)")
+    } else {
+        text
+    };
     SpecError::Syntax {
         origin: origin(mark),
-        help: syntax_help(&text).to_string(),
-        message: text,
+        help: help.to_string(),
+        message,
     }
 }
 
@@ -256,7 +279,7 @@ fn type_help(field: &str, expected: &str, found: &str) -> String {
     }
     if expected == "a whole number" {
         return match leaf {
-            "timeout" => "give the timeout in whole seconds without quotes or units, e.g. `timeout: 7200` for two hours".into(),
+            "timeout" if field == "limits.timeout" => "give the timeout in whole seconds without quotes or units, e.g. `timeout: 7200` for two hours".into(),
             "instance_count" | "max_instance_count" => format!("write `{leaf}` as a whole number, e.g. `{leaf}: 1`"),
             _ => format!("write `{field}` as a whole number without quotes or units"),
         };
@@ -288,8 +311,20 @@ fn type_help(field: &str, expected: &str, found: &str) -> String {
     format!("change `{field}` to {expected}")
 }
 
-fn missing_help(field: &str) -> String {
+fn missing_help(what: &str, field: &str) -> String {
     let leaf = field.rsplit('.').next().unwrap_or(field);
+    match (what, field) {
+        ("online endpoint", "name") => {
+            return "add `name:`, e.g. `name: my-endpoint` (3 to 32 letters, digits and `-`, starting with a letter)".into();
+        }
+        ("online deployment", "name") => {
+            return "add `name:`, e.g. `name: blue` (3 to 32 letters, digits and `-`, starting with a letter)".into();
+        }
+        ("online deployment", "endpoint_name") => {
+            return "add `endpoint_name:` naming the online endpoint this deployment belongs to (or pass `--set endpoint_name=<name>`)".into();
+        }
+        _ => {}
+    }
     match leaf {
         "command" => "add the shell command to run, e.g. `command: python train.py`".into(),
         "environment" => "add `environment:` with an inline `image: python:3.11-slim`, or a registered `azureml:<name>:<version>`".into(),
@@ -378,7 +413,7 @@ pub(crate) fn typed_error(err: &serde_yaml::Error, doc: &Document) -> SpecError 
         return SpecError::MissingField {
             origin: doc.origin(path, true, mark),
             message: format!("missing required field `{field}`"),
-            help: missing_help(&field),
+            help: missing_help(doc.what, &field),
             field,
         };
     }

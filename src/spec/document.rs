@@ -36,7 +36,7 @@ impl<'a> Document<'a> {
     ) -> Result<Document<'a>, SpecError> {
         let index = SourceIndex::build(text);
         let mut value: Value =
-            serde_yaml::from_str(text).map_err(|e| diagnose::load_error(&e, path, &index))?;
+            serde_yaml::from_str(text).map_err(|e| diagnose::load_error(&e, path, text, &index))?;
         let keys = overrides::apply(&mut value, overrides)?;
         let typed_text = if keys.is_empty() {
             None
@@ -185,6 +185,23 @@ impl<'a> Document<'a> {
     ) -> SpecError {
         SpecError::Unsupported {
             origin: self.origin(field, at_key, None),
+            field: field.into(),
+            message,
+            help: help.into(),
+        }
+    }
+
+    /// A required `field` that is absent; the error points at the key of `near` (the field
+    /// that makes it required, or `""` for the top of the file).
+    pub fn missing(
+        &self,
+        field: &str,
+        near: &str,
+        message: String,
+        help: impl Into<String>,
+    ) -> SpecError {
+        SpecError::MissingField {
+            origin: self.origin(near, true, None),
             field: field.into(),
             message,
             help: help.into(),

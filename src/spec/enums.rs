@@ -205,6 +205,75 @@ choice_enum! {
     }
 }
 
+choice_enum! {
+    /// `type:` of a model: how its files are laid out (only MLflow and Triton models can be
+    /// deployed without a scoring script).
+    #[derive(Default)]
+    pub enum ModelType ("model type") {
+        #[default]
+        CustomModel = "custom_model",
+        MlflowModel = "mlflow_model",
+        TritonModel = "triton_model",
+    }
+}
+
+choice_enum! {
+    /// `auth_mode:` of an online endpoint. tug serves `key` and `aml_token`; `aad_token` is
+    /// read so the caller can refuse it with a clear message.
+    #[derive(Default)]
+    pub enum AuthMode ("auth mode") {
+        #[default]
+        Key = "key",
+        AmlToken = "aml_token",
+        AadToken = "aad_token",
+    }
+}
+
+choice_enum! {
+    /// Where an online endpoint or deployment runs: `managed` (Azure's VMs; tug's local
+    /// Docker) or `kubernetes` (an attached cluster).
+    #[derive(Default)]
+    pub enum EndpointComputeType ("deployment type") {
+        #[default]
+        Managed = "managed",
+        Kubernetes = "kubernetes",
+    }
+}
+
+choice_enum! {
+    /// `identity.type` of an online endpoint.
+    pub enum EndpointIdentityType ("identity type") {
+        SystemAssigned = "system_assigned",
+        UserAssigned = "user_assigned",
+        None = "none",
+    }
+}
+
+choice_enum! {
+    /// `public_network_access` / `egress_public_network_access`.
+    pub enum PublicNetworkAccess ("network access setting") {
+        Enabled = "enabled",
+        Disabled = "disabled",
+    }
+}
+
+choice_enum! {
+    /// `scale_settings.type` of an online deployment.
+    pub enum ScaleType ("scale type") {
+        Default = "default",
+        TargetUtilization = "target_utilization",
+    }
+}
+
+choice_enum! {
+    /// `data_collector.rolling_rate`.
+    pub enum RollingRate ("rolling rate") {
+        Minute = "minute",
+        Hour = "hour",
+        Day = "day",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

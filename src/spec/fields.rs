@@ -55,7 +55,7 @@ impl SourcePath {
 }
 
 /// `scheme:` with a scheme of two or more chars (so `C:\x` stays a local path).
-fn has_scheme(text: &str) -> bool {
+pub(crate) fn has_scheme(text: &str) -> bool {
     match text.find(':') {
         Some(i) if i >= 2 => text[..i]
             .chars()
@@ -75,16 +75,26 @@ impl Serialize for SourcePath {
 }
 
 impl<'de> Deserialize<'de> for SourcePath {
+    /// Through a visitor, so that the error for an empty path carries the field's position.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        if text.trim().is_empty() {
-            return Err(Marked::invalid(
-                "`{field}` is empty",
-                "give a path relative to this file (e.g. `./src`) or a URI, or remove the line",
-            )
-            .into_de());
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = SourcePath;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<SourcePath, E> {
+                if text.trim().is_empty() {
+                    return Err(Marked::invalid(
+                        "`{field}` is empty",
+                        "give a path relative to this file (e.g. `./src`) or a URI, or remove the line",
+                    )
+                    .into_de());
+                }
+                Ok(SourcePath::parse(text))
+            }
         }
-        Ok(SourcePath::parse(&text))
+        d.deserialize_str(V)
     }
 }
 
@@ -116,6 +126,33 @@ pub(crate) fn fix_scalar_map(doc: &Document, prefix: &str, map: &mut BTreeMap<St
     for (key, value) in map.iter_mut() {
         *value = doc.scalar_text(&join(prefix, key), std::mem::take(value));
     }
+}
+
+/// `deserialize_with` for booleans written the YAML 1.1 way (`yes`, `On`, `off`), which
+/// Azure reads as booleans; a plain `true`/`false` works too.
+pub(crate) fn yaml11_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a boolean")
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+            match super::literal::resolve_plain(v) {
+                super::literal::Literal::Bool(b) => Ok(b),
+                _ => Err(E::invalid_type(de::Unexpected::Str(v), &self)),
+            }
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// [`yaml11_bool`] for an optional field.
+pub(crate) fn yaml11_opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    yaml11_bool(d).map(Some)
 }
 
 pub(crate) fn default_compute() -> String {

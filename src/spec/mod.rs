@@ -1,8 +1,9 @@
-//! Azure ML CLI v2 file formats (command job, environment, conda file): typed, validated, located errors.
+//! Azure ML CLI v2 file formats (command job, environment, conda file, model, online endpoint,
+//! online deployment): typed, validated, located errors.
 //!
 //! Pure code: callers read files and pass `(path, text)`; `path` is used for messages and to
-//! join relative paths (`code:`, data `path:`, `conda_file:`, `build.path`) to the YAML file's
-//! directory, never opened.
+//! join relative paths (`code:`, data and model `path:`, `conda_file:`, `build.path`) to the
+//! YAML file's directory, never opened.
 //!
 //! Reading a file goes: YAML text → `serde_yaml::Value` (syntax and duplicate-key errors) →
 //! `--set` overrides applied → typed reading with `deny_unknown_fields` (serde errors turned
@@ -13,8 +14,11 @@
 //! (`index.rs`) that maps dotted field paths to lines and columns.
 
 mod conda;
+mod deployment;
+mod deployment_settings;
 mod diagnose;
 mod document;
+mod endpoint;
 mod enums;
 mod environment;
 mod error;
@@ -24,6 +28,8 @@ mod index;
 mod io;
 mod job;
 mod literal;
+mod model;
+mod model_path;
 mod overrides;
 mod scan;
 
@@ -31,13 +37,22 @@ mod scan;
 mod tests_corpus;
 #[cfg(test)]
 mod tests_parse;
+#[cfg(test)]
+mod tests_serving;
 
 use std::path::Path;
 
 pub use conda::{CondaDependency, CondaSpec, PipPlan};
+pub use deployment::{CodeConfiguration, OnlineDeploymentSpec};
+pub use deployment_settings::{
+    DataCollector, ProbeSettings, RequestSettings, ResourceRequirements, ResourceSettings,
+    ScaleSettings, max_request_timeout_ms,
+};
+pub use endpoint::{EndpointIdentity, OnlineEndpointSpec, UserAssignedIdentity, valid_online_name};
 pub use enums::{
-    DistributionType, IdentityType, InputMode, InputType, JobKind, JobTier, OsType, OutputMode,
-    Priority, ServiceType,
+    AuthMode, DistributionType, EndpointComputeType, EndpointIdentityType, IdentityType, InputMode,
+    InputType, JobKind, JobTier, ModelType, OsType, OutputMode, Priority, PublicNetworkAccess,
+    RollingRate, ScaleType, ServiceType,
 };
 pub use environment::{
     AssetVersion, BuildContext, CondaFile, EnvironmentRef, EnvironmentSource, EnvironmentSpec,
@@ -51,6 +66,8 @@ pub use job::{
     CommandJob, Distribution, DockerArgs, Identity, Limits, QueueSettings, Resources, Service,
 };
 pub use literal::{Literal, ScalarString, python_float_repr, resolve_plain};
+pub use model::{InlineModel, ModelRef, ModelSpec, valid_model_name};
+pub use model_path::{ModelPath, parse_model_path};
 pub use overrides::apply_overrides;
 
 use document::Document;
@@ -98,4 +115,48 @@ pub fn parse_conda(path: &Path, text: &str) -> Result<CondaSpec, SpecError> {
 /// Read a conda file and plan installing it with pip: see [`PipPlan`] and [`CondaSpec::pip_plan`].
 pub fn conda_pip_plan(path: &Path, text: &str) -> Result<PipPlan, SpecError> {
     parse_conda(path, text).map(|spec| spec.pip_plan())
+}
+
+/// Read a model file (`name`, `path`, `type`...; `az ml model create -f`).
+///
+/// A local `path` is joined to the YAML file's directory; datastore URIs and URLs are read
+/// but [`ModelPath::is_available_locally`] is false for them.
+pub fn parse_model(
+    path: &Path,
+    text: &str,
+    overrides: &[(&str, &str)],
+) -> Result<ModelSpec, SpecError> {
+    let doc = Document::load(path, text, overrides, "model")?;
+    model::precheck(&doc)?;
+    let mut model: ModelSpec = doc.deserialize()?;
+    model.finish(&doc)?;
+    Ok(model)
+}
+
+/// Read an online endpoint file (`name`, `auth_mode`, `traffic`...).
+pub fn parse_online_endpoint(
+    path: &Path,
+    text: &str,
+    overrides: &[(&str, &str)],
+) -> Result<OnlineEndpointSpec, SpecError> {
+    let doc = Document::load(path, text, overrides, "online endpoint")?;
+    endpoint::precheck(&doc)?;
+    let mut endpoint: OnlineEndpointSpec = doc.deserialize()?;
+    endpoint.finish(&doc)?;
+    Ok(endpoint)
+}
+
+/// Read an online deployment file (`name`, `endpoint_name`, `model`, `code_configuration`,
+/// `environment`...). Checks that need the endpoint (does it exist, is its type the
+/// deployment's) are the caller's.
+pub fn parse_online_deployment(
+    path: &Path,
+    text: &str,
+    overrides: &[(&str, &str)],
+) -> Result<OnlineDeploymentSpec, SpecError> {
+    let doc = Document::load(path, text, overrides, "online deployment")?;
+    deployment::precheck(&doc)?;
+    let mut deployment: OnlineDeploymentSpec = doc.deserialize()?;
+    deployment.finish(&doc)?;
+    Ok(deployment)
 }

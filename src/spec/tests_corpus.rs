@@ -1,9 +1,16 @@
 //! Tests: every file under `tests/spec_corpus/` (bad ones with `# expect:` lines, good ones must parse).
+//!
+//! The parser is chosen by suffix: `.job.yml`, `.env.yml`, `.conda.yml`, `.model.yml`,
+//! `.endpoint.yml`, `.deployment.yml`. Leading `# set: key=value` comment lines are applied
+//! as `--set` overrides (Azure's own scripts create some example files with `--set`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{SpecError, conda_pip_plan, parse_command_job, parse_environment};
+use super::{
+    SpecError, conda_pip_plan, parse_command_job, parse_environment, parse_model,
+    parse_online_deployment, parse_online_endpoint,
+};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/spec_corpus");
 
@@ -51,16 +58,42 @@ fn files(dir: &str) -> Vec<PathBuf> {
     out
 }
 
+/// The `--set` overrides of a corpus file: its leading `# set: key=value` comment lines.
+fn overrides(text: &str) -> Vec<(&str, &str)> {
+    text.lines()
+        .take_while(|l| l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("# set:"))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .collect()
+}
+
+/// The kinds of corpus file, by suffix.
+const KINDS: &[&str] = &[
+    ".job.yml",
+    ".env.yml",
+    ".conda.yml",
+    ".model.yml",
+    ".endpoint.yml",
+    ".deployment.yml",
+];
+
 fn parse_any(path: &Path, text: &str) -> Result<(), SpecError> {
     let name = path.file_name().unwrap().to_string_lossy();
+    let set = overrides(text);
     if name.ends_with(".job.yml") {
-        parse_command_job(path, text, &[]).map(drop)
+        parse_command_job(path, text, &set).map(drop)
     } else if name.ends_with(".env.yml") {
-        parse_environment(path, text, &[]).map(drop)
+        parse_environment(path, text, &set).map(drop)
     } else if name.ends_with(".conda.yml") {
         conda_pip_plan(path, text).map(drop)
+    } else if name.ends_with(".model.yml") {
+        parse_model(path, text, &set).map(drop)
+    } else if name.ends_with(".endpoint.yml") {
+        parse_online_endpoint(path, text, &set).map(drop)
+    } else if name.ends_with(".deployment.yml") {
+        parse_online_deployment(path, text, &set).map(drop)
     } else {
-        panic!("{name}: corpus files end in .job.yml, .env.yml or .conda.yml")
+        panic!("{name}: corpus files end in one of {KINDS:?}")
     }
 }
 
@@ -68,13 +101,14 @@ fn parse_any(path: &Path, text: &str) -> Result<(), SpecError> {
 fn bad_files_fail_where_and_how_they_say() {
     let bad = files("bad");
     assert!(bad.len() >= 30, "only {} bad corpus files", bad.len());
-    let (mut jobs, mut envs) = (0, 0);
+    let mut counts = [0usize; KINDS.len()];
     let mut failures = Vec::new();
     for path in &bad {
         let text = fs::read_to_string(path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        jobs += usize::from(name.ends_with(".job.yml"));
-        envs += usize::from(name.ends_with(".env.yml"));
+        for (count, kind) in counts.iter_mut().zip(KINDS) {
+            *count += usize::from(name.ends_with(kind));
+        }
         let expect = parse_expect(text.lines().next().unwrap_or_default())
             .unwrap_or_else(|| panic!("{name}: first line must be `# expect: ...`"));
         assert!(
@@ -124,9 +158,16 @@ fn bad_files_fail_where_and_how_they_say() {
             ));
         }
     }
+    for (count, kind) in counts.iter().zip(KINDS) {
+        assert!(
+            *count > 0 || *kind == ".conda.yml",
+            "the corpus has no bad {kind} file"
+        );
+    }
+    let serving: usize = counts[3..].iter().sum();
     assert!(
-        jobs > 0 && envs > 0,
-        "the corpus needs both job and environment files"
+        serving >= 20,
+        "only {serving} bad model/endpoint/deployment files"
     );
     assert!(
         failures.is_empty(),
@@ -139,7 +180,12 @@ fn bad_files_fail_where_and_how_they_say() {
 #[test]
 fn good_files_parse() {
     let good = files("good");
-    assert!(!good.is_empty());
+    for kind in KINDS {
+        assert!(
+            good.iter().any(|p| p.to_string_lossy().ends_with(kind)),
+            "the corpus has no good {kind} file"
+        );
+    }
     for path in good {
         let text = fs::read_to_string(&path).unwrap();
         if let Err(e) = parse_any(&path, &text) {
@@ -192,4 +238,8 @@ fn expect_lines_are_read() {
     );
     assert_eq!(e.contains.as_deref(), Some("did you mean `b`?"));
     assert!(parse_expect("# nothing").is_none());
+    assert_eq!(
+        overrides("# source\n# set: endpoint_name=ep-1\nname: x\n# set: not=this\n"),
+        [("endpoint_name", "ep-1")]
+    );
 }

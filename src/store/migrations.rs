@@ -59,6 +59,28 @@ const STEPS: &[&str] = &[
         created_at TEXT NOT NULL,
         UNIQUE (name, version)
      );",
+    // 2: model registry, online endpoints and their deployments.
+    "CREATE TABLE models (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        record TEXT NOT NULL,
+        archived INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        UNIQUE (name, version)
+     );
+     CREATE TABLE endpoints (
+        name TEXT PRIMARY KEY,
+        record TEXT NOT NULL,
+        created_at TEXT NOT NULL
+     );
+     CREATE TABLE deployments (
+        endpoint TEXT NOT NULL REFERENCES endpoints (name),
+        name TEXT NOT NULL,
+        record TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (endpoint, name)
+     );",
 ];
 
 /// Brings the schema up to date; refuses a store written by a newer tug.

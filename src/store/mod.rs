@@ -1,7 +1,11 @@
 //! The workspace store: runs, their status history, metrics and registered environments
 //! in SQLite (WAL). This module owns every SQL string in tug.
 
+mod endpoints;
 mod migrations;
+mod models;
+
+pub use models::ModelRecord;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -46,6 +50,12 @@ pub enum Error {
         "environment `{name}` version `{version}` already exists with different content; bump `version:`"
     )]
     EnvironmentConflict { name: String, version: String },
+    #[error(
+        "model `{name}` version `{version}` already exists; omit `version:` to get the next one, or choose another"
+    )]
+    ModelExists { name: String, version: String },
+    #[error("no model `{0}` in this workspace; `tug model list` shows the registered ones")]
+    NoModel(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -123,7 +133,7 @@ pub struct Store {
     changes: tokio::sync::watch::Sender<u64>,
 }
 
-fn now() -> String {
+pub fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
@@ -169,7 +179,7 @@ impl Store {
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -161,6 +161,27 @@ impl Ws {
     }
 }
 
+impl Ws {
+    /// Names of the workspace's Docker networks (one per endpoint).
+    pub fn networks(&self, ws_id: &str) -> Vec<String> {
+        let out = Command::new("docker")
+            .args([
+                "network",
+                "ls",
+                "--format",
+                "{{.Name}}",
+                "--filter",
+                &format!("label=tug.workspace={ws_id}"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
 impl Drop for Ws {
     fn drop(&mut self) {
         let ws_id = self.workspace_id();
@@ -168,6 +189,9 @@ impl Drop for Ws {
         if let Some(id) = ws_id {
             for c in self.containers(&id) {
                 let _ = Command::new("docker").args(["rm", "-f", &c]).output();
+            }
+            for n in self.networks(&id) {
+                let _ = Command::new("docker").args(["network", "rm", &n]).output();
             }
         }
     }

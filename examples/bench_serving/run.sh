@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# P3: tug-infsrv against azmlinfsrv on the shared serving harness, interleaved in one sitting.
+#
+#   examples/bench_serving/run.sh [PASSES]      (default 3 passes; ~4 min per pass)
+#
+# Copies ../shared/bench/serving (read-only there) to $WORK/harness, makes a venv with
+# azureml-inference-server-http + scikit-learn from PyPI (the host needs PyPI; containers
+# are not used), trains the harness's digits model, builds the static release tug-infsrv,
+# then per pass: azmlinfsrv and tug-infsrv, both 2 workers, on echo.py and digits.py at
+# 1/8/64 connections, plus tug with one connection per request (CONN_CLOSE=1).
+# Finally `p3_report.py` prints the table with the ratios and the digits ceiling.
+# Env: WORK (/tmp/tug-servebench), SHARED (the harness), DURATION (10), REUSE_VENV=1.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+SHARED=${SHARED:-$REPO/../shared/bench/serving}
+WORK=${WORK:-/tmp/tug-servebench}
+PASSES=${1:-3}
+export DURATION=${DURATION:-10} RETRIES=${RETRIES:-1}
+H=$WORK/harness
+V=$WORK/venv/bin
+mkdir -p "$WORK"
+rm -rf "$H" && cp -r "$SHARED" "$H" && rm -rf "$H/results"
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+if [ "${REUSE_VENV:-0}" != 1 ] || [ ! -x "$V/azmlinfsrv" ]; then
+  rm -rf "$WORK/venv"
+  python3 -m venv "$WORK/venv"
+  "$V/pip" install -q azureml-inference-server-http scikit-learn numpy
+fi
+"$V/python" "$H/scoring/train_digits.py" "$WORK/model" "$H/bodies" >/dev/null
+
+TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
+(cd "$REPO" && CARGO_TARGET_$(echo "$TRIPLE" | tr a-z- A-Z_)_RUSTFLAGS="-C target-feature=+crt-static" \
+  cargo build --release --locked --target "$TRIPLE" --bin tug-infsrv)
+TUG=$REPO/target/$TRIPLE/release/tug-infsrv
+
+B=$H/bench_one.sh
+for pass in $(seq 1 "$PASSES"); do
+  export OUT=$WORK/results/pass$pass/results.jsonl
+  rm -rf "$(dirname "$OUT")"; mkdir -p "$(dirname "$OUT")"
+  for payload in echo digits; do
+    script=$H/scoring/$payload.py
+    LABELS="server=azmlinfsrv workers=2" "$B" "azml-$payload-w2" 5301 "$payload" -- \
+      "$V/azmlinfsrv" --entry_script "$script" --model_dir "$WORK/model" --port 5301 --worker_count 2
+    LABELS="server=tug-infsrv workers=2" "$B" "tug-$payload-w2" 5302 "$payload" -- \
+      "$TUG" --entry_script "$script" --model_dir "$WORK/model" --port 5302 --worker_count 2 --python "$V/python"
+    CONN_CLOSE=1 PROBE=0 LABELS="server=tug-infsrv workers=2" "$B" "tug-$payload-w2-close" 5303 "$payload" -- \
+      "$TUG" --entry_script "$script" --model_dir "$WORK/model" --port 5303 --worker_count 2 --python "$V/python"
+  done
+done
+"$V/python" "$HERE/p3_report.py" --model-dir "$WORK/model" --harness "$H" "$WORK"/results/pass*/results.jsonl

@@ -1,0 +1,5 @@
+"""A scoring script without init()."""
+
+
+def run(data):
+    return data

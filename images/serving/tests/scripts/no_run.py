@@ -1,0 +1,5 @@
+"""A scoring script without run()."""
+
+
+def init():
+    pass

@@ -1,0 +1,449 @@
+//! Endpoint and deployment operations: validated and stored at once, carried out in the
+//! background with progress written to the record, one operation per endpoint at a time.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::docker::{Engine, State};
+use super::plan;
+use super::*;
+use crate::build::BuildPlan;
+use crate::build::docker::Builder;
+use crate::store::Store;
+use crate::workspace::{Workspace, random_hex};
+
+/// Seconds an old instance gets to finish its requests when replaced or deleted.
+pub(super) const DRAIN_SECONDS: i32 = 10;
+
+pub struct Controller {
+    pub store: Arc<Store>,
+    pub ws: Workspace,
+    pub(super) engine: Engine,
+    pub(super) builder: Builder,
+    busy: Mutex<HashSet<String>>,
+    active: AtomicUsize,
+}
+
+/// Marks an endpoint busy for as long as it lives.
+pub(super) struct BusyGuard<'a>(pub(super) &'a Controller, pub(super) String);
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.0.busy.lock().unwrap().remove(&self.1);
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn sha_hex(s: &str) -> String {
+    crate::snapshot::sha256_hex(s.as_bytes())
+}
+
+/// The `tug-infsrv` binary shipped into images: `$TUG_INFSRV`, else next to this program.
+pub fn infsrv_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("TUG_INFSRV") {
+        return PathBuf::from(p);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("tug-infsrv")))
+        .unwrap_or_else(|| PathBuf::from("tug-infsrv"))
+}
+
+impl Controller {
+    pub fn new(
+        store: Arc<Store>,
+        ws: Workspace,
+        docker: bollard::Docker,
+        ws_id: &str,
+    ) -> Controller {
+        Controller {
+            store,
+            ws,
+            builder: Builder::new(docker.clone()),
+            engine: Engine {
+                docker,
+                ws: ws_id.to_string(),
+            },
+            busy: Mutex::default(),
+            active: AtomicUsize::new(0),
+        }
+    }
+
+    /// Operations in progress (the server stays up while there are any).
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn claim(&self, endpoint: &str, what: &str) -> Result<BusyGuard<'_>> {
+        let mut busy = self.busy.lock().unwrap();
+        if !busy.insert(endpoint.to_string()) {
+            return Err(Error::Busy(endpoint.to_string(), what.to_string()));
+        }
+        self.active.fetch_add(1, Ordering::SeqCst);
+        Ok(BusyGuard(self, endpoint.to_string()))
+    }
+
+    fn secrets_path(&self, endpoint: &str) -> PathBuf {
+        self.ws
+            .dir
+            .join("secrets")
+            .join("endpoints")
+            .join(format!("{endpoint}.json"))
+    }
+
+    fn write_keys(&self, endpoint: &str, creds: &Credentials) -> Result<()> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let path = self.secrets_path(endpoint);
+        let dir = path.parent().expect("has a parent");
+        let io = |what: &str| {
+            let what = format!("{what} {}", path.display());
+            move |source| Error::Io { what, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io("creating the folder of"))?;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        let tmp = dir.join(format!(".{endpoint}.{}", random_hex(4)));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io("writing"))?;
+        std::io::Write::write_all(&mut f, &serde_json::to_vec(creds).expect("serializes"))
+            .map_err(io("writing"))?;
+        std::fs::rename(&tmp, &path).map_err(io("writing"))
+    }
+
+    /// The endpoint's keys (from the workspace's 0600 secrets file).
+    pub fn credentials(&self, endpoint: &str) -> Result<Credentials> {
+        self.endpoint(endpoint)?;
+        let path = self.secrets_path(endpoint);
+        let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+            what: format!("reading {}", path.display()),
+            source,
+        })?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Failed(format!("{}: {e}", path.display())))
+    }
+
+    pub fn endpoint(&self, name: &str) -> Result<EndpointRecord> {
+        self.store
+            .endpoint(name)?
+            .ok_or_else(|| Error::NoEndpoint(name.to_string()))
+    }
+
+    pub fn deployment(&self, endpoint: &str, name: &str) -> Result<DeploymentRecord> {
+        self.store
+            .deployment(endpoint, name)?
+            .ok_or_else(|| Error::NoDeployment {
+                endpoint: endpoint.to_string(),
+                deployment: name.to_string(),
+            })
+    }
+
+    pub(super) fn set_endpoint_state(
+        &self,
+        name: &str,
+        state: ProvisioningState,
+        message: Option<String>,
+    ) {
+        if let Ok(Some(mut rec)) = self.store.endpoint(name) {
+            rec.state = state;
+            rec.message = message;
+            rec.updated_at = crate::store::now();
+            let _ = self.store.put_endpoint(&rec);
+        }
+    }
+
+    pub(super) fn progress(&self, ep: &str, dep: &str, message: &str) {
+        if let Ok(Some(mut rec)) = self.store.deployment(ep, dep) {
+            rec.message = Some(message.to_string());
+            rec.updated_at = crate::store::now();
+            let _ = self.store.put_deployment(&rec);
+        }
+    }
+
+    // ----------------------------------------------------------------- endpoints
+
+    /// Stores the endpoint and starts provisioning its router.
+    pub fn create_endpoint(self: &Arc<Self>, req: EndpointRequest) -> Result<EndpointRecord> {
+        if !valid_endpoint_name(&req.name) {
+            return Err(Error::BadName(req.name));
+        }
+        let mode = req.auth_mode.to_ascii_lowercase();
+        if !matches!(mode.as_str(), "key" | "aml_token") {
+            return Err(Error::AuthMode(req.auth_mode));
+        }
+        if self.store.endpoint(&req.name)?.is_some() {
+            return Err(Error::EndpointExists(req.name));
+        }
+        check_traffic(&req.traffic, &req.mirror_traffic, &[])?;
+        let guard = self.claim(&req.name, "create")?;
+        let creds = Credentials {
+            primary_key: random_hex(32),
+            secondary_key: random_hex(32),
+        };
+        let port = free_port().map_err(|source| Error::Io {
+            what: "choosing a loopback port for the endpoint".into(),
+            source,
+        })?;
+        self.write_keys(&req.name, &creds)?;
+        let now = crate::store::now();
+        let rec = EndpointRecord {
+            name: req.name.clone(),
+            description: req.description,
+            tags: req.tags,
+            auth_mode: mode,
+            traffic: BTreeMap::new(),
+            mirror_traffic: BTreeMap::new(),
+            state: ProvisioningState::Creating,
+            message: Some("starting the router".into()),
+            port,
+            key_sha256: vec![sha_hex(&creds.primary_key), sha_hex(&creds.secondary_key)],
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        self.store.put_endpoint(&rec)?;
+        std::mem::forget(guard);
+        let me = self.clone();
+        let name = rec.name.clone();
+        tokio::spawn(async move {
+            let _guard = BusyGuard(&me, name.clone());
+            match me.provision_router(&name).await {
+                Ok(()) => me.set_endpoint_state(&name, ProvisioningState::Succeeded, None),
+                Err(e) => {
+                    me.set_endpoint_state(&name, ProvisioningState::Failed, Some(e.to_string()))
+                }
+            }
+        });
+        Ok(rec)
+    }
+
+    pub(super) async fn infsrv(&self) -> Result<Vec<u8>> {
+        let path = infsrv_path();
+        let bytes = tokio::fs::read(&path).await.map_err(|source| Error::Io {
+            what: format!(
+                "reading the scoring runtime {} (build it with `cargo build --bin tug-infsrv`, or set TUG_INFSRV)",
+                path.display()
+            ),
+            source,
+        })?;
+        // A dynamically linked build carries the loader's path in its first page.
+        if bytes.len() > 4096 && bytes[..4096].windows(8).any(|w| w == b"ld-linux") {
+            tracing::warn!(
+                "{} is dynamically linked: it runs only in images whose C library is as new as this host's; `make` builds it static",
+                path.display()
+            );
+        }
+        Ok(bytes)
+    }
+
+    pub(super) async fn build(
+        &self,
+        plan: &plan::ImagePlan,
+        what: &str,
+        ep: &str,
+        dep: Option<&str>,
+    ) -> Result<()> {
+        let build = BuildPlan {
+            hash: plan.tag.clone(),
+            tag: plan.tag.clone(),
+            context: plan.context.clone(),
+            dockerfile: "Dockerfile".into(),
+            labels: plan.labels.clone(),
+        };
+        let mut last = Instant::now();
+        let mut progress = |line: &str| {
+            if let Some(dep) = dep
+                && last.elapsed() > Duration::from_millis(500)
+            {
+                last = Instant::now();
+                self.progress(ep, dep, &format!("building {what}: {line}"));
+            }
+        };
+        self.builder.ensure_plan(&build, &mut progress).await?;
+        Ok(())
+    }
+
+    async fn provision_router(&self, name: &str) -> Result<()> {
+        let ep = self.endpoint(name)?;
+        let image = plan::router_image(&self.infsrv().await?);
+        self.build(&image, "the router image", name, None).await?;
+        self.engine.ensure_network(name).await?;
+        let config = plan::router_config(&ep, &self.store.deployments(name)?);
+        let body = plan::router_body(&self.engine.ws, &ep, &image.tag);
+        let container = plan::router_name(&self.engine.ws, name);
+        self.engine
+            .run(&container, body, Some(plan::router_config_tar(&config)))
+            .await?;
+        let url = format!("http://127.0.0.1:{}/", ep.port);
+        wait_ready(
+            &self.engine,
+            &container,
+            &url,
+            Duration::from_secs(30),
+            Duration::from_secs(2),
+        )
+        .await
+        .map_err(|why| Error::Failed(format!("the endpoint's router did not start: {why}")))
+    }
+
+    /// Writes the router's configuration from the store and tells it to reload.
+    pub(super) async fn reload_router(&self, name: &str) -> Result<()> {
+        let ep = self.endpoint(name)?;
+        let ready: Vec<DeploymentRecord> = self.store.deployments(name)?;
+        let config = plan::router_config(&ep, &ready);
+        let container = plan::router_name(&self.engine.ws, name);
+        self.engine
+            .upload(&container, plan::router_config_tar(&config))
+            .await?;
+        self.engine.signal(&container, "SIGHUP").await
+    }
+
+    /// Changes traffic, mirror traffic, description or tags.
+    pub async fn update_endpoint(
+        &self,
+        name: &str,
+        patch: EndpointPatch,
+    ) -> Result<EndpointRecord> {
+        let _guard = self.claim(name, "update")?;
+        let mut ep = self.endpoint(name)?;
+        let deps = self.store.deployments(name)?;
+        let names: Vec<&str> = deps.iter().map(|d| d.name.as_str()).collect();
+        let traffic = patch.traffic.unwrap_or_else(|| ep.traffic.clone());
+        let mirror = patch
+            .mirror_traffic
+            .unwrap_or_else(|| ep.mirror_traffic.clone());
+        check_traffic(&traffic, &mirror, &names)?;
+        ep.traffic = traffic;
+        ep.mirror_traffic = mirror;
+        if patch.description.is_some() {
+            ep.description = patch.description;
+        }
+        if let Some(t) = patch.tags {
+            ep.tags = t;
+        }
+        ep.updated_at = crate::store::now();
+        self.store.put_endpoint(&ep)?;
+        self.reload_router(name).await?;
+        Ok(ep)
+    }
+
+    /// New keys for `primary` or `secondary`; the router accepts them at once.
+    pub async fn regenerate_key(&self, name: &str, which: &str) -> Result<Credentials> {
+        let _guard = self.claim(name, "regenerate-keys")?;
+        let mut creds = self.credentials(name)?;
+        match which {
+            "primary" => creds.primary_key = random_hex(32),
+            "secondary" => creds.secondary_key = random_hex(32),
+            other => {
+                return Err(Error::Invalid(format!(
+                    "--key-type `{other}`: use primary or secondary"
+                )));
+            }
+        }
+        self.write_keys(name, &creds)?;
+        let mut ep = self.endpoint(name)?;
+        ep.key_sha256 = vec![sha_hex(&creds.primary_key), sha_hex(&creds.secondary_key)];
+        self.store.put_endpoint(&ep)?;
+        self.reload_router(name).await?;
+        // Instances check keys too: they get the new hashes when next replaced; until then
+        // the router (which all scoring traffic goes through) is what enforces them.
+        Ok(creds)
+    }
+
+    /// Removes every container, the network, the keys and the records.
+    pub async fn delete_endpoint(&self, name: &str) -> Result<()> {
+        let _guard = self.claim(name, "delete")?;
+        self.endpoint(name)?;
+        self.set_endpoint_state(name, ProvisioningState::Deleting, None);
+        for c in self.engine.containers(name, None).await? {
+            self.engine.remove(&c).await?;
+        }
+        self.engine.remove_network(name).await?;
+        let _ = std::fs::remove_file(self.secrets_path(name));
+        self.store.delete_endpoint(name)?;
+        Ok(())
+    }
+
+    /// After a restart: operations that were cut off are marked failed, and routers that
+    /// are not running are started again.
+    pub async fn reconcile(&self) -> Result<()> {
+        for ep in self.store.endpoints()? {
+            if ep.state.is_busy() {
+                self.set_endpoint_state(
+                    &ep.name,
+                    ProvisioningState::Failed,
+                    Some(
+                        "interrupted by a server restart; delete and create the endpoint again"
+                            .into(),
+                    ),
+                );
+            }
+            for mut d in self.store.deployments(&ep.name)? {
+                if d.state.is_busy() {
+                    d.state = ProvisioningState::Failed;
+                    d.message = Some("interrupted by a server restart; run `tug online-deployment update` to retry".into());
+                    self.store.put_deployment(&d)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What `online-endpoint update` may change.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct EndpointPatch {
+    #[serde(default)]
+    pub traffic: Option<BTreeMap<String, u32>>,
+    #[serde(default)]
+    pub mirror_traffic: Option<BTreeMap<String, u32>>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// A free loopback port (the kernel's choice), for the router to be published on.
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Polls `url` until it answers 200, failing early when the container exits.
+pub(super) async fn wait_ready(
+    engine: &Engine,
+    container: &str,
+    url: &str,
+    deadline: Duration,
+    timeout: Duration,
+) -> std::result::Result<(), String> {
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    loop {
+        match engine.state(container).await {
+            Ok(State::Running) => {}
+            Ok(State::Exited(code)) => {
+                return Err(format!("the container exited with code {code}"));
+            }
+            Ok(State::Missing) => return Err("the container disappeared".into()),
+            Err(e) => return Err(e.to_string()),
+        }
+        let last = match client.get(url).send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => format!("it answered {}", r.status()),
+            Err(e) => format!("{e}"),
+        };
+        if start.elapsed() > deadline {
+            return Err(format!("not ready after {} s ({last})", deadline.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

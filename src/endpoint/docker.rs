@@ -1,0 +1,253 @@
+//! Endpoint intents mapped to Docker engine calls: networks, the router container,
+//! scoring instances, their state and logs.
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, NetworkCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptions, KillContainerOptions, ListContainersOptions, LogsOptions,
+    RemoveContainerOptions, UploadToContainerOptions,
+};
+use futures_util::StreamExt;
+
+use super::plan::{self, CONTAINER_PORT};
+use super::{Error, Instance, Result};
+use crate::compute::labels;
+
+fn engine(doing: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Error {
+    let doing = doing.into();
+    move |source| Error::Engine { doing, source }
+}
+
+fn status(e: &bollard::errors::Error) -> Option<u16> {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// A container's state as far as readiness cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Running,
+    Exited(i64),
+    Missing,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    pub docker: Docker,
+    pub ws: String,
+}
+
+impl Engine {
+    pub async fn ensure_network(&self, endpoint: &str) -> Result<()> {
+        let name = plan::network_name(&self.ws, endpoint);
+        if self.docker.inspect_network(&name, None).await.is_ok() {
+            return Ok(());
+        }
+        let req = NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".into()),
+            labels: Some(HashMap::from([
+                (labels::WORKSPACE.to_string(), self.ws.clone()),
+                (plan::LABEL_ENDPOINT.to_string(), endpoint.to_string()),
+            ])),
+            ..Default::default()
+        };
+        match self.docker.create_network(req).await {
+            Ok(_) => Ok(()),
+            Err(e) if status(&e) == Some(409) => Ok(()),
+            Err(e) => Err(engine(format!("creating network {name}"))(e)),
+        }
+    }
+
+    pub async fn remove_network(&self, endpoint: &str) -> Result<()> {
+        let name = plan::network_name(&self.ws, endpoint);
+        match self.docker.remove_network(&name).await {
+            Ok(()) => Ok(()),
+            Err(e) if status(&e) == Some(404) => Ok(()),
+            Err(e) => Err(engine(format!("removing network {name}"))(e)),
+        }
+    }
+
+    /// Creates (replacing a leftover of the same name), uploads `files` at `/`, starts.
+    pub async fn run(
+        &self,
+        name: &str,
+        body: ContainerCreateBody,
+        files: Option<Vec<u8>>,
+    ) -> Result<()> {
+        let opts = CreateContainerOptions {
+            name: Some(name.to_string()),
+            ..Default::default()
+        };
+        if let Err(e) = self
+            .docker
+            .create_container(Some(opts.clone()), body.clone())
+            .await
+        {
+            if status(&e) != Some(409) {
+                return Err(engine(format!("creating container {name}"))(e));
+            }
+            self.remove(name).await?;
+            self.docker
+                .create_container(Some(opts), body)
+                .await
+                .map_err(engine(format!("creating container {name}")))?;
+        }
+        if let Some(tar) = files {
+            self.upload(name, tar).await?;
+        }
+        if let Err(e) = self.docker.start_container(name, None).await {
+            let _ = self.remove(name).await;
+            return Err(engine(format!("starting container {name}"))(e));
+        }
+        Ok(())
+    }
+
+    pub async fn upload(&self, name: &str, tar: Vec<u8>) -> Result<()> {
+        let opts = UploadToContainerOptions {
+            path: "/".into(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(name, Some(opts), bollard::body_full(tar.into()))
+            .await
+            .map_err(engine(format!("copying files into {name}")))
+    }
+
+    pub async fn signal(&self, name: &str, signal: &str) -> Result<()> {
+        let opts = KillContainerOptions {
+            signal: signal.into(),
+        };
+        self.docker
+            .kill_container(name, Some(opts))
+            .await
+            .map_err(engine(format!("sending {signal} to {name}")))
+    }
+
+    /// Stops with a grace period (the front drains in-flight requests on TERM), then removes.
+    pub async fn stop_and_remove(&self, name: &str, grace_s: i32) -> Result<()> {
+        let opts = bollard::query_parameters::StopContainerOptions {
+            t: Some(grace_s),
+            ..Default::default()
+        };
+        match self.docker.stop_container(name, Some(opts)).await {
+            Ok(()) => {}
+            Err(e) if matches!(status(&e), Some(304) | Some(404)) => {}
+            Err(e) => return Err(engine(format!("stopping {name}"))(e)),
+        }
+        self.remove(name).await
+    }
+
+    pub async fn remove(&self, name: &str) -> Result<()> {
+        let opts = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        match self.docker.remove_container(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if status(&e) == Some(404) => Ok(()),
+            Err(e) => Err(engine(format!("removing {name}"))(e)),
+        }
+    }
+
+    pub async fn state(&self, name: &str) -> Result<State> {
+        match self.docker.inspect_container(name, None).await {
+            Ok(c) => {
+                let st = c.state.unwrap_or_default();
+                Ok(if st.running == Some(true) {
+                    State::Running
+                } else {
+                    State::Exited(st.exit_code.unwrap_or(-1))
+                })
+            }
+            Err(e) if status(&e) == Some(404) => Ok(State::Missing),
+            Err(e) => Err(engine(format!("inspecting {name}"))(e)),
+        }
+    }
+
+    /// The instance's address on the endpoint network and its published loopback port.
+    pub async fn instance(&self, name: &str, endpoint: &str) -> Result<Instance> {
+        let c = self
+            .docker
+            .inspect_container(name, None)
+            .await
+            .map_err(engine(format!("inspecting {name}")))?;
+        let net = plan::network_name(&self.ws, endpoint);
+        let settings = c.network_settings.unwrap_or_default();
+        let ip = settings
+            .networks
+            .as_ref()
+            .and_then(|n| n.get(&net))
+            .and_then(|n| n.ip_address.clone())
+            .filter(|ip| !ip.is_empty())
+            .ok_or_else(|| Error::Failed(format!("{name} has no address on network {net}")))?;
+        let host_port = settings
+            .ports
+            .as_ref()
+            .and_then(|p| p.get(&format!("{CONTAINER_PORT}/tcp")))
+            .and_then(|b| b.as_ref())
+            .and_then(|b| b.first())
+            .and_then(|b| b.host_port.as_deref())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        Ok(Instance {
+            container: name.to_string(),
+            address: format!("{ip}:{CONTAINER_PORT}"),
+            host_port,
+        })
+    }
+
+    /// The last `tail` lines of a container's output (stdout and stderr interleaved).
+    pub async fn logs(&self, name: &str, tail: Option<usize>) -> Result<String> {
+        let opts = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: tail.map_or_else(|| "all".to_string(), |n| n.to_string()),
+            ..Default::default()
+        };
+        let mut stream = self.docker.logs(name, Some(opts));
+        let mut out = Vec::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(chunk) => out.extend_from_slice(&chunk.into_bytes()),
+                Err(e) if status(&e) == Some(404) => break,
+                Err(e) => return Err(engine(format!("reading the log of {name}"))(e)),
+            }
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Names of this workspace's containers for `endpoint` (optionally one deployment).
+    pub async fn containers(
+        &self,
+        endpoint: &str,
+        deployment: Option<&str>,
+    ) -> Result<Vec<String>> {
+        let mut filters = vec![
+            format!("{}={}", labels::WORKSPACE, self.ws),
+            format!("{}={endpoint}", plan::LABEL_ENDPOINT),
+        ];
+        if let Some(d) = deployment {
+            filters.push(format!("{}={d}", plan::LABEL_DEPLOYMENT));
+        }
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([("label".to_string(), filters)])),
+            ..Default::default()
+        };
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(engine("listing endpoint containers"))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| c.names.and_then(|n| n.first().cloned()))
+            .map(|n| n.trim_start_matches('/').to_string())
+            .collect())
+    }
+}

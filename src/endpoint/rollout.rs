@@ -1,0 +1,358 @@
+//! Deployment operations: building the scoring image, starting a generation of
+//! instances, waiting for readiness, switching the router, draining the old generation.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::controller::{BusyGuard, Controller, DRAIN_SECONDS, wait_ready};
+use super::plan;
+use super::*;
+use crate::registry;
+
+impl Controller {
+    /// Stores the deployment and starts building and starting it (or rolling it, for an update).
+    pub fn apply_deployment(
+        self: &Arc<Self>,
+        sub: DeploymentSubmission,
+        update: bool,
+        all_traffic: bool,
+    ) -> Result<DeploymentRecord> {
+        let ep = self.endpoint(&sub.endpoint_name)?;
+        if ep.state.is_busy() {
+            return Err(Error::Busy(ep.name, format!("{:?}", ep.state)));
+        }
+        if sub.instance_count == 0 {
+            return Err(Error::Invalid("instance_count must be at least 1".into()));
+        }
+        if let Some(ModelBinding::Registered { name, version }) = &sub.model {
+            self.store
+                .model(name, Some(version))?
+                .ok_or_else(|| crate::store::Error::NoModel(format!("{name}:{version}")))?;
+        }
+        let existing = self.store.deployment(&ep.name, &sub.name)?;
+        match (&existing, update) {
+            (Some(_), false) => {
+                return Err(Error::DeploymentExists {
+                    endpoint: ep.name,
+                    deployment: sub.name,
+                });
+            }
+            (None, true) => {
+                return Err(Error::NoDeployment {
+                    endpoint: ep.name,
+                    deployment: sub.name,
+                });
+            }
+            _ => {}
+        }
+        let guard = self.claim(&ep.name, if update { "update" } else { "create" })?;
+        let now = crate::store::now();
+        let rec = match existing {
+            Some(mut old) => {
+                old.spec = sub;
+                old.state = ProvisioningState::Updating;
+                old.message = Some("queued".into());
+                old.updated_at = now;
+                old
+            }
+            None => DeploymentRecord {
+                endpoint: ep.name.clone(),
+                name: sub.name.clone(),
+                spec: sub,
+                state: ProvisioningState::Creating,
+                message: Some("queued".into()),
+                generation: 0,
+                image: None,
+                instances: vec![],
+                created_at: now.clone(),
+                updated_at: now,
+            },
+        };
+        self.store.put_deployment(&rec)?;
+        std::mem::forget(guard);
+        let me = self.clone();
+        let (ep_name, dep_name) = (rec.endpoint.clone(), rec.name.clone());
+        tokio::spawn(async move {
+            let _guard = BusyGuard(&me, ep_name.clone());
+            let result = me.roll(&ep_name, &dep_name, all_traffic).await;
+            if let Ok(Some(mut rec)) = me.store.deployment(&ep_name, &dep_name) {
+                match result {
+                    Ok(()) => {
+                        rec.state = ProvisioningState::Succeeded;
+                        rec.message = None;
+                    }
+                    Err(e) => {
+                        tracing::warn!(endpoint = %ep_name, deployment = %dep_name, error = %e, "deployment failed");
+                        rec.state = ProvisioningState::Failed;
+                        rec.message = Some(e.to_string());
+                    }
+                }
+                rec.updated_at = crate::store::now();
+                let _ = me.store.put_deployment(&rec);
+            }
+        });
+        Ok(rec)
+    }
+
+    /// Builds the image, starts the next generation, waits for it, switches the router to
+    /// it, then drains and removes the previous generation.
+    async fn roll(&self, ep_name: &str, dep_name: &str, all_traffic: bool) -> Result<()> {
+        let ep = self.endpoint(ep_name)?;
+        let rec = self.deployment(ep_name, dep_name)?;
+        let image = self.scoring_image(&rec).await?;
+        let user = self.user_for(&image).await;
+        let generation = rec.generation + 1;
+        let count = rec.spec.instance_count;
+        let mut started = Vec::new();
+        let outcome = async {
+            for i in 0..count {
+                let name = plan::instance_name(&self.engine.ws, ep_name, dep_name, generation, i);
+                self.progress(ep_name, dep_name, &format!("starting instance {}/{count}", i + 1));
+                let body = plan::instance_body(
+                    &self.engine.ws,
+                    &rec,
+                    &ep,
+                    &image,
+                    user.clone(),
+                    &crate::compute::Limits::default(),
+                );
+                started.push(name.clone());
+                self.engine.run(&name, body, None).await?;
+            }
+            let mut instances = Vec::new();
+            for (i, name) in started.iter().enumerate() {
+                self.progress(ep_name, dep_name, &format!("waiting for instance {}/{count} to be ready", i + 1));
+                let inst = self.engine.instance(name, ep_name).await?;
+                let url = format!("http://127.0.0.1:{}/", inst.host_port);
+                let probe = rec.spec.readiness_probe;
+                if let Err(why) = wait_ready(
+                    &self.engine,
+                    name,
+                    &url,
+                    probe.deadline(),
+                    Duration::from_secs(probe.timeout.max(1)),
+                )
+                .await
+                {
+                    let log = self.engine.logs(name, Some(200)).await.unwrap_or_default();
+                    let saved = self.save_log(ep_name, dep_name, name, &log);
+                    let tail: Vec<&str> = log.lines().rev().take(25).collect::<Vec<_>>().into_iter().rev().collect();
+                    return Err(Error::Failed(format!(
+                        "instance {name} never became ready: {why}\n  its log ends with:\n    {}\n  full log: {} (or `tug online-deployment get-logs -e {ep_name} -n {dep_name}`)",
+                        tail.join("\n    "),
+                        saved.display()
+                    )));
+                }
+                instances.push(inst);
+            }
+            Ok::<_, Error>(instances)
+        }
+        .await;
+        let instances = match outcome {
+            Ok(i) => i,
+            Err(e) => {
+                for name in &started {
+                    let _ = self.engine.remove(name).await;
+                }
+                return Err(e);
+            }
+        };
+        // Switch: the new generation serves before the old one stops.
+        self.progress(
+            ep_name,
+            dep_name,
+            "switching the router to the new instances",
+        );
+        let mut rec = self.deployment(ep_name, dep_name)?;
+        let old: Vec<Instance> = std::mem::replace(&mut rec.instances, instances);
+        rec.generation = generation;
+        rec.image = Some(image);
+        self.store.put_deployment(&rec)?;
+        if all_traffic {
+            let mut ep = self.endpoint(ep_name)?;
+            ep.traffic = BTreeMap::from([(dep_name.to_string(), 100)]);
+            ep.mirror_traffic.remove(dep_name);
+            self.store.put_endpoint(&ep)?;
+        }
+        self.reload_router(ep_name).await?;
+        self.progress(ep_name, dep_name, "stopping the previous instances");
+        for inst in old {
+            self.engine
+                .stop_and_remove(&inst.container, DRAIN_SECONDS)
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn save_log(&self, ep: &str, dep: &str, container: &str, log: &str) -> PathBuf {
+        let dir = self.ws.artifacts().join("endpoints").join(ep).join(dep);
+        let path = dir.join(format!("{container}.log"));
+        let _ = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, log));
+        path
+    }
+
+    /// Ensures the environment image, then the scoring image on top of it; returns its tag.
+    async fn scoring_image(&self, rec: &DeploymentRecord) -> Result<String> {
+        let (ep, dep) = (rec.endpoint.as_str(), rec.name.as_str());
+        self.progress(ep, dep, "preparing the environment image");
+        let env = &rec.spec.environment;
+        let context = match env {
+            crate::run::model::ResolvedEnvironment::Build {
+                context_snapshot, ..
+            } => Some(
+                std::fs::read(self.ws.snapshots().join(format!("{context_snapshot}.tar")))
+                    .map_err(|source| Error::Io {
+                        what: "reading the environment's build context".into(),
+                        source,
+                    })?,
+            ),
+            _ => None,
+        };
+        let mut last = Instant::now();
+        let mut progress = |line: &str| {
+            if last.elapsed() > Duration::from_millis(500) {
+                last = Instant::now();
+                self.progress(ep, dep, &format!("building the environment image: {line}"));
+            }
+        };
+        let ensured = self
+            .builder
+            .ensure(
+                env,
+                context.as_deref(),
+                &format!("deployment {ep}/{dep}"),
+                &mut progress,
+            )
+            .await?;
+        let env_id = self.builder.image_id(&ensured.tag).await?;
+        let model = match &rec.spec.model {
+            Some(ModelBinding::Registered { name, version }) => {
+                let m = registry::resolve(
+                    &self.store,
+                    &registry::ModelRef {
+                        name: name.clone(),
+                        version: Some(version.clone()),
+                    },
+                )?;
+                let tar = registry::model_tar(&self.ws, &m)?;
+                Some((
+                    m,
+                    crate::snapshot::entries_from_tar(&tar).map_err(|source| Error::Io {
+                        what: "reading the model".into(),
+                        source,
+                    })?,
+                ))
+            }
+            None => None,
+        };
+        let code = match &rec.spec.code_snapshot {
+            Some(sha) => {
+                let tar = std::fs::read(self.ws.snapshots().join(format!("{sha}.tar"))).map_err(
+                    |source| Error::Io {
+                        what: "reading the code snapshot".into(),
+                        source,
+                    },
+                )?;
+                Some(
+                    crate::snapshot::entries_from_tar(&tar).map_err(|source| Error::Io {
+                        what: "reading the code snapshot".into(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let infsrv = self.infsrv().await?;
+        let code_dir = rec.spec.code_dir.clone().unwrap_or_else(|| "code".into());
+        let plan = plan::scoring_image(&plan::ScoringInputs {
+            env_tag: &ensured.tag,
+            env_image_id: &env_id,
+            infsrv: &infsrv,
+            model: model
+                .as_ref()
+                .map(|(m, e)| (m.name.as_str(), m.version.as_str(), e.as_slice())),
+            code: code.as_ref().map(|e| (code_dir.as_str(), e.as_slice())),
+            scoring_script: rec.spec.scoring_script.as_deref(),
+        });
+        self.progress(ep, dep, &format!("building the scoring image {}", plan.tag));
+        self.build(&plan, "the scoring image", ep, Some(dep))
+            .await?;
+        Ok(plan.tag)
+    }
+
+    /// Non-root: the image's own USER when it has one, else tug's uid 1000.
+    async fn user_for(&self, image: &str) -> Option<String> {
+        let user = self
+            .engine
+            .docker
+            .inspect_image(image)
+            .await
+            .ok()
+            .and_then(|i| i.config)
+            .and_then(|c| c.user)
+            .unwrap_or_default();
+        user.is_empty().then(|| "1000:1000".to_string())
+    }
+
+    /// Removes a deployment that receives no live traffic.
+    pub async fn delete_deployment(&self, ep_name: &str, dep_name: &str) -> Result<()> {
+        let _guard = self.claim(ep_name, "delete deployment")?;
+        let mut ep = self.endpoint(ep_name)?;
+        self.deployment(ep_name, dep_name)?;
+        if ep.traffic.get(dep_name).copied().unwrap_or(0) > 0 {
+            return Err(Error::Invalid(format!(
+                "deployment `{dep_name}` still gets {}% of the traffic; move it first with `tug online-endpoint update -n {ep_name} --traffic \"other=100\"`",
+                ep.traffic[dep_name]
+            )));
+        }
+        ep.traffic.remove(dep_name);
+        ep.mirror_traffic.remove(dep_name);
+        self.store.put_endpoint(&ep)?;
+        self.store.delete_deployment(ep_name, dep_name)?;
+        self.reload_router(ep_name).await?;
+        for c in self.engine.containers(ep_name, Some(dep_name)).await? {
+            self.engine.stop_and_remove(&c, DRAIN_SECONDS).await?;
+        }
+        Ok(())
+    }
+
+    /// The instances' logs (the last `lines` of each), or the saved logs of failed ones.
+    pub async fn deployment_logs(
+        &self,
+        ep_name: &str,
+        dep_name: &str,
+        lines: Option<usize>,
+    ) -> Result<String> {
+        let rec = self.deployment(ep_name, dep_name)?;
+        let mut out = String::new();
+        for inst in &rec.instances {
+            out.push_str(&format!("==> {} <==\n", inst.container));
+            out.push_str(&self.engine.logs(&inst.container, lines).await?);
+        }
+        let dir = self
+            .ws
+            .artifacts()
+            .join("endpoints")
+            .join(ep_name)
+            .join(dep_name);
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            let mut saved: Vec<PathBuf> =
+                entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+            saved.sort();
+            for p in saved {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let text: Vec<&str> = text.lines().collect();
+                let from = lines.map_or(0, |n| text.len().saturating_sub(n));
+                out.push_str(&format!(
+                    "==> {} (failed instance, saved) <==\n",
+                    p.display()
+                ));
+                out.push_str(&text[from..].join("\n"));
+                out.push('\n');
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,316 @@
+//! Online endpoints on the real Docker engine, through the real CLI: deploy and invoke,
+//! the Azure front-door codes, key auth, a traffic split checked statistically, scaling,
+//! a rolling update that drops nothing, a deployment whose init() fails, and deletes that
+//! leave nothing running.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{MINIMAL, Ws};
+use serde_json::Value;
+
+/// A scoring script with no dependencies: the "model" is a JSON file with an offset.
+const SCORE: &str = r#"
+import json, os, time
+
+offset = None
+
+def init():
+    global offset
+    if os.environ.get("FAIL_INIT"):
+        raise RuntimeError("init failed on purpose: FAIL_INIT is set")
+    with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.json")) as f:
+        offset = json.load(f)["offset"]
+
+def run(raw):
+    data = json.loads(raw)["data"]
+    if data == "raise":
+        raise ValueError("run failed on purpose")
+    if data == "sleep":
+        time.sleep(3)
+    return {"result": [x + offset for x in data], "who": os.environ.get("WHO", "")}
+"#;
+
+fn deployment(name: &str, extra: &str) -> String {
+    format!(
+        "name: {name}\n\
+         endpoint_name: ep-test\n\
+         model: azureml:offset@latest\n\
+         code_configuration:\n  code: score\n  scoring_script: score.py\n\
+         environment:\n  image: {MINIMAL}\n\
+         instance_count: 1\n\
+         {extra}"
+    )
+}
+
+fn setup(ws: &Ws) -> (u16, String) {
+    common::require_image(MINIMAL);
+    ws.write("score/score.py", SCORE);
+    ws.write("model/model.json", r#"{"offset": 10}"#);
+    ws.ok(&[
+        "model",
+        "create",
+        "--name",
+        "offset",
+        "--path",
+        "model/model.json",
+    ]);
+    ws.write("endpoint.yml", "name: ep-test\nauth_mode: key\n");
+    let ep = ws.json(&["online-endpoint", "create", "-f", "endpoint.yml"]);
+    assert_eq!(ep["state"], "Succeeded", "{ep}");
+    let port = ep["port"].as_u64().unwrap() as u16;
+    let creds = ws.json(&["online-endpoint", "get-credentials", "-n", "ep-test"]);
+    (port, creds["primaryKey"].as_str().unwrap().to_string())
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+fn score(port: u16, key: Option<&str>, body: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut req = client()
+        .post(format!("http://127.0.0.1:{port}/score"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.text().unwrap())
+}
+
+fn instance_containers(ws: &Ws, deployment: &str) -> Vec<String> {
+    let id = ws.workspace_id().unwrap();
+    ws.containers(&id)
+        .into_iter()
+        .filter(|c| c.contains(&format!("-ep-test-{deployment}-g")))
+        .collect()
+}
+
+#[test]
+fn deploy_invoke_split_roll_and_delete() {
+    let ws = Ws::new();
+    let (port, key) = setup(&ws);
+    ws.write(
+        "blue.yml",
+        &deployment("blue", "environment_variables:\n  WHO: blue\n"),
+    );
+    let out = ws.tug(&[
+        "online-deployment",
+        "create",
+        "-f",
+        "blue.yml",
+        "--all-traffic",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Invoke through the CLI and over plain HTTP with the key, as an Azure client would.
+    ws.write("req.json", r#"{"data": [1, 2]}"#);
+    let out = ws.ok(&[
+        "online-endpoint",
+        "invoke",
+        "-n",
+        "ep-test",
+        "--request-file",
+        "req.json",
+    ]);
+    assert!(out.contains("[11, 12]"), "{out}");
+    let (code, headers, body) = score(port, Some(&key), r#"{"data": [5]}"#);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(headers["azureml-model-deployment"], "blue");
+    assert!(headers.contains_key("x-ms-request-id"));
+
+    // Auth and the front door's codes.
+    assert_eq!(score(port, None, r#"{"data": [1]}"#).0, 401);
+    assert_eq!(score(port, Some("wrong"), r#"{"data": [1]}"#).0, 401);
+    let (code, headers, _) = score(port, Some(&key), r#"{"data": "raise"}"#);
+    assert_eq!(code, 424, "run() raising reaches the client as Azure's 424");
+    assert_eq!(headers["ms-azureml-model-error-statuscode"], "500");
+    let (code, _, _) = score(port, Some(&key), r#"{"data": [1, 2"#);
+    assert_eq!(code, 424, "bad JSON fails in run(), so 424 as well");
+    let big = format!(r#"{{"data": "{}"}}"#, "x".repeat(101 << 20));
+    let (code, _, _) = score(port, Some(&key), &big);
+    assert_eq!(code, 413);
+
+    // A second deployment with two instances, and a 70/30 split.
+    ws.write(
+        "green.yml",
+        &deployment("green", "environment_variables:\n  WHO: green\n")
+            .replace("instance_count: 1", "instance_count: 2"),
+    );
+    ws.ok(&["online-deployment", "create", "-f", "green.yml"]);
+    assert_eq!(
+        instance_containers(&ws, "green").len(),
+        2,
+        "instance_count: 2 runs two containers"
+    );
+    let (_, headers, _) = {
+        let mut req = client()
+            .post(format!("http://127.0.0.1:{port}/score"))
+            .bearer_auth(&key)
+            .header("azureml-model-deployment", "green")
+            .body(r#"{"data": [1]}"#);
+        req = req.header("content-type", "application/json");
+        let r = req.send().unwrap();
+        (r.status(), r.headers().clone(), ())
+    };
+    assert_eq!(
+        headers["azureml-model-deployment"], "green",
+        "the header reaches a 0% deployment"
+    );
+    ws.ok(&[
+        "online-endpoint",
+        "update",
+        "-n",
+        "ep-test",
+        "--traffic",
+        "blue=70 green=30",
+    ]);
+    let n = 400;
+    let mut blue = 0;
+    for _ in 0..n {
+        let (code, headers, _) = score(port, Some(&key), r#"{"data": [1]}"#);
+        assert_eq!(code, 200);
+        if headers["azureml-model-deployment"] == "blue" {
+            blue += 1;
+        }
+    }
+    // Binomial(400, 0.7): mean 280, sd 9.2; 5 sd either side.
+    assert!((234..=326).contains(&blue), "blue got {blue} of {n}");
+
+    // A rolling update of blue under load: every request succeeds.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, key) = (stop.clone(), key.clone());
+        std::thread::spawn(move || {
+            let mut failures = Vec::new();
+            let mut sent = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let (code, _, body) = score(port, Some(&key), r#"{"data": [1]}"#);
+                sent += 1;
+                if code != 200 {
+                    failures.push(format!("{code} {body}"));
+                }
+            }
+            (sent, failures)
+        })
+    };
+    let before = instance_containers(&ws, "blue");
+    ws.write(
+        "blue.yml",
+        &deployment("blue", "environment_variables:\n  WHO: blue-2\n"),
+    );
+    ws.ok(&["online-deployment", "update", "-f", "blue.yml"]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (sent, failures) = load.join().unwrap();
+    assert!(
+        sent > 10,
+        "the load ran during the update ({sent} requests)"
+    );
+    assert!(failures.is_empty(), "failed during the roll: {failures:?}");
+    let after = instance_containers(&ws, "blue");
+    assert!(
+        before.iter().all(|c| !after.contains(c)),
+        "old generation gone: {before:?} {after:?}"
+    );
+    let (_, _, body) = {
+        let r = client()
+            .post(format!("http://127.0.0.1:{port}/score"))
+            .bearer_auth(&key)
+            .header("azureml-model-deployment", "blue")
+            .header("content-type", "application/json")
+            .body(r#"{"data": [1]}"#)
+            .send()
+            .unwrap();
+        (r.status(), (), r.text().unwrap())
+    };
+    assert!(body.contains("blue-2"), "the new generation serves: {body}");
+
+    // Deleting a deployment that has traffic is refused; after moving it, it goes.
+    let out = ws.tug(&[
+        "online-deployment",
+        "delete",
+        "-n",
+        "green",
+        "-e",
+        "ep-test",
+    ]);
+    assert!(!out.status.success());
+    ws.ok(&[
+        "online-endpoint",
+        "update",
+        "-n",
+        "ep-test",
+        "--traffic",
+        "blue=100",
+    ]);
+    ws.ok(&[
+        "online-deployment",
+        "delete",
+        "-n",
+        "green",
+        "-e",
+        "ep-test",
+    ]);
+    assert!(instance_containers(&ws, "green").is_empty());
+
+    // Deleting the endpoint leaves no container and no network.
+    ws.ok(&["online-endpoint", "delete", "-n", "ep-test", "--yes"]);
+    let id = ws.workspace_id().unwrap();
+    assert!(ws.containers(&id).is_empty(), "{:?}", ws.containers(&id));
+    assert!(ws.networks(&id).is_empty(), "{:?}", ws.networks(&id));
+}
+
+#[test]
+fn a_failing_init_fails_the_deployment_fast_with_the_traceback() {
+    let ws = Ws::new();
+    let (_port, _key) = setup(&ws);
+    ws.write(
+        "bad.yml",
+        &deployment("bad", "environment_variables:\n  FAIL_INIT: \"1\"\n"),
+    );
+    let start = Instant::now();
+    let out = ws.tug(&[
+        "online-deployment",
+        "create",
+        "-f",
+        "bad.yml",
+        "--all-traffic",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(start.elapsed() < Duration::from_secs(120), "never a hang");
+    assert!(
+        stderr.contains("init failed on purpose"),
+        "the traceback is in the error: {stderr}"
+    );
+    let logs = ws.ok(&[
+        "online-deployment",
+        "get-logs",
+        "-n",
+        "bad",
+        "-e",
+        "ep-test",
+    ]);
+    assert!(
+        logs.contains("RuntimeError: init failed on purpose"),
+        "{logs}"
+    );
+    assert!(
+        instance_containers(&ws, "bad").is_empty(),
+        "no failed container left"
+    );
+    let d: Value = ws.json(&["online-deployment", "show", "-n", "bad", "-e", "ep-test"]);
+    assert_eq!(d["state"], "Failed");
+}

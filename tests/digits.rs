@@ -98,8 +98,18 @@ fn digits_example_trains_logs_accuracy_and_saves_the_model() {
         &format!("runs:/{first}/outputs/model.pkl"),
     ]);
     ws.ok(&["online-endpoint", "create", "-f", "digits/endpoint.yml"]);
-    let out = ws.tug(&["online-deployment", "create", "-f", "digits/blue.yml", "--all-traffic"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ws.tug(&[
+        "online-deployment",
+        "create",
+        "-f",
+        "digits/blue.yml",
+        "--all-traffic",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let answer = ws.ok(&[
         "online-endpoint",
         "invoke",
@@ -109,6 +119,10 @@ fn digits_example_trains_logs_accuracy_and_saves_the_model() {
         "digits/sample-request.json",
     ]);
     let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
-    assert_eq!(answer["predictions"], serde_json::json!([0, 1, 7]), "{answer}");
+    assert_eq!(
+        answer["predictions"],
+        serde_json::json!([0, 1, 7]),
+        "{answer}"
+    );
     ws.ok(&["online-endpoint", "delete", "--name", "digits", "--yes"]);
 }

@@ -133,6 +133,14 @@ fn deploy_invoke_split_roll_and_delete() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Instances run as a non-root user.
+    let blue = instance_containers(&ws, "blue");
+    let uid = std::process::Command::new("docker")
+        .args(["exec", &blue[0], "id", "-u"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&uid.stdout).trim(), "1000");
+
     // Invoke through the CLI and over plain HTTP with the key, as an Azure client would.
     ws.write("req.json", r#"{"data": [1, 2]}"#);
     let out = ws.ok(&[

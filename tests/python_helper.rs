@@ -22,7 +22,15 @@ fn python_helper_unit_tests_pass() {
 fn scoring_worker_unit_tests_pass() {
     let root = env!("CARGO_MANIFEST_DIR");
     let out = Command::new("python3")
-        .args(["-m", "unittest", "discover", "-s", "images/serving/tests", "-p", "test_*.py"])
+        .args([
+            "-m",
+            "unittest",
+            "discover",
+            "-s",
+            "images/serving/tests",
+            "-p",
+            "test_*.py",
+        ])
         .current_dir(root)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()

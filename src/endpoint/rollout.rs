@@ -282,7 +282,8 @@ impl Controller {
         Ok(plan.tag)
     }
 
-    /// Non-root: the image's own USER when it has one, else tug's uid 1000.
+    /// Non-root: the image's own USER when it names a non-root one, else tug's uid 1000
+    /// (environment images end with `USER root` from their install steps; serving only reads).
     async fn user_for(&self, image: &str) -> Option<String> {
         let user = self
             .engine
@@ -293,7 +294,10 @@ impl Controller {
             .and_then(|i| i.config)
             .and_then(|c| c.user)
             .unwrap_or_default();
-        user.is_empty().then(|| "1000:1000".to_string())
+        match user.as_str() {
+            "" | "root" | "0" | "0:0" | "root:root" => Some("1000:1000".to_string()),
+            _ => None,
+        }
     }
 
     /// Removes a deployment that receives no live traffic.

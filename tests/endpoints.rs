@@ -261,6 +261,24 @@ fn deploy_invoke_split_roll_and_delete() {
     };
     assert!(body.contains("blue-2"), "the new generation serves: {body}");
 
+    // A regenerated key works at once, the old one stops, the other one never stops.
+    let creds = ws.json(&["online-endpoint", "get-credentials", "-n", "ep-test"]);
+    let secondary = creds["secondaryKey"].as_str().unwrap().to_string();
+    ws.ok(&[
+        "online-endpoint",
+        "regenerate-keys",
+        "-n",
+        "ep-test",
+        "--key-type",
+        "primary",
+    ]);
+    let creds = ws.json(&["online-endpoint", "get-credentials", "-n", "ep-test"]);
+    let new_key = creds["primaryKey"].as_str().unwrap().to_string();
+    assert_ne!(new_key, key);
+    assert_eq!(score(port, Some(&key), r#"{"data": [1]}"#).0, 401);
+    assert_eq!(score(port, Some(&new_key), r#"{"data": [1]}"#).0, 200);
+    assert_eq!(score(port, Some(&secondary), r#"{"data": [1]}"#).0, 200);
+
     // Deleting a deployment that has traffic is refused; after moving it, it goes.
     let out = ws.tug(&[
         "online-deployment",

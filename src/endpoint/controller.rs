@@ -348,8 +348,14 @@ impl Controller {
         ep.key_sha256 = vec![sha_hex(&creds.primary_key), sha_hex(&creds.secondary_key)];
         self.store.put_endpoint(&ep)?;
         self.reload_router(name).await?;
-        // Instances check keys too: they get the new hashes when next replaced; until then
-        // the router (which all scoring traffic goes through) is what enforces them.
+        // Instances check keys too (they are published on loopback): roll each deployment
+        // so its instances hold the new hashes. The other key keeps working throughout,
+        // which is why keys are rotated one at a time.
+        for dep in self.store.deployments(name)? {
+            if !dep.instances.is_empty() {
+                self.roll(name, &dep.name, false).await?;
+            }
+        }
         Ok(creds)
     }
 

@@ -98,7 +98,12 @@ impl Controller {
 
     /// Builds the image, starts the next generation, waits for it, switches the router to
     /// it, then drains and removes the previous generation.
-    async fn roll(&self, ep_name: &str, dep_name: &str, all_traffic: bool) -> Result<()> {
+    pub(super) async fn roll(
+        &self,
+        ep_name: &str,
+        dep_name: &str,
+        all_traffic: bool,
+    ) -> Result<()> {
         let ep = self.endpoint(ep_name)?;
         let rec = self.deployment(ep_name, dep_name)?;
         let image = self.scoring_image(&rec).await?;

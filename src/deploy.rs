@@ -30,9 +30,12 @@ pub fn model_origin(cwd: &Path, what: &str, path: &ModelPath) -> anyhow::Result<
     Ok(match path {
         ModelPath::Local { path, .. } => {
             let local = absolute(cwd, path);
-            let meta = std::fs::metadata(&local).with_context(|| {
-                format!("{what}: {} does not exist\n  help: a model path is relative to its file (or to the current folder for --path)", local.display())
-            })?;
+            let Ok(meta) = std::fs::metadata(&local) else {
+                bail!(
+                    "{what}: {} does not exist\n  help: a model path is relative to its file (or to the current folder for --path)",
+                    local.display()
+                );
+            };
             let artifact = local
                 .canonicalize()
                 .ok()

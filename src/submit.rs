@@ -82,6 +82,7 @@ fn check_supported(file: &Path, job: &CommandJob) -> anyhow::Result<()> {
         if let spec::Input::Data(d) = input {
             if let Some(p) = &d.path
                 && !p.is_local()
+                && !is_model_ref(d)
             {
                 bail!(
                     "{f}: `inputs.{name}.path: {}`: only local files and folders can be inputs so far\n  help: download the data and point `path:` at the local copy",
@@ -160,6 +161,27 @@ pub async fn submission(
                     rendered_inputs.insert(name.clone(), text.clone());
                     inputs.insert(name.clone(), InputBinding::Literal { text });
                 }
+            }
+            spec::Input::Data(d) if is_model_ref(d) => {
+                let given = &d.path.as_ref().expect("is_model_ref checks").given;
+                let host = registered_model_dir(client, cwd, given)
+                    .await
+                    .with_context(|| format!("{f}: `inputs.{name}.path`"))?;
+                let container_path = paths::input(name);
+                rendered_inputs.insert(name.clone(), container_path.clone());
+                inputs.insert(
+                    name.clone(),
+                    InputBinding::Data {
+                        host_path: host.display().to_string(),
+                        container_path,
+                        is_file: false,
+                        mode: if d.mode == spec::InputMode::Download {
+                            InputMode::Download
+                        } else {
+                            InputMode::RoMount
+                        },
+                    },
+                );
             }
             spec::Input::Data(d) => {
                 let Some(path) = d.path.as_ref().and_then(|p| p.local.as_ref()) else {
@@ -268,6 +290,39 @@ pub async fn submission(
     }
     sub.environment = finish_environment(client, sub.environment, env_uploads).await?;
     Ok(sub)
+}
+
+/// A `custom_model`/`mlflow_model` input whose path names a registered model.
+fn is_model_ref(d: &spec::DataInput) -> bool {
+    matches!(
+        d.input_type,
+        spec::InputType::CustomModel | spec::InputType::MlflowModel
+    ) && d
+        .path
+        .as_ref()
+        .is_some_and(|p| p.given.starts_with("azureml:") && !p.given.starts_with("azureml://"))
+}
+
+/// The folder of the registered model version `given` (`azureml:n:v`, `azureml:n@latest`)
+/// names: what a model input mounts, as Azure mounts a model's folder.
+async fn registered_model_dir(client: &Client, cwd: &Path, given: &str) -> anyhow::Result<PathBuf> {
+    let (name, version) = match spec::ModelRef::parse(given).map_err(spec_error)? {
+        spec::ModelRef::Registered { name, version } => (name, version),
+        _ => bail!("`{given}` is not a model in this workspace"),
+    };
+    let v = match &version {
+        spec::AssetVersion::Version(v) => v.clone(),
+        spec::AssetVersion::Latest => "latest".into(),
+    };
+    let rec: crate::store::ModelRecord = client
+        .get(&format!(
+            "/api/models/{}/{}",
+            crate::client::urlencode(&name),
+            crate::client::urlencode(&v)
+        ))
+        .await?;
+    let ws = crate::workspace::Workspace::find(cwd).context("no workspace")?;
+    Ok(crate::registry::version_dir(&ws, &rec.name, &rec.version))
 }
 
 /// An `environment:` value resolved: inline ones read from disk (a build context still to

@@ -61,6 +61,23 @@ fn run_outputs_and_local_files_become_versions_with_lineage() {
     assert_eq!(other["version"], "1");
     assert!(other["job_id"].is_null());
 
+    // A model file, Azure's format, paths relative to the file.
+    ws.write("assets/weights/w.bin", "w");
+    ws.write(
+        "assets/model.yml",
+        "$schema: https://azuremlschemas.azureedge.net/latest/model.schema.json\n\
+         name: from-file\n\
+         path: weights\n\
+         type: custom_model\n\
+         description: registered from a file\n\
+         tags:\n  source: yaml\n",
+    );
+    let f = ws.json(&["model", "create", "-f", "assets/model.yml"]);
+    assert_eq!(f["name"], "from-file");
+    assert_eq!(f["description"], "registered from a file");
+    assert_eq!(f["tags"]["source"], "yaml");
+    assert_eq!(f["artifact"], "weights");
+
     // Latest is the newest; archiving hides it from latest and the list.
     assert_eq!(
         ws.json(&["model", "show", "--name", "digits"])["version"],
@@ -149,7 +166,7 @@ fn refused_registrations_store_nothing() {
                 "--path".into(),
                 "does/not/exist.pkl".into(),
             ],
-            "no such file",
+            "does not exist",
         ),
         (
             vec![
@@ -158,7 +175,7 @@ fn refused_registrations_store_nothing() {
                 "--path".into(),
                 "https://example.com/m.pkl".into(),
             ],
-            "only local paths and run outputs",
+            "is not on this machine",
         ),
         (
             vec![

@@ -29,6 +29,8 @@ def run(raw):
         raise ValueError("run failed on purpose")
     if data == "sleep":
         time.sleep(3)
+    if data == "crash":
+        os._exit(1)
     return {"result": [x + offset for x in data], "who": os.environ.get("WHO", "")}
 "#;
 
@@ -166,6 +168,24 @@ fn deploy_invoke_split_roll_and_delete() {
     let (code, _, _) = score(port, Some(&key), r#"{"data": [1, 2"#);
     assert_eq!(code, 424, "bad JSON fails in run(), so 424 as well");
     assert_eq!(oversized_status(port, &key), 413);
+
+    // A worker that dies mid-request fails that request only; its replacement serves on.
+    let (code, headers, _) = score(port, Some(&key), r#"{"data": "crash"}"#);
+    assert_eq!(code, 424, "the instance answered 500 for the lost request");
+    assert_eq!(headers["ms-azureml-model-error-statuscode"], "500");
+    let start = Instant::now();
+    loop {
+        let (code, _, body) = score(port, Some(&key), r#"{"data": [1]}"#);
+        if code == 200 {
+            assert!(body.contains("[11]"), "{body}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no recovery: {code} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // A second deployment with two instances, and a 70/30 split.
     ws.write(

@@ -175,11 +175,7 @@ pub async fn submission(
                         host_path: host.display().to_string(),
                         container_path,
                         is_file: false,
-                        mode: if d.mode == spec::InputMode::Download {
-                            InputMode::Download
-                        } else {
-                            InputMode::RoMount
-                        },
+                        mode: input_mode(d.mode),
                     },
                 );
             }
@@ -224,11 +220,7 @@ pub async fn submission(
                         host_path: host.display().to_string(),
                         container_path,
                         is_file,
-                        mode: if d.mode == spec::InputMode::Download {
-                            InputMode::Download
-                        } else {
-                            InputMode::RoMount
-                        },
+                        mode: input_mode(d.mode),
                     },
                 );
             }
@@ -290,6 +282,15 @@ pub async fn submission(
     }
     sub.environment = finish_environment(client, sub.environment, env_uploads).await?;
     Ok(sub)
+}
+
+/// How a local data input reaches the container (checked to be one of these two).
+fn input_mode(mode: spec::InputMode) -> InputMode {
+    if mode == spec::InputMode::Download {
+        InputMode::Download
+    } else {
+        InputMode::RoMount
+    }
 }
 
 /// A `custom_model`/`mlflow_model` input whose path names a registered model.

@@ -75,12 +75,25 @@ fn client() -> reqwest::blocking::Client {
 }
 
 fn score(port: u16, key: Option<&str>, body: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    score_to(port, key, None, body)
+}
+
+/// `deployment` set: sent with `azureml-model-deployment`, past the traffic split.
+fn score_to(
+    port: u16,
+    key: Option<&str>,
+    deployment: Option<&str>,
+    body: &str,
+) -> (u16, reqwest::header::HeaderMap, String) {
     let mut req = client()
         .post(format!("http://127.0.0.1:{port}/score"))
         .header("content-type", "application/json")
         .body(body.to_string());
     if let Some(k) = key {
         req = req.bearer_auth(k);
+    }
+    if let Some(d) = deployment {
+        req = req.header("azureml-model-deployment", d);
     }
     let resp = req.send().unwrap();
     let status = resp.status().as_u16();
@@ -199,16 +212,7 @@ fn deploy_invoke_split_roll_and_delete() {
         2,
         "instance_count: 2 runs two containers"
     );
-    let (_, headers, _) = {
-        let mut req = client()
-            .post(format!("http://127.0.0.1:{port}/score"))
-            .bearer_auth(&key)
-            .header("azureml-model-deployment", "green")
-            .body(r#"{"data": [1]}"#);
-        req = req.header("content-type", "application/json");
-        let r = req.send().unwrap();
-        (r.status(), r.headers().clone(), ())
-    };
+    let (_, headers, _) = score_to(port, Some(&key), Some("green"), r#"{"data": [1]}"#);
     assert_eq!(
         headers["azureml-model-deployment"], "green",
         "the header reaches a 0% deployment"
@@ -268,17 +272,7 @@ fn deploy_invoke_split_roll_and_delete() {
         before.iter().all(|c| !after.contains(c)),
         "old generation gone: {before:?} {after:?}"
     );
-    let (_, _, body) = {
-        let r = client()
-            .post(format!("http://127.0.0.1:{port}/score"))
-            .bearer_auth(&key)
-            .header("azureml-model-deployment", "blue")
-            .header("content-type", "application/json")
-            .body(r#"{"data": [1]}"#)
-            .send()
-            .unwrap();
-        (r.status(), (), r.text().unwrap())
-    };
+    let (_, _, body) = score_to(port, Some(&key), Some("blue"), r#"{"data": [1]}"#);
     assert!(body.contains("blue-2"), "the new generation serves: {body}");
 
     // A regenerated key works at once, the old one stops, the other one never stops.

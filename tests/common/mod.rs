@@ -143,43 +143,27 @@ impl Ws {
 
     /// Names of this workspace's containers the engine holds.
     pub fn containers(&self, ws_id: &str) -> Vec<String> {
-        let out = Command::new("docker")
-            .args([
-                "ps",
-                "-a",
-                "--format",
-                "{{.Names}}",
-                "--filter",
-                &format!("label=tug.workspace={ws_id}"),
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
+        labelled(&["ps", "-a", "--format", "{{.Names}}"], ws_id)
+    }
+
+    /// Names of the workspace's Docker networks (one per endpoint).
+    pub fn networks(&self, ws_id: &str) -> Vec<String> {
+        labelled(&["network", "ls", "--format", "{{.Name}}"], ws_id)
     }
 }
 
-impl Ws {
-    /// Names of the workspace's Docker networks (one per endpoint).
-    pub fn networks(&self, ws_id: &str) -> Vec<String> {
-        let out = Command::new("docker")
-            .args([
-                "network",
-                "ls",
-                "--format",
-                "{{.Name}}",
-                "--filter",
-                &format!("label=tug.workspace={ws_id}"),
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
+/// Names `docker <list command>` prints for objects labelled with the workspace id.
+fn labelled(list: &[&str], ws_id: &str) -> Vec<String> {
+    let filter = format!("label=tug.workspace={ws_id}");
+    let out = Command::new("docker")
+        .args(list)
+        .args(["--filter", &filter])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 impl Drop for Ws {

@@ -125,6 +125,7 @@ impl Server {
     async fn score(&self, body: &str) -> reqwest::Response {
         client()
             .post(self.url("/score"))
+            .header("content-type", "application/json")
             .body(body.to_string())
             .send()
             .await
@@ -435,6 +436,52 @@ async fn a_worker_killed_mid_request_fails_only_that_request_and_is_replaced() {
     }
     assert_eq!(server.metric("tug_infsrv_worker_restarts_total").await, 1.0);
     assert_eq!(server.metric("tug_infsrv_workers_ready").await, 2.0);
+}
+
+#[tokio::test]
+async fn worker_timeout_kills_the_worker_answers_500_and_replaces_it() {
+    if !python_available() {
+        return;
+    }
+    let server = Server::start("behaviours.py", 1, &[("WORKER_TIMEOUT", "1")]).await;
+    let started = Instant::now();
+    let response = server.score("sleep:30").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered at the timeout, not after run()"
+    );
+    assert_eq!(response.status(), 500);
+    assert_eq!(header(&response, "x-ms-run-function-failed"), "True");
+    assert!(response.text().await.unwrap().contains("WORKER_TIMEOUT"));
+    // The next request waits for the replacement, then succeeds.
+    assert_eq!(server.score("{}").await.status(), 200);
+    assert_eq!(server.metric("tug_infsrv_worker_restarts_total").await, 1.0);
+}
+
+#[tokio::test]
+async fn a_replacement_whose_init_fails_makes_the_server_exit_3() {
+    if !python_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("initialized");
+    let mut server = Server::start(
+        "behaviours.py",
+        1,
+        &[("FAIL_REINIT", marker.to_str().unwrap())],
+    )
+    .await;
+    assert_eq!(server.score("die").await.status(), 500);
+    let status =
+        tokio::task::spawn_blocking(move || (server.wait_exit(Duration::from_secs(30)), server))
+            .await
+            .unwrap();
+    let log = status.1.log();
+    assert_eq!(status.0.code(), Some(3), "log:\n{log}");
+    assert!(
+        log.contains("init() refuses to run twice (marker 91c2)"),
+        "{log}"
+    );
 }
 
 #[tokio::test]

@@ -277,6 +277,72 @@ async fn health_score_and_the_contract_headers() {
 }
 
 #[tokio::test]
+async fn cors_and_the_service_path_prefix() {
+    if !python_available() {
+        return;
+    }
+    let env = [
+        ("AML_CORS_ORIGINS", "https://a.example"),
+        ("SERVICE_PATH_PREFIX", "api/v1"),
+    ];
+    let server = Server::start("behaviours.py", 1, &env).await;
+    let preflight = client()
+        .request(reqwest::Method::OPTIONS, server.url("/api/v1/score"))
+        .header("origin", "https://a.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    assert_eq!(
+        header(&preflight, "access-control-allow-origin"),
+        "https://a.example"
+    );
+    assert_eq!(
+        header(&preflight, "access-control-allow-methods"),
+        "GET, POST"
+    );
+    assert_eq!(
+        header(&preflight, "access-control-allow-headers"),
+        "content-type"
+    );
+
+    let scored = client()
+        .post(server.url("/api/v1/score"))
+        .header("origin", "https://a.example")
+        .body("[1]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scored.status(), 200);
+    assert_eq!(
+        header(&scored, "access-control-allow-origin"),
+        "https://a.example"
+    );
+    let other_origin = client()
+        .post(server.url("/score"))
+        .header("origin", "https://b.example")
+        .body("[1]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        other_origin.status(),
+        200,
+        "the bare path works too, as under azmlinfsrv"
+    );
+    assert!(
+        other_origin
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let health = client().get(server.url("/api/v1")).send().await.unwrap();
+    assert_eq!(health.text().await.unwrap(), "Healthy");
+}
+
+#[tokio::test]
 async fn bad_json_reaching_run_and_run_raising_are_500_with_the_failure_header() {
     if !python_available() {
         return;

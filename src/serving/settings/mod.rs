@@ -489,12 +489,10 @@ fn parse_key_digests(found: &Found) -> Result<Vec<[u8; 32]>, SettingsError> {
                printf %s \"$KEY\" | sha256sum (unset the variable to turn key auth off)";
     let mut digests = Vec::new();
     for (i, entry) in found.value.split(',').map(str::trim).enumerate() {
-        let digest = decode_hex32(entry).ok_or_else(|| {
-            invalid(
-                found,
-                format!("entry {} ({entry:?}) is not 64 hex digits", i + 1),
-                fix,
-            )
+        let digest = decode_hex32(entry).ok_or_else(|| SettingsError::Invalid {
+            origin: found.origin.clone(),
+            problem: format!("entry {} ({entry:?}) is not 64 hex digits", i + 1),
+            fix: fix.to_string(),
         })?;
         digests.push(digest);
     }

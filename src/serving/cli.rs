@@ -177,16 +177,27 @@ async fn serve(settings: Settings) -> ExitCode {
         draining.open_connections(),
         grace.as_secs()
     );
-    tokio::select! {
+    // Workers idle after a clean drain leave on EOF; otherwise they are signalled at once.
+    let drained = tokio::select! {
         finished = tokio::time::timeout(grace, draining.finished()) => {
             if finished.is_err() {
-                tracing::warn!("TUG_SHUTDOWN_GRACE_S ({} s) passed with requests unfinished; stopping anyway", grace.as_secs());
+                tracing::warn!(
+                    "TUG_SHUTDOWN_GRACE_S ({} s) passed with requests unfinished; stopping anyway",
+                    grace.as_secs()
+                );
             }
+            finished.is_ok()
         }
-        second = signals.next() => tracing::warn!("{second} again: stopping now"),
-        failure = pool.failed() => tracing::error!("{failure}"),
-    }
-    pool.shutdown(true).await;
+        second = signals.next() => {
+            tracing::warn!("{second} again: stopping now");
+            false
+        }
+        failure = pool.failed() => {
+            tracing::error!("{failure}");
+            false
+        }
+    };
+    pool.shutdown(drained).await;
     tracing::info!("stopped");
     // Give the log a moment to reach a pipe before the process (maybe PID 1) goes.
     tokio::time::sleep(Duration::from_millis(10)).await;

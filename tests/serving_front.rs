@@ -125,6 +125,7 @@ impl Server {
     async fn score(&self, body: &str) -> reqwest::Response {
         client()
             .post(self.url("/score"))
+            .header("content-type", "application/json")
             .body(body.to_string())
             .send()
             .await
@@ -147,7 +148,15 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// SIGTERM first, so the server removes its temporary shim folder; SIGKILL if it lingers.
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal(libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -273,6 +282,72 @@ async fn health_score_and_the_contract_headers() {
         long_id.text().await.unwrap(),
         r#"{"message": "x-request-id must not exceed 100 characters"}"#
     );
+}
+
+#[tokio::test]
+async fn cors_and_the_service_path_prefix() {
+    if !python_available() {
+        return;
+    }
+    let env = [
+        ("AML_CORS_ORIGINS", "https://a.example"),
+        ("SERVICE_PATH_PREFIX", "api/v1"),
+    ];
+    let server = Server::start("behaviours.py", 1, &env).await;
+    let preflight = client()
+        .request(reqwest::Method::OPTIONS, server.url("/api/v1/score"))
+        .header("origin", "https://a.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    assert_eq!(
+        header(&preflight, "access-control-allow-origin"),
+        "https://a.example"
+    );
+    assert_eq!(
+        header(&preflight, "access-control-allow-methods"),
+        "GET, POST"
+    );
+    assert_eq!(
+        header(&preflight, "access-control-allow-headers"),
+        "content-type"
+    );
+
+    let scored = client()
+        .post(server.url("/api/v1/score"))
+        .header("origin", "https://a.example")
+        .body("[1]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scored.status(), 200);
+    assert_eq!(
+        header(&scored, "access-control-allow-origin"),
+        "https://a.example"
+    );
+    let other_origin = client()
+        .post(server.url("/score"))
+        .header("origin", "https://b.example")
+        .body("[1]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        other_origin.status(),
+        200,
+        "the bare path works too, as under azmlinfsrv"
+    );
+    assert!(
+        other_origin
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let health = client().get(server.url("/api/v1")).send().await.unwrap();
+    assert_eq!(health.text().await.unwrap(), "Healthy");
 }
 
 #[tokio::test]
@@ -435,6 +510,52 @@ async fn a_worker_killed_mid_request_fails_only_that_request_and_is_replaced() {
     }
     assert_eq!(server.metric("tug_infsrv_worker_restarts_total").await, 1.0);
     assert_eq!(server.metric("tug_infsrv_workers_ready").await, 2.0);
+}
+
+#[tokio::test]
+async fn worker_timeout_kills_the_worker_answers_500_and_replaces_it() {
+    if !python_available() {
+        return;
+    }
+    let server = Server::start("behaviours.py", 1, &[("WORKER_TIMEOUT", "1")]).await;
+    let started = Instant::now();
+    let response = server.score("sleep:30").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered at the timeout, not after run()"
+    );
+    assert_eq!(response.status(), 500);
+    assert_eq!(header(&response, "x-ms-run-function-failed"), "True");
+    assert!(response.text().await.unwrap().contains("WORKER_TIMEOUT"));
+    // The next request waits for the replacement, then succeeds.
+    assert_eq!(server.score("{}").await.status(), 200);
+    assert_eq!(server.metric("tug_infsrv_worker_restarts_total").await, 1.0);
+}
+
+#[tokio::test]
+async fn a_replacement_whose_init_fails_makes_the_server_exit_3() {
+    if !python_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("initialized");
+    let mut server = Server::start(
+        "behaviours.py",
+        1,
+        &[("FAIL_REINIT", marker.to_str().unwrap())],
+    )
+    .await;
+    assert_eq!(server.score("die").await.status(), 500);
+    let status =
+        tokio::task::spawn_blocking(move || (server.wait_exit(Duration::from_secs(30)), server))
+            .await
+            .unwrap();
+    let log = status.1.log();
+    assert_eq!(status.0.code(), Some(3), "log:\n{log}");
+    assert!(
+        log.contains("init() refuses to run twice (marker 91c2)"),
+        "{log}"
+    );
 }
 
 #[tokio::test]

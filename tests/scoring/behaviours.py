@@ -2,7 +2,8 @@
 
 "die" kills the worker mid-request, "raise" makes run() raise, "sleep:S" sleeps S seconds,
 anything else is parsed as JSON (so bad JSON makes run() raise) and echoed with the pid.
-Every init() appends the worker's pid to $INIT_LOG, so a test can count inits.
+Every init() appends the worker's pid to $INIT_LOG, so a test can count inits. With
+$FAIL_REINIT set, only the first init() succeeds (it creates that file; later ones raise).
 """
 import json
 import os
@@ -10,6 +11,11 @@ import time
 
 
 def init():
+    once = os.environ.get("FAIL_REINIT")
+    if once:
+        if os.path.exists(once):
+            raise RuntimeError("init() refuses to run twice (marker 91c2)")
+        open(once, "w").close()
     path = os.environ.get("INIT_LOG")
     if path:
         with open(path, "a") as fh:

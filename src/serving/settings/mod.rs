@@ -27,7 +27,8 @@ pub const MAX_BODY_LIMIT: u64 = (i32::MAX as u64) - (1 << 20);
     after_help = "Environment: SCORING_TIMEOUT_MS, WORKER_COUNT, WORKER_TIMEOUT, SERVICE_NAME, \
                   SERVICE_VERSION, SERVICE_PATH_PREFIX, AML_APP_ROOT, AZUREML_ENTRY_SCRIPT, \
                   AZUREML_MODEL_DIR, AML_CORS_ORIGINS, AZUREML_CONFIG_FILE, TUG_AUTH_KEY_SHA256, \
-                  TUG_MAX_REQUEST_BYTES, TUG_MAX_QUEUE, TUG_SHUTDOWN_GRACE_S, TUG_FRONT_THREADS.\n\
+                  TUG_MAX_REQUEST_BYTES, TUG_MAX_QUEUE, TUG_SHUTDOWN_GRACE_S, TUG_FRONT_THREADS, \
+                  TUG_LOG (log filter, default info).\n\
                   `tug-infsrv router ...` runs the endpoint router instead."
 )]
 pub struct Flags {
@@ -489,12 +490,10 @@ fn parse_key_digests(found: &Found) -> Result<Vec<[u8; 32]>, SettingsError> {
                printf %s \"$KEY\" | sha256sum (unset the variable to turn key auth off)";
     let mut digests = Vec::new();
     for (i, entry) in found.value.split(',').map(str::trim).enumerate() {
-        let digest = decode_hex32(entry).ok_or_else(|| {
-            invalid(
-                found,
-                format!("entry {} ({entry:?}) is not 64 hex digits", i + 1),
-                fix,
-            )
+        let digest = decode_hex32(entry).ok_or_else(|| SettingsError::Invalid {
+            origin: found.origin.clone(),
+            problem: format!("entry {} ({entry:?}) is not 64 hex digits", i + 1),
+            fix: fix.to_string(),
         })?;
         digests.push(digest);
     }

@@ -31,7 +31,7 @@ fi
 "$V/python" "$H/scoring/train_digits.py" "$WORK/model" "$H/bodies" >/dev/null
 
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
-(cd "$REPO" && CARGO_TARGET_$(echo "$TRIPLE" | tr a-z- A-Z_)_RUSTFLAGS="-C target-feature=+crt-static" \
+(cd "$REPO" && env "CARGO_TARGET_$(echo "$TRIPLE" | tr a-z- A-Z_)_RUSTFLAGS=-C target-feature=+crt-static" \
   cargo build --release --locked --target "$TRIPLE" --bin tug-infsrv)
 TUG=$REPO/target/$TRIPLE/release/tug-infsrv
 

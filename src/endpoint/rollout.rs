@@ -108,6 +108,7 @@ impl Controller {
         let rec = self.deployment(ep_name, dep_name)?;
         let image = self.scoring_image(&rec).await?;
         let user = self.user_for(&image).await;
+        let limits = self.instance_limits(&rec)?;
         let generation = rec.generation + 1;
         let count = rec.spec.instance_count;
         let mut started = Vec::new();
@@ -121,7 +122,7 @@ impl Controller {
                     &ep,
                     &image,
                     user.clone(),
-                    &crate::compute::Limits::default(),
+                    &limits,
                 );
                 started.push(name.clone());
                 self.engine.run(&name, body, None).await?;
@@ -285,6 +286,41 @@ impl Controller {
         self.build(&plan, "the scoring image", ep, Some(dep))
             .await?;
         Ok(plan.tag)
+    }
+
+    /// cpu and memory for `instance_type` when the workspace config defines it for `local`.
+    /// Azure SKU names (`Standard_DS3_v2`) that it does not define mean no limits: a file
+    /// written for Azure deploys unchanged.
+    fn instance_limits(&self, rec: &DeploymentRecord) -> Result<crate::compute::Limits> {
+        use crate::compute::config::{self, WorkspaceConfig};
+        let Some(name) = &rec.spec.instance_type else {
+            return Ok(Default::default());
+        };
+        let path = self.ws.config_path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let file = path.display().to_string();
+        let cfg =
+            WorkspaceConfig::parse(&file, &text).map_err(|e| Error::Invalid(e.to_string()))?;
+        let target = cfg
+            .target("local", &file)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        if !target.instance_types.contains_key(name) {
+            tracing::info!(instance_type = %name, "not defined in the workspace config: no limits");
+            return Ok(Default::default());
+        }
+        let res = crate::run::model::Resources {
+            instance_count: None,
+            instance_type: Some(name.clone()),
+            shm_size: None,
+        };
+        let limits =
+            config::limits("local", &target, &res).map_err(|e| Error::Invalid(e.to_string()))?;
+        if limits.gpus.is_some() {
+            return Err(Error::Invalid(format!(
+                "instance type `{name}` asks for GPUs; GPU deployments are not supported on Docker by tug yet"
+            )));
+        }
+        Ok(limits)
     }
 
     /// Non-root: the image's own USER when it names a non-root one, else tug's uid 1000

@@ -200,17 +200,35 @@ fn deploy_invoke_split_roll_and_delete() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    // A second deployment with two instances, and a 70/30 split.
+    // A second deployment with two instances, sized by an instance type of the workspace
+    // config, and a 70/30 split.
+    ws.write(
+        ".tug/config.yaml",
+        "compute:\n  local:\n    type: docker\n    instance_types:\n      half: {cpu: 0.5, memory: 512Mi}\n",
+    );
     ws.write(
         "green.yml",
-        &deployment("green", "environment_variables:\n  WHO: green\n")
-            .replace("instance_count: 1", "instance_count: 2"),
+        &deployment(
+            "green",
+            "environment_variables:\n  WHO: green\ninstance_type: half\n",
+        )
+        .replace("instance_count: 1", "instance_count: 2"),
     );
     ws.ok(&["online-deployment", "create", "-f", "green.yml"]);
+    let green = instance_containers(&ws, "green");
+    assert_eq!(green.len(), 2, "instance_count: 2 runs two containers");
+    let sized = std::process::Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}}",
+            &green[0],
+        ])
+        .output()
+        .unwrap();
     assert_eq!(
-        instance_containers(&ws, "green").len(),
-        2,
-        "instance_count: 2 runs two containers"
+        String::from_utf8_lossy(&sized.stdout).trim(),
+        "500000000 536870912"
     );
     let (_, headers, _) = score_to(port, Some(&key), Some("green"), r#"{"data": [1]}"#);
     assert_eq!(

@@ -513,6 +513,54 @@ async fn a_worker_killed_mid_request_fails_only_that_request_and_is_replaced() {
 }
 
 #[tokio::test]
+async fn a_worker_dying_with_a_pipelined_request_fails_both() {
+    if !python_available() {
+        return;
+    }
+    let server = Server::start("behaviours.py", 1, &[]).await;
+    let first = tokio::spawn(
+        client()
+            .post(server.url("/score"))
+            .body("sleep_die:1")
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The only worker is busy: this request is written to it behind the first one.
+    let second = server.score("{}").await;
+    let first = first.await.unwrap().unwrap();
+    for response in [first, second] {
+        assert_eq!(response.status(), 500);
+        assert_eq!(header(&response, "x-ms-run-function-failed"), "True");
+        assert!(response.text().await.unwrap().contains("died"));
+    }
+    // The replacement serves the next request.
+    assert_eq!(server.score("{}").await.status(), 200);
+    assert_eq!(server.metric("tug_infsrv_worker_restarts_total").await, 1.0);
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_all_answered_in_order_of_their_own_ids() {
+    if !python_available() {
+        return;
+    }
+    let server = Server::start("behaviours.py", 2, &[]).await;
+    let mut calls = Vec::new();
+    for i in 0..64 {
+        let request = client()
+            .post(server.url("/score"))
+            .body(format!("{{\"n\": {i}}}"))
+            .send();
+        calls.push(tokio::spawn(request));
+    }
+    for (i, call) in calls.into_iter().enumerate() {
+        let response = call.await.unwrap().unwrap();
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.unwrap();
+        assert!(text.contains(&format!("\"n\": {i}}}")), "{i}: {text}");
+    }
+}
+
+#[tokio::test]
 async fn worker_timeout_kills_the_worker_answers_500_and_replaces_it() {
     if !python_available() {
         return;

@@ -142,6 +142,7 @@ async fn serve(settings: Settings) -> ExitCode {
             worker_timeout: settings.worker_timeout,
             max_queue: settings.max_queue,
             scoring_timeout_ms: settings.scoring_timeout_ms,
+            pipeline: settings.pipeline,
         },
         metrics.clone(),
     );

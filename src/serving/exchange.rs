@@ -5,17 +5,84 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::futures::Notified;
+use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
-use super::pool::{CallError, CallRequest, Reply, Shared};
+use super::pool::{CallError, CallRequest, Grant, Reply, Shared, lock};
 use super::protocol::{self, Kind, ProtocolError, RequestMeta};
 use super::worker::{AFTER_EXIT_READ, ReadError, Worker, read_frame};
 
 /// Bodies up to this size are copied behind the meta so a request is one `write`.
-const INLINE_BODY_MAX: usize = 64 << 10;
+pub(super) const INLINE_BODY_MAX: usize = 64 << 10;
+
+/// Frames a REQUEST whose body is at most [`INLINE_BODY_MAX`] (head and body) into `buf`,
+/// or only its head for a larger body.
+pub(super) fn encode(
+    buf: &mut Vec<u8>,
+    request: &CallRequest<'_>,
+    id: u64,
+    wants_headers: bool,
+    timeout_ms: u64,
+) -> Result<(), ProtocolError> {
+    let headers = wants_headers.then(|| {
+        request
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+    });
+    let remote_addr = match (wants_headers, request.remote_addr) {
+        (true, Some(ip)) => Some(ip.to_string()),
+        _ => None,
+    };
+    let meta = RequestMeta {
+        id,
+        method: request.method,
+        path: request.path,
+        query: request.query,
+        content_type: request.content_type,
+        headers,
+        remote_addr: remote_addr.as_deref(),
+        timeout_ms,
+    };
+    protocol::encode_request_head(buf, meta, request.body.len())?;
+    if request.body.len() <= INLINE_BODY_MAX {
+        buf.extend_from_slice(request.body);
+    }
+    Ok(())
+}
+
+/// A queued request whose REQUEST was written to a busy worker behind the current one: it
+/// gets the worker once the current answer is read. Dropped without that (the worker was
+/// lost), it fails the request.
+pub(super) struct Next {
+    tx: Option<oneshot::Sender<Grant>>,
+    id: u64,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Next {
+    fn drop(&mut self) {
+        self.shared.unpipelined();
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Err(CallError::WorkerLost(
+                "the worker was lost while this request was pipelined behind another".into(),
+            )));
+        }
+    }
+}
+
+/// Gives the worker to the pipelined request; if that request was abandoned meanwhile, its
+/// answer is drained (the returned lease, dropped, does that).
+fn hand_off(shared: &Arc<Shared>, mut next: Next, worker: Worker) {
+    let tx = next.tx.take().expect("a Next is handed off once");
+    let lease = Lease::new(worker, shared.clone(), Phase::Sent { id: next.id });
+    if let Err(Ok(lease)) = tx.send(Ok(lease)) {
+        drop(lease);
+    }
+}
 
 /// A worker taken from the pool. Dropping it puts the worker back, finishes reading a request
 /// the caller gave up on, or kills a worker left mid-frame, depending on [`Phase`].
@@ -23,13 +90,22 @@ pub(super) struct Lease {
     pub(super) worker: Option<Worker>,
     pub(super) shared: Arc<Shared>,
     pub(super) phase: Phase,
+    /// The request pipelined behind this one on the same worker.
+    pub(super) next: Option<Next>,
 }
 
 #[derive(Clone, Copy)]
 pub(super) enum Phase {
     Idle,
+    /// The REQUEST was written by the previous holder (pipelined); nothing read yet.
+    Sent {
+        id: u64,
+    },
     Writing,
-    Reading { id: u64, deadline: Option<Instant> },
+    Reading {
+        id: u64,
+        deadline: Option<Instant>,
+    },
     Broken,
 }
 
@@ -61,15 +137,37 @@ enum Failure {
 }
 
 impl Lease {
+    pub(super) fn new(worker: Worker, shared: Arc<Shared>, phase: Phase) -> Lease {
+        Lease {
+            worker: Some(worker),
+            shared,
+            phase,
+            next: None,
+        }
+    }
+
+    /// Puts the worker back, or hands it to the request pipelined behind this one. Returns
+    /// true when another request got the worker.
+    fn finish(&mut self) -> bool {
+        self.phase = Phase::Idle;
+        let Some(worker) = self.worker.take() else {
+            return false;
+        };
+        match self.next.take() {
+            Some(next) => {
+                hand_off(&self.shared, next, worker);
+                true
+            }
+            None => self.shared.release(worker),
+        }
+    }
+
     pub(super) async fn exchange(&mut self, request: &CallRequest<'_>) -> Result<Reply, CallError> {
         let outcome = self.exchange_frames(request).await;
         match outcome {
             Ok((reply, clean)) => {
                 if clean {
-                    self.phase = Phase::Idle;
-                    if let Some(worker) = self.worker.take()
-                        && self.shared.release(worker)
-                    {
+                    if self.finish() {
                         // A queued request got the worker: let it write its REQUEST before
                         // this task spends time on its own response, so the worker waits less.
                         tokio::task::yield_now().await;
@@ -85,95 +183,152 @@ impl Lease {
         }
     }
 
-    /// Writes the REQUEST and reads the RESPONSE; `clean` is false when the worker sent more
-    /// than the one frame (it is then replaced).
+    /// Writes the REQUEST (unless it was pipelined) and reads the RESPONSE; `clean` is false
+    /// when the worker sent more than the one frame (it is then replaced).
     async fn exchange_frames(
         &mut self,
         request: &CallRequest<'_>,
     ) -> Result<(Reply, bool), Failure> {
-        let config = &self.shared.config;
+        let shared = self.shared.clone();
+        let config = &shared.config;
         let worker = self
             .worker
             .as_mut()
             .expect("a lease holds its worker until released");
-        worker.next_id += 1;
-        let id = worker.next_id;
-        worker.wbuf.clear();
-        let headers = worker.wants_headers.then(|| {
-            request
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_bytes()))
-        });
-        let remote_addr = match (worker.wants_headers, request.remote_addr) {
-            (true, Some(ip)) => Some(ip.to_string()),
-            _ => None,
+        let deadline_at = config.worker_timeout.map(|t| Instant::now() + t);
+        let (id, written) = match self.phase {
+            Phase::Sent { id } => (id, true),
+            _ => {
+                let id = shared.next_id();
+                worker.wbuf.clear();
+                // On error nothing was written and the worker stays healthy (the lease drops
+                // Idle).
+                encode(
+                    &mut worker.wbuf,
+                    request,
+                    id,
+                    worker.wants_headers,
+                    config.scoring_timeout_ms,
+                )
+                .map_err(Failure::TooLarge)?;
+                (id, false)
+            }
         };
-        let meta = RequestMeta {
-            id,
-            method: request.method,
-            path: request.path,
-            query: request.query,
-            content_type: request.content_type,
-            headers,
-            remote_addr: remote_addr.as_deref(),
-            timeout_ms: config.scoring_timeout_ms,
-        };
-        // On error nothing was written and the worker stays healthy (the lease drops Idle).
-        protocol::encode_request_head(&mut worker.wbuf, meta, request.body.len())
-            .map_err(Failure::TooLarge)?;
         let inline = request.body.len() <= INLINE_BODY_MAX;
-        if inline {
-            worker.wbuf.extend_from_slice(request.body);
-        }
 
         let Worker {
             life,
             stream,
             rbuf,
             wbuf,
+            wants_headers,
             ..
         } = worker;
+        let wants_headers = *wants_headers;
         let exited = life.exit_notify.notified();
         tokio::pin!(exited);
         exited.as_mut().enable();
-        let deadline_at = config.worker_timeout.map(|t| Instant::now() + t);
         let deadline = deadline_at.map(tokio::time::sleep_until);
         tokio::pin!(deadline);
 
-        self.phase = Phase::Writing;
-        let write = async {
-            stream.write_all(wbuf).await?;
-            if !inline {
-                stream.write_all(request.body).await?;
+        if !written {
+            self.phase = Phase::Writing;
+            let write = async {
+                stream.write_all(wbuf).await?;
+                if !inline {
+                    stream.write_all(request.body).await?;
+                }
+                Ok::<(), std::io::Error>(())
+            };
+            match guarded(write, exited.as_mut(), deadline.as_mut()).await {
+                Step::Done(Ok(())) => {}
+                Step::Done(Err(e)) => {
+                    return Err(Failure::Lost(format!("writing to its socket failed: {e}")));
+                }
+                Step::Exited => return Err(Failure::Lost("the process exited".to_string())),
+                Step::TimedOut => return Err(Failure::TimedOut),
             }
-            Ok::<(), std::io::Error>(())
-        };
-        match guarded(write, exited.as_mut(), deadline.as_mut()).await {
-            Step::Done(Ok(())) => {}
-            Step::Done(Err(e)) => {
-                return Err(Failure::Lost(format!("writing to its socket failed: {e}")));
-            }
-            Step::Exited => return Err(Failure::Lost("the process exited".to_string())),
-            Step::TimedOut => return Err(Failure::TimedOut),
         }
 
-        self.phase = Phase::Reading {
+        let reading = Phase::Reading {
             id,
             deadline: deadline_at,
         };
-        let read = match guarded(read_frame(stream, rbuf), exited.as_mut(), deadline.as_mut()).await
-        {
-            Step::Done(read) => read,
-            // It may have answered just before exiting: take what is in the socket.
-            Step::Exited => tokio::time::timeout(AFTER_EXIT_READ, read_frame(stream, rbuf))
-                .await
-                .unwrap_or(Err(ReadError::Eof)),
-            Step::TimedOut => return Err(Failure::TimedOut),
+        self.phase = reading;
+        // The rest of a pipelined REQUEST the socket did not take at once.
+        let mut unsent: Option<Bytes> = None;
+        let read = loop {
+            let queued = shared.queued.notified();
+            tokio::pin!(queued);
+            let may_pipeline = config.pipeline && self.next.is_none();
+            if may_pipeline {
+                queued.as_mut().enable();
+                if let Some((next, rest)) = pipeline(&shared, stream, wants_headers) {
+                    self.next = Some(next);
+                    if let Some(rest) = rest {
+                        unsent = Some(rest);
+                        self.phase = Phase::Writing;
+                    }
+                }
+            }
+            let wait_queue = may_pipeline && self.next.is_none();
+            let step = {
+                let (mut rd, mut wr) = stream.split();
+                let read = read_frame(&mut rd, rbuf);
+                let write_more = async {
+                    match unsent.as_mut() {
+                        Some(rest) => wr.write(rest).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let work = async {
+                    tokio::select! {
+                        biased;
+                        read = read => Some(Ok(read)),
+                        wrote = write_more => Some(Err(wrote)),
+                        _ = queued, if wait_queue => None,
+                    }
+                };
+                guarded(work, exited.as_mut(), deadline.as_mut()).await
+            };
+            match step {
+                Step::Done(Some(Ok(read))) => break read,
+                Step::Done(Some(Err(Ok(n)))) => {
+                    let rest = unsent.as_mut().expect("writing");
+                    let _ = rest.split_to(n);
+                    if rest.is_empty() {
+                        unsent = None;
+                        self.phase = reading;
+                    }
+                }
+                Step::Done(Some(Err(Err(e)))) => {
+                    return Err(Failure::Lost(format!("writing to its socket failed: {e}")));
+                }
+                Step::Done(None) => {}
+                // It may have answered just before exiting: take what is in the socket.
+                Step::Exited => {
+                    break tokio::time::timeout(AFTER_EXIT_READ, read_frame(stream, rbuf))
+                        .await
+                        .unwrap_or(Err(ReadError::Eof));
+                }
+                Step::TimedOut => return Err(Failure::TimedOut),
+            }
         };
         let head = read.map_err(|e| Failure::Lost(e.to_string()))?;
         let reply = take_response(rbuf, head, id).map_err(|e| Failure::Lost(e.to_string()))?;
-        Ok((reply, rbuf.is_empty()))
+        if let Some(rest) = unsent {
+            // The worker answered before it read all of the pipelined REQUEST: finish it.
+            match guarded(stream.write_all(&rest), exited.as_mut(), deadline.as_mut()).await {
+                Step::Done(Ok(())) => self.phase = reading,
+                Step::Done(Err(e)) => {
+                    return Err(Failure::Lost(format!("writing to its socket failed: {e}")));
+                }
+                Step::Exited => return Err(Failure::Lost("the process exited".to_string())),
+                Step::TimedOut => return Err(Failure::TimedOut),
+            }
+        }
+        // Bytes after the RESPONSE are the pipelined request's answer, if there is one.
+        Ok((reply, rbuf.is_empty() || self.next.is_some()))
     }
 
     /// Marks the worker broken (it is killed when the lease drops) and describes the loss.
@@ -201,6 +356,45 @@ impl Lease {
         }
         CallError::WorkerTimeout(limit)
     }
+}
+
+/// Writes the first queued request to this busy worker when no worker is idle. Returns it, with
+/// the part of its frame the socket did not take yet.
+fn pipeline(
+    shared: &Arc<Shared>,
+    stream: &mut tokio::net::UnixStream,
+    wants_headers: bool,
+) -> Option<(Next, Option<Bytes>)> {
+    let mut st = lock(&shared.state);
+    if !st.idle.is_empty() {
+        return None;
+    }
+    while st.waiters.front().is_some_and(|w| w.tx.is_closed()) {
+        st.waiters.pop_front();
+    }
+    let front = st.waiters.front()?;
+    let frame = front.frame.as_ref()?;
+    if frame.wants_headers != wants_headers {
+        return None;
+    }
+    let written = match stream.try_write(&frame.bytes) {
+        Ok(n) if n > 0 => n,
+        _ => return None, // full (or broken): it waits for a worker as usual
+    };
+    let waiter = st.waiters.pop_front().expect("checked");
+    st.pipelined += 1;
+    shared.metrics.set_queue_depth(st.waiting());
+    drop(st);
+    let frame = waiter.frame.expect("checked");
+    let rest = (written < frame.bytes.len()).then(|| frame.bytes.slice(written..));
+    Some((
+        Next {
+            tx: Some(waiter.tx),
+            id: frame.id,
+            shared: shared.clone(),
+        },
+        rest,
+    ))
 }
 
 /// Splits the RESPONSE frame at the start of `rbuf` into meta and body (no copy).
@@ -239,21 +433,42 @@ impl Drop for Lease {
             Phase::Idle => {
                 let _ = self.shared.release(worker);
             }
+            // A request pipelined behind this one fails when its Next drops.
             Phase::Writing | Phase::Broken => worker.life.kill(),
-            Phase::Reading { id, deadline } => match tokio::runtime::Handle::try_current() {
-                // The client went away while run() was working: let the worker finish, then
-                // put it back, rather than kill a healthy worker and re-run init().
-                Ok(runtime) => {
-                    runtime.spawn(drain(self.shared.clone(), worker, id, deadline));
+            Phase::Reading { .. } | Phase::Sent { .. } => {
+                let (id, deadline) = match self.phase {
+                    Phase::Reading { id, deadline } => (id, deadline),
+                    Phase::Sent { id } => (
+                        id,
+                        self.shared
+                            .config
+                            .worker_timeout
+                            .map(|t| Instant::now() + t),
+                    ),
+                    _ => unreachable!(),
+                };
+                match tokio::runtime::Handle::try_current() {
+                    // The client went away while run() was working: let the worker finish,
+                    // then put it back, rather than kill a healthy worker and re-run init().
+                    Ok(runtime) => {
+                        let next = self.next.take();
+                        runtime.spawn(drain(self.shared.clone(), worker, id, deadline, next));
+                    }
+                    Err(_) => worker.life.kill(),
                 }
-                Err(_) => worker.life.kill(),
-            },
+            }
         }
     }
 }
 
 /// Reads and discards the answer to a request nobody waits for any more.
-async fn drain(shared: Arc<Shared>, mut worker: Worker, id: u64, deadline: Option<Instant>) {
+async fn drain(
+    shared: Arc<Shared>,
+    mut worker: Worker,
+    id: u64,
+    deadline: Option<Instant>,
+    next: Option<Next>,
+) {
     let finished = {
         let Worker {
             life, stream, rbuf, ..
@@ -264,12 +479,19 @@ async fn drain(shared: Arc<Shared>, mut worker: Worker, id: u64, deadline: Optio
         let sleep = deadline.map(tokio::time::sleep_until);
         tokio::pin!(sleep);
         match guarded(read_frame(stream, rbuf), exited, sleep).await {
-            Step::Done(Ok(head)) => take_response(rbuf, head, id).is_ok() && rbuf.is_empty(),
+            Step::Done(Ok(head)) => {
+                take_response(rbuf, head, id).is_ok() && (rbuf.is_empty() || next.is_some())
+            }
             _ => false,
         }
     };
     if finished {
-        let _ = shared.release(worker);
+        match next {
+            Some(next) => hand_off(&shared, next, worker),
+            None => {
+                let _ = shared.release(worker);
+            }
+        }
     } else {
         tracing::warn!(
             slot = worker.life.slot,

@@ -1,22 +1,31 @@
-//! The worker pool: N Python processes running `tug_worker.py`, one request in flight each.
+//! The worker pool: N Python processes running `tug_worker.py`, one request in flight each,
+//! plus at most one pipelined behind it.
 //!
 //! Each worker talks over a Unix socket pair (its end is fd 3, `TUG_WORKER_FD=3`). A request
 //! [`Pool::call`]s: it takes an idle worker, or waits in a bounded FIFO queue for one, writes the
-//! REQUEST frame and reads the RESPONSE on its own task (no hop to a per-worker task). A worker
-//! that dies, breaks the protocol or exceeds WORKER_TIMEOUT mid-request costs that request a
-//! [`CallError`] and is replaced; the replacement runs `init()` again. A worker whose `init()`
+//! REQUEST frame and reads the RESPONSE on its own task (no hop to a per-worker task).
+//! With TUG_PIPELINE (the default), while no worker is idle the holder of a busy worker also
+//! writes the first queued request to it, so the worker finds its next request waiting when it
+//! answers (no sleep, no wake-up between requests); that request then gets the worker from the
+//! holder, reads its RESPONSE and may pipeline the next. Its WORKER_TIMEOUT starts when it gets
+//! the worker; if the worker is lost first, it fails as the current request does (a
+//! request can thus wait behind a slow one although a worker became idle meanwhile; it is only
+//! pipelined while none is).
+//!
+//! A worker that dies, breaks the protocol or exceeds WORKER_TIMEOUT mid-request costs that
+//! request a [`CallError`] and is replaced; the replacement runs `init()` again. A worker whose `init()`
 //! fails makes the pool report a fatal [`StartError`]: the front then exits 3, as azmlinfsrv does.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 
-use super::exchange::{Lease, Phase};
+use super::exchange::{self, Lease, Phase};
 use super::metrics::Metrics;
 use super::protocol::{Api, ProtocolError, ResponseMeta};
 use super::worker::{self, Life, StartError, Worker};
@@ -37,6 +46,9 @@ pub struct PoolConfig {
     pub worker_timeout: Option<Duration>,
     pub max_queue: usize,
     pub scoring_timeout_ms: u64,
+    /// Pipelining: when no worker is idle, a busy worker is sent the next queued request
+    /// before it answers its current one (at most one extra in flight per worker).
+    pub pipeline: bool,
 }
 
 /// Why a request got no answer from a worker.
@@ -91,24 +103,57 @@ pub struct Pool {
 
 pub(super) struct Shared {
     pub(super) config: PoolConfig,
-    state: Mutex<State>,
+    pub(super) state: Mutex<State>,
     /// Mirror of `State::ready` for lock-free health checks.
     ready: AtomicUsize,
-    metrics: Arc<Metrics>,
+    pub(super) metrics: Arc<Metrics>,
     script: OnceLock<ScriptInfo>,
     fatal: watch::Sender<Option<Arc<StartError>>>,
+    /// Request ids, unique across workers (a pipelined request is framed before its worker is
+    /// known).
+    next_id: AtomicU64,
+    /// `wants_headers` from the first READY (the same script runs in every worker).
+    wants_headers: OnceLock<bool>,
+    /// Woken when a request starts waiting, so busy workers' holders can pipeline it.
+    pub(super) queued: Notify,
 }
 
-struct State {
-    idle: Vec<Worker>,
-    waiters: VecDeque<oneshot::Sender<Lease>>,
+/// What a waiting request receives: a worker, or (when it was pipelined onto a worker that
+/// was then lost) the error.
+pub(super) type Grant = Result<Lease, CallError>;
+
+/// A request waiting for a worker.
+pub(super) struct Waiter {
+    pub(super) tx: oneshot::Sender<Grant>,
+    /// Its REQUEST frame, ready to be pipelined onto a busy worker (small bodies only).
+    pub(super) frame: Option<PipeFrame>,
+}
+
+pub(super) struct PipeFrame {
+    pub(super) id: u64,
+    pub(super) wants_headers: bool,
+    pub(super) bytes: Bytes,
+}
+
+pub(super) struct State {
+    pub(super) idle: Vec<Worker>,
+    pub(super) waiters: VecDeque<Waiter>,
+    /// Requests written to a busy worker behind its current one: still waiting, so they count
+    /// towards TUG_MAX_QUEUE and the queue depth.
+    pub(super) pipelined: usize,
     ready: usize,
     shutting_down: bool,
     /// The current process of each slot.
     lives: Vec<Option<Arc<Life>>>,
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+impl State {
+    pub(super) fn waiting(&self) -> usize {
+        self.waiters.len() + self.pipelined
+    }
+}
+
+pub(super) fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -123,6 +168,7 @@ impl Pool {
             state: Mutex::new(State {
                 idle: Vec::with_capacity(count),
                 waiters: VecDeque::new(),
+                pipelined: 0,
                 ready: 0,
                 shutting_down: false,
                 lives: vec![None; count],
@@ -132,6 +178,9 @@ impl Pool {
             metrics,
             script: OnceLock::new(),
             fatal: watch::channel(None).0,
+            next_id: AtomicU64::new(0),
+            wants_headers: OnceLock::new(),
+            queued: Notify::new(),
         });
         for slot in 0..count {
             tokio::spawn(start_worker(shared.clone(), slot));
@@ -164,36 +213,23 @@ impl Pool {
 
     /// Sends one request to a worker and returns its answer.
     pub async fn call(&self, request: &CallRequest<'_>) -> Result<Reply, CallError> {
-        let mut lease = self.acquire().await?;
+        let mut lease = self.acquire(request).await?;
         lease.exchange(request).await
     }
 
-    async fn acquire(&self) -> Result<Lease, CallError> {
+    /// Takes an idle worker or queues for one; a queued request may be pipelined onto a busy
+    /// worker (the lease then comes back with its REQUEST already written).
+    async fn acquire(&self, request: &CallRequest<'_>) -> Result<Lease, CallError> {
         let shared = &self.shared;
         loop {
-            let waiting = {
-                let mut st = lock(&shared.state);
-                if let Some(worker) = st.idle.pop() {
-                    Ok(worker)
-                } else {
-                    if st.waiters.len() >= shared.config.max_queue {
-                        st.waiters.retain(|tx| !tx.is_closed());
-                        if st.waiters.len() >= shared.config.max_queue {
-                            return Err(CallError::QueueFull);
-                        }
-                    }
-                    let (tx, rx) = oneshot::channel();
-                    st.waiters.push_back(tx);
-                    shared.metrics.set_queue_depth(st.waiters.len());
-                    Err(rx)
-                }
+            let idle = lock(&shared.state).idle.pop();
+            let waiting = match idle {
+                Some(worker) => Ok(worker),
+                // Framed outside the lock, only when it has to wait.
+                None => self.enqueue(self.pipe_frame(request))?,
             };
             let mut lease = match waiting {
-                Ok(worker) => Lease {
-                    worker: Some(worker),
-                    shared: shared.clone(),
-                    phase: Phase::Idle,
-                },
+                Ok(worker) => Lease::new(worker, shared.clone(), Phase::Idle),
                 Err(rx) => {
                     let received = match shared.config.worker_timeout {
                         Some(limit) => tokio::time::timeout(limit, rx)
@@ -201,16 +237,70 @@ impl Pool {
                             .map_err(|_| CallError::QueueTimeout(limit))?,
                         None => rx.await,
                     };
-                    received.map_err(|_| CallError::ShuttingDown)?
+                    received.map_err(|_| CallError::ShuttingDown)??
                 }
             };
             // A worker that died while idle is the reaper's to replace; try another.
-            if lease.worker.as_ref().is_some_and(|w| w.life.has_exited()) {
+            if matches!(lease.phase, Phase::Idle)
+                && lease.worker.as_ref().is_some_and(|w| w.life.has_exited())
+            {
                 lease.phase = Phase::Broken;
                 continue;
             }
             return Ok(lease);
         }
+    }
+
+    /// The REQUEST frame of a request that may be pipelined, when pipelining is on and the
+    /// request would have to wait.
+    fn pipe_frame(&self, request: &CallRequest<'_>) -> Option<PipeFrame> {
+        let shared = &self.shared;
+        if !shared.config.pipeline || request.body.len() > exchange::INLINE_BODY_MAX {
+            return None;
+        }
+        let wants_headers = *shared.wants_headers.get()?;
+        let id = shared.next_id();
+        let mut buf = Vec::with_capacity(256 + request.body.len());
+        exchange::encode(
+            &mut buf,
+            request,
+            id,
+            wants_headers,
+            shared.config.scoring_timeout_ms,
+        )
+        .ok()?;
+        Some(PipeFrame {
+            id,
+            wants_headers,
+            bytes: Bytes::from(buf),
+        })
+    }
+
+    /// A place in the queue (FIFO), unless no worker is idle any more.
+    fn enqueue(
+        &self,
+        frame: Option<PipeFrame>,
+    ) -> Result<Result<Worker, oneshot::Receiver<Grant>>, CallError> {
+        let shared = &self.shared;
+        let mut st = lock(&shared.state);
+        if let Some(worker) = st.idle.pop() {
+            return Ok(Ok(worker));
+        }
+        if st.waiting() >= shared.config.max_queue {
+            st.waiters.retain(|w| !w.tx.is_closed());
+            if st.waiting() >= shared.config.max_queue {
+                return Err(CallError::QueueFull);
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        let pipelinable = frame.is_some();
+        st.waiters.push_back(Waiter { tx, frame });
+        shared.metrics.set_queue_depth(st.waiting());
+        drop(st);
+        if pipelinable {
+            shared.queued.notify_waiters();
+        }
+        Ok(Err(rx))
     }
 
     /// Stops the workers: closes their sockets (they exit on EOF), then SIGTERM, then SIGKILL,
@@ -255,6 +345,17 @@ impl Pool {
 }
 
 impl Shared {
+    /// A pipelined request got its worker, or failed.
+    pub(super) fn unpipelined(&self) {
+        let mut st = lock(&self.state);
+        st.pipelined -= 1;
+        self.metrics.set_queue_depth(st.waiting());
+    }
+
+    pub(super) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, SeqCst) + 1
+    }
+
     fn is_shutting_down(&self) -> bool {
         lock(&self.state).shutting_down
     }
@@ -277,21 +378,17 @@ impl Shared {
         if worker.life.has_exited() {
             return false; // dropped here; its reaper starts the replacement
         }
-        let mut lease = Lease {
-            worker: Some(worker),
-            shared: self.clone(),
-            phase: Phase::Idle,
-        };
+        let mut lease = Lease::new(worker, self.clone(), Phase::Idle);
         while let Some(waiter) = st.waiters.pop_front() {
-            match waiter.send(lease) {
+            match waiter.tx.send(Ok(lease)) {
                 Ok(()) => {
-                    self.metrics.set_queue_depth(st.waiters.len());
+                    self.metrics.set_queue_depth(st.waiting());
                     return true;
                 }
-                Err(returned) => lease = returned,
+                Err(returned) => lease = returned.expect("sent Ok"),
             }
         }
-        self.metrics.set_queue_depth(0);
+        self.metrics.set_queue_depth(st.waiting());
         if let Some(worker) = lease.worker.take() {
             st.idle.push(worker);
         }
@@ -380,6 +477,7 @@ async fn launch(shared: &Arc<Shared>, slot: usize) -> Result<Worker, StartError>
         reaper_shared.on_exit(&life, &status);
     });
     let (worker, ready) = worker::handshake(spawned.stream, spawned.life).await?;
+    let _ = shared.wants_headers.set(worker.wants_headers);
     let _ = shared.script.set(ScriptInfo {
         api: ready.api,
         swagger: ready

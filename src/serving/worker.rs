@@ -114,7 +114,6 @@ pub struct Worker {
     pub rbuf: BytesMut,
     pub wbuf: Vec<u8>,
     pub wants_headers: bool,
-    pub next_id: u64,
 }
 
 /// A started process, not yet ready.
@@ -229,8 +228,8 @@ pub async fn reap(mut child: Child, life: Arc<Life>) -> String {
 }
 
 /// Reads until `rbuf` starts with one whole frame and returns its head.
-pub async fn read_frame(
-    stream: &mut UnixStream,
+pub async fn read_frame<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
     rbuf: &mut BytesMut,
 ) -> Result<FrameHead, ReadError> {
     loop {
@@ -303,7 +302,6 @@ pub async fn handshake(
         rbuf,
         wbuf: Vec::with_capacity(1024),
         wants_headers: ready.wants_headers,
-        next_id: 0,
     };
     Ok((worker, ready))
 }

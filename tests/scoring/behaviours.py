@@ -27,6 +27,9 @@ def run(raw_data):
         os._exit(1)
     if raw_data == "raise":
         raise ValueError("run() was told to raise")
+    if raw_data.startswith("sleep_die:"):
+        time.sleep(float(raw_data[len("sleep_die:"):]))
+        os._exit(1)
     if raw_data.startswith("sleep:"):
         seconds = float(raw_data[len("sleep:"):])
         time.sleep(seconds)

@@ -27,7 +27,7 @@ pub const MAX_BODY_LIMIT: u64 = (i32::MAX as u64) - (1 << 20);
     after_help = "Environment: SCORING_TIMEOUT_MS, WORKER_COUNT, WORKER_TIMEOUT, SERVICE_NAME, \
                   SERVICE_VERSION, SERVICE_PATH_PREFIX, AML_APP_ROOT, AZUREML_ENTRY_SCRIPT, \
                   AZUREML_MODEL_DIR, AML_CORS_ORIGINS, AZUREML_CONFIG_FILE, TUG_AUTH_KEY_SHA256, \
-                  TUG_MAX_REQUEST_BYTES, TUG_MAX_QUEUE, TUG_SHUTDOWN_GRACE_S, TUG_FRONT_THREADS, \
+                  TUG_MAX_REQUEST_BYTES, TUG_MAX_QUEUE, TUG_PIPELINE, TUG_SHUTDOWN_GRACE_S, TUG_FRONT_THREADS, \
                   TUG_LOG (log filter, default info).\n\
                   `tug-infsrv router ...` runs the endpoint router instead."
 )]
@@ -100,6 +100,9 @@ pub struct Settings {
     pub auth_key_sha256: Vec<[u8; 32]>,
     pub max_request_bytes: u64,
     pub max_queue: usize,
+    /// TUG_PIPELINE: when no worker is idle, write the next queued request to a busy worker
+    /// before it answers (at most one ahead per worker).
+    pub pipeline: bool,
     pub shutdown_grace: Duration,
     /// Runtime threads for the front (TUG_FRONT_THREADS); `None` = decide from the CPU count.
     pub front_threads: Option<usize>,
@@ -389,6 +392,13 @@ impl Settings {
             1 << 20,
             "set TUG_MAX_QUEUE to how many requests may wait for a free worker (default 256)",
         )? as usize;
+        let pipeline = parse_count(
+            layers.env("TUG_PIPELINE"),
+            1,
+            0,
+            1,
+            "set TUG_PIPELINE to 1 (pipeline queued requests to busy workers, the default) or 0",
+        )? == 1;
         let shutdown_grace_s = parse_count(
             layers.env("TUG_SHUTDOWN_GRACE_S"),
             30,
@@ -430,6 +440,7 @@ impl Settings {
             auth_key_sha256,
             max_request_bytes,
             max_queue,
+            pipeline,
             shutdown_grace: Duration::from_secs(shutdown_grace_s),
             front_threads,
             warnings,

@@ -97,7 +97,9 @@ impl Client {
             return Ok(c);
         }
         let mut child = spawn_server(ws)?;
-        let limit = Duration::from_secs(30);
+        // Generous: a server that is alive but slow (a busy engine answers its first calls
+        // late on 2 cores) is worth waiting for; one that exits is reported at once below.
+        let limit = Duration::from_secs(90);
         let start = Instant::now();
         while start.elapsed() < limit {
             tokio::time::sleep(Duration::from_millis(100)).await;

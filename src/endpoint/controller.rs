@@ -23,16 +23,20 @@ pub struct Controller {
     pub ws: Workspace,
     pub(super) engine: Engine,
     pub(super) builder: Builder,
-    busy: Mutex<HashSet<String>>,
-    active: AtomicUsize,
+    busy: Arc<Mutex<HashSet<String>>>,
+    active: Arc<AtomicUsize>,
 }
 
 /// Marks an endpoint busy for as long as it lives.
-pub(super) struct BusyGuard<'a>(pub(super) &'a Controller, pub(super) String);
-impl Drop for BusyGuard<'_> {
+pub(super) struct BusyGuard {
+    busy: Arc<Mutex<HashSet<String>>>,
+    active: Arc<AtomicUsize>,
+    endpoint: String,
+}
+impl Drop for BusyGuard {
     fn drop(&mut self) {
-        self.0.busy.lock().unwrap().remove(&self.1);
-        self.0.active.fetch_sub(1, Ordering::SeqCst);
+        self.busy.lock().unwrap().remove(&self.endpoint);
+        self.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -66,8 +70,8 @@ impl Controller {
                 docker,
                 ws: ws_id.to_string(),
             },
-            busy: Mutex::default(),
-            active: AtomicUsize::new(0),
+            busy: Arc::default(),
+            active: Arc::default(),
         }
     }
 
@@ -76,13 +80,18 @@ impl Controller {
         self.active.load(Ordering::SeqCst)
     }
 
-    pub(super) fn claim(&self, endpoint: &str, what: &str) -> Result<BusyGuard<'_>> {
+    /// Marks `endpoint` busy until the guard drops (the guard may move into a task).
+    pub(super) fn claim(&self, endpoint: &str, what: &str) -> Result<BusyGuard> {
         let mut busy = self.busy.lock().unwrap();
         if !busy.insert(endpoint.to_string()) {
             return Err(Error::Busy(endpoint.to_string(), what.to_string()));
         }
         self.active.fetch_add(1, Ordering::SeqCst);
-        Ok(BusyGuard(self, endpoint.to_string()))
+        Ok(BusyGuard {
+            busy: self.busy.clone(),
+            active: self.active.clone(),
+            endpoint: endpoint.to_string(),
+        })
     }
 
     fn secrets_path(&self, endpoint: &str) -> PathBuf {
@@ -205,11 +214,10 @@ impl Controller {
             updated_at: now,
         };
         self.store.put_endpoint(&rec)?;
-        std::mem::forget(guard);
         let me = self.clone();
         let name = rec.name.clone();
         tokio::spawn(async move {
-            let _guard = BusyGuard(&me, name.clone());
+            let _guard = guard;
             match me.provision_router(&name).await {
                 Ok(()) => me.set_endpoint_state(&name, ProvisioningState::Succeeded, None),
                 Err(e) => {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::controller::{BusyGuard, Controller, DRAIN_SECONDS, wait_ready};
+use super::controller::{Controller, DRAIN_SECONDS, wait_ready};
 use super::plan;
 use super::*;
 use crate::registry;
@@ -71,11 +71,10 @@ impl Controller {
             },
         };
         self.store.put_deployment(&rec)?;
-        std::mem::forget(guard);
         let me = self.clone();
         let (ep_name, dep_name) = (rec.endpoint.clone(), rec.name.clone());
         tokio::spawn(async move {
-            let _guard = BusyGuard(&me, ep_name.clone());
+            let _guard = guard;
             let result = me.roll(&ep_name, &dep_name, all_traffic).await;
             if let Ok(Some(mut rec)) = me.store.deployment(&ep_name, &dep_name) {
                 match result {

@@ -16,4 +16,5 @@ pub mod snapshot;
 pub mod spec;
 pub mod store;
 pub mod submit;
+pub mod sweep;
 pub mod workspace;

@@ -1,0 +1,10 @@
+//! HyperDrive sweeps: the search space, samplers, early-termination policies (pure code, no
+//! I/O) and, at the edge, the controller that runs trials as child runs.
+//!
+//! The pure parts share one vocabulary: a [`SearchSpace`] of named [`Distribution`]s, trial
+//! parameters as [`Params`], and a history of [`Observation`]s in "lower is better" form (the
+//! controller negates `maximize` objectives before a sampler or policy sees them).
+
+pub mod space;
+
+pub use space::{Distribution, Observation, ParamValue, Params, SearchSpace, TrialState};

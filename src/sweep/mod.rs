@@ -7,4 +7,7 @@
 
 pub mod space;
 
-pub use space::{Distribution, Observation, ParamValue, Params, SearchSpace, TrialState};
+pub use space::{
+    Distribution, Observation, ParamValue, Params, RandomRule, SamplingAlgorithm, SearchSpace,
+    TrialState,
+};

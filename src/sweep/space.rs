@@ -27,11 +27,19 @@ pub enum Distribution {
     /// `U(min_value, max_value)`.
     Uniform { min_value: f64, max_value: f64 },
     /// `round(U(min_value, max_value) / q) * q`.
-    Quniform { min_value: f64, max_value: f64, q: f64 },
+    Quniform {
+        min_value: f64,
+        max_value: f64,
+        q: f64,
+    },
     /// `exp(U(min_value, max_value))`: the bounds are natural-log exponents.
     Loguniform { min_value: f64, max_value: f64 },
     /// `round(exp(U(min_value, max_value)) / q) * q`.
-    Qloguniform { min_value: f64, max_value: f64, q: f64 },
+    Qloguniform {
+        min_value: f64,
+        max_value: f64,
+        q: f64,
+    },
     /// `N(mu, sigma)`.
     Normal { mu: f64, sigma: f64 },
     /// `round(N(mu, sigma) / q) * q`.
@@ -87,4 +95,31 @@ pub enum TrialState {
 pub struct Observation {
     pub params: Params,
     pub state: TrialState,
+}
+
+/// `sampling_algorithm:` — how trials are proposed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SamplingAlgorithm {
+    /// Independent draws; `seed` makes them reproducible; `rule: sobol` draws a scrambled
+    /// Sobol sequence instead of pseudo-random points.
+    Random {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seed: Option<u64>,
+        #[serde(default)]
+        rule: RandomRule,
+    },
+    /// The cartesian product of `choice` values, in order.
+    Grid,
+    /// Gaussian-process Bayesian optimisation.
+    Bayesian,
+}
+
+/// `sampling_algorithm.rule` of the random sampler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RandomRule {
+    #[default]
+    Random,
+    Sobol,
 }

@@ -29,10 +29,13 @@ pub(crate) enum JobCommand {
         #[arg(short, long)]
         stream: bool,
     },
-    /// List jobs, newest first.
+    /// List jobs, newest first (a sweep's trials only with `--parent`).
     List {
         #[arg(long)]
         experiment: Option<String>,
+        /// Only the trials of this sweep.
+        #[arg(long)]
+        parent: Option<String>,
         #[arg(short = 'r', long, default_value_t = 50)]
         max_results: usize,
     },
@@ -116,12 +119,16 @@ pub(crate) async fn run(ctx: &Context_, cmd: JobCommand) -> anyhow::Result<ExitC
         }
         JobCommand::List {
             experiment,
+            parent,
             max_results,
         } => {
             let client = Client::connect(&ws).await?;
             let mut path = format!("/api/jobs?limit={max_results}");
             if let Some(e) = experiment {
                 path.push_str(&format!("&experiment={}", urlencode(&e)));
+            }
+            if let Some(p) = parent {
+                path.push_str(&format!("&parent={}", urlencode(&p)));
             }
             let jobs: Vec<JobView> = client.get(&path).await?;
             if !output::structured(ctx.output, &jobs)? {
@@ -188,12 +195,20 @@ pub(crate) async fn run(ctx: &Context_, cmd: JobCommand) -> anyhow::Result<ExitC
             let view: JobView = client.get(&format!("/api/jobs/{}", urlencode(&id))).await?;
             if !output::structured(ctx.output, &view)? {
                 println!("{}", detail(&view));
+                if let Some(sweep) = &view.sweep {
+                    println!("\n{}", super::sweep::detail(sweep));
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::Stream { id, name } => {
+            let id = pick(id, name);
             let client = Client::connect(&ws).await?;
-            super::stream::follow(&ws, client, &pick(id, name), ctx.output).await
+            let view: JobView = client.get(&format!("/api/jobs/{}", urlencode(&id))).await?;
+            if view.run.kind == "sweep" {
+                return super::sweep::follow(&ws, client, &id, ctx.output).await;
+            }
+            super::stream::follow(&ws, client, &id, ctx.output).await
         }
         JobCommand::Cancel { id, name } => {
             let id = pick(id, name);

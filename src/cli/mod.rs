@@ -7,6 +7,7 @@ mod job;
 mod model;
 pub mod output;
 mod stream;
+mod sweep;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -139,9 +139,12 @@ pub struct JobView {
     #[serde(default)]
     pub history: Vec<(String, String, Option<String>)>,
     pub artifacts: String,
+    /// For a sweep's parent run: its settings and trials, ranked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<super::sweep_api::SweepView>,
 }
 
-fn view(s: &AppState, run: RunRecord, detail: bool) -> ApiResult<JobView> {
+pub(crate) fn view(s: &AppState, run: RunRecord, detail: bool) -> ApiResult<JobView> {
     let metrics = s.runner.store.last_metrics(&run.id)?;
     let history = if detail {
         s.runner.store.events(&run.id)?
@@ -149,11 +152,17 @@ fn view(s: &AppState, run: RunRecord, detail: bool) -> ApiResult<JobView> {
         vec![]
     };
     let artifacts = s.runner.ws.run_dir(&run.id).display().to_string();
+    let sweep = if detail && run.kind == "sweep" {
+        Some(super::sweep_api::sweep_view(s, &run)?)
+    } else {
+        None
+    };
     Ok(JobView {
         run,
         metrics,
         history,
         artifacts,
+        sweep,
     })
 }
 
@@ -177,6 +186,7 @@ async fn create_job(
 #[derive(Deserialize)]
 struct ListQuery {
     experiment: Option<String>,
+    parent: Option<String>,
     limit: Option<usize>,
 }
 
@@ -187,7 +197,7 @@ async fn list_jobs(
     let runs = s
         .runner
         .store
-        .runs(q.experiment.as_deref(), q.limit.unwrap_or(50))?;
+        .runs(q.experiment.as_deref(), q.parent.as_deref(), q.limit.unwrap_or(50))?;
     Ok(Json(
         runs.into_iter()
             .map(|r| view(&s, r, false))
@@ -207,7 +217,11 @@ async fn cancel_job(
     State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobView>> {
-    let run = s.runner.cancel(&id)?;
+    let run = if s.runner.store.run(&id)?.kind == "sweep" {
+        s.sweeps.cancel(&id)?
+    } else {
+        s.runner.cancel(&id)?
+    };
     Ok(Json(view(&s, run, false)?))
 }
 

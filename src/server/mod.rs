@@ -5,6 +5,7 @@ pub mod api;
 pub mod endpoint_api;
 mod registry_api;
 pub mod stream;
+pub mod sweep_api;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -68,6 +69,7 @@ fn io(doing: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 pub(crate) struct AppState {
     pub runner: Arc<Runner>,
     pub endpoints: Arc<crate::endpoint::controller::Controller>,
+    pub sweeps: Arc<crate::sweep::controller::Controller>,
     pub token: String,
     pub info: ServerInfo,
     gate: std::sync::Mutex<Gate>,
@@ -91,6 +93,7 @@ impl AppState {
         if g.in_flight == 0
             && self.runner.active() == 0
             && self.endpoints.active() == 0
+            && self.sweeps.active() == 0
             && g.last_activity.elapsed() >= limit
         {
             g.closing = true;
@@ -193,9 +196,14 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
         workspace_id,
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
+    let sweeps = Arc::new(crate::sweep::controller::Controller::new(
+        runner.store.clone(),
+        runner.clone(),
+    ));
     let state = Arc::new(AppState {
         runner: runner.clone(),
         endpoints: endpoints.clone(),
+        sweeps: sweeps.clone(),
         token,
         info: info.clone(),
         gate: std::sync::Mutex::new(Gate {
@@ -208,10 +216,15 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
     });
 
     let resumed = runner.reconcile().await?;
+    // After the runner: trials are driven again before their sweep looks at them.
+    let sweeps_resumed = sweeps.reconcile().map_err(|e| Error::Io {
+        doing: "resume sweeps".into(),
+        source: std::io::Error::other(e),
+    })?;
     if let Err(e) = endpoints.reconcile().await {
         tracing::warn!(error = %e, "reconciling endpoints");
     }
-    tracing::info!(url = %info.url, resumed, "tug server listening");
+    tracing::info!(url = %info.url, resumed, sweeps_resumed, "tug server listening");
     write_server_file(&ws, &info)?;
 
     let app = router(state.clone());
@@ -283,6 +296,7 @@ fn router(state: Arc<AppState>) -> Router {
     api::routes()
         .merge(registry_api::routes())
         .merge(endpoint_api::routes())
+        .merge(sweep_api::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
 }

@@ -81,6 +81,27 @@ const STEPS: &[&str] = &[
         created_at TEXT NOT NULL,
         PRIMARY KEY (endpoint, name)
      );",
+    // 3: sweeps. A sweep is a parent run (kind 'sweep'); its trials are child runs, each
+    // bound to its index in the sweep so that a restarted controller can never propose
+    // the same trial twice.
+    "ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'command';
+     ALTER TABLE runs ADD COLUMN parent_id TEXT REFERENCES runs (id);
+     CREATE INDEX runs_parent ON runs (parent_id, seq);
+     CREATE TABLE sweeps (
+        run_id TEXT PRIMARY KEY REFERENCES runs (id),
+        spec TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        best_trial TEXT,
+        note TEXT
+     );
+     CREATE TABLE sweep_trials (
+        sweep_id TEXT NOT NULL REFERENCES runs (id),
+        idx INTEGER NOT NULL,
+        run_id TEXT NOT NULL UNIQUE REFERENCES runs (id),
+        params TEXT NOT NULL,
+        stopped_by TEXT,
+        PRIMARY KEY (sweep_id, idx)
+     );",
 ];
 
 /// Brings the schema up to date; refuses a store written by a newer tug.

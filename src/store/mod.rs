@@ -4,8 +4,10 @@
 mod endpoints;
 mod migrations;
 mod models;
+mod sweeps;
 
 pub use models::ModelRecord;
+pub use sweeps::{SweepRecord, TrialRecord};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -92,6 +94,16 @@ pub struct RunRecord {
     pub outcome: Option<RunStatus>,
     pub params: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
+    /// `command`, or `sweep` for a sweep's parent run (driven by the sweep controller).
+    #[serde(default = "command_kind")]
+    pub kind: String,
+    /// The sweep a trial belongs to.
+    #[serde(default)]
+    pub parent_id: Option<String>,
+}
+
+fn command_kind() -> String {
+    "command".into()
 }
 
 /// One point of a metric series.
@@ -204,34 +216,10 @@ impl Store {
 
     /// Stores a new run as Queued.
     pub fn insert_run(&self, id: &str, submission: &JobSubmission, nonce: &str) -> Result<()> {
-        let conn = self.conn();
-        let at = now();
-        let res = conn.execute(
-            "INSERT INTO runs (id, experiment, display_name, status, compute, submission, created_at, log_nonce, tags)
-             VALUES (?1, ?2, ?3, 'Queued', ?4, ?5, ?6, ?7, ?8)",
-            params![
-                id,
-                submission.experiment_name,
-                submission.display_name,
-                submission.compute,
-                serde_json::to_string(submission)?,
-                at,
-                nonce,
-                serde_json::to_string(&submission.tags)?,
-            ],
-        );
-        match res {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                return Err(Error::RunExists(id.to_string()));
-            }
-            r => r?,
-        };
-        conn.execute(
-            "INSERT INTO run_events (run_id, status, at) VALUES (?1, 'Queued', ?2)",
-            params![id, at],
-        )?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        insert_run_row(&tx, id, submission, nonce, "command", None)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -306,23 +294,30 @@ impl Store {
             .ok_or_else(|| Error::NoRun(id.to_string()))?
     }
 
-    /// Runs, newest first.
-    pub fn runs(&self, experiment: Option<&str>, limit: usize) -> Result<Vec<RunRecord>> {
+    /// Top-level runs (no trials), newest first; with `parent`, only that sweep's trials.
+    pub fn runs(
+        &self,
+        experiment: Option<&str>,
+        parent: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR experiment = ?1)
+             AND ((?3 IS NULL AND parent_id IS NULL) OR parent_id = ?3)
              ORDER BY seq DESC LIMIT ?2"
         ))?;
-        let rows = stmt.query_map(params![experiment, limit as i64], row_to_run)?;
+        let rows = stmt.query_map(params![experiment, limit as i64, parent], row_to_run)?;
         rows.map(|r| r?).collect()
     }
 
-    /// Runs not yet Completed, Failed or Canceled.
+    /// Command runs (trials included) not yet Completed, Failed or Canceled. Sweep parents
+    /// are not here: their controller resumes them (`live_sweeps`).
     pub fn live_runs(&self) -> Result<Vec<RunRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {RUN_COLUMNS} FROM runs
-             WHERE status NOT IN ('Completed','Failed','Canceled') ORDER BY seq"
+             WHERE status NOT IN ('Completed','Failed','Canceled') AND kind = 'command' ORDER BY seq"
         ))?;
         let rows = stmt.query_map([], row_to_run)?;
         rows.map(|r| r?).collect()
@@ -495,12 +490,54 @@ impl Store {
     }
 }
 
-const RUN_COLUMNS: &str =
+/// Inserts a Queued run and its first event; a taken id is [`Error::RunExists`].
+pub(crate) fn insert_run_row(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    submission: &JobSubmission,
+    nonce: &str,
+    kind: &str,
+    parent: Option<&str>,
+) -> Result<()> {
+    let at = now();
+    let res = tx.execute(
+        "INSERT INTO runs (id, experiment, display_name, status, compute, submission, created_at,
+            log_nonce, tags, kind, parent_id)
+         VALUES (?1, ?2, ?3, 'Queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            id,
+            submission.experiment_name,
+            submission.display_name,
+            submission.compute,
+            serde_json::to_string(submission)?,
+            at,
+            nonce,
+            serde_json::to_string(&submission.tags)?,
+            kind,
+            parent,
+        ],
+    );
+    match res {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            return Err(Error::RunExists(id.to_string()));
+        }
+        r => r?,
+    };
+    tx.execute(
+        "INSERT INTO run_events (run_id, status, at) VALUES (?1, 'Queued', ?2)",
+        params![id, at],
+    )?;
+    Ok(())
+}
+
+pub(crate) const RUN_COLUMNS: &str =
     "id, experiment, display_name, status, compute, submission, env_hash, image,
     container, exit_code, error, created_at, started_at, ended_at, cancel_requested, log_cursor,
-    log_nonce, params, tags, outcome, log_bytes";
+    log_nonce, params, tags, outcome, log_bytes, kind, parent_id";
 
-fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RunRecord>> {
+pub(crate) fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RunRecord>> {
     let status: String = r.get(3)?;
     let submission: String = r.get(5)?;
     let params: String = r.get(17)?;
@@ -530,6 +567,8 @@ fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RunRecord>> {
                 .get::<_, Option<String>>(19)?
                 .and_then(|s| RunStatus::parse(&s)),
             log_bytes: r.get::<_, i64>(20)? as u64,
+            kind: r.get(21)?,
+            parent_id: r.get(22)?,
         })
     })();
     Ok(rec)

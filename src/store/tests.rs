@@ -151,3 +151,69 @@ fn environments_versioned_and_latest() {
     assert!(s.environment("nope", None).unwrap().is_none());
     assert_eq!(s.next_environment_version("sk").unwrap(), "3");
 }
+
+#[test]
+fn a_sweep_index_is_taken_once_and_trials_come_back_in_order() {
+    let s = Store::in_memory().unwrap();
+    let spec = serde_json::json!({"any": "definition"});
+    s.insert_sweep("sw", &submission(), &spec, 42).unwrap();
+    let params = |x: i64| {
+        let mut m = serde_json::Map::new();
+        m.insert("x".into(), serde_json::json!(x));
+        m
+    };
+    assert!(
+        s.insert_trial("sw", 1, "sw_1", &submission(), "n1", &params(1))
+            .unwrap()
+    );
+    assert!(
+        s.insert_trial("sw", 0, "sw_0", &submission(), "n0", &params(0))
+            .unwrap()
+    );
+    // The same index again (a restarted controller re-proposing) stores nothing.
+    assert!(
+        !s.insert_trial("sw", 1, "sw_1b", &submission(), "n", &params(9))
+            .unwrap()
+    );
+    assert!(matches!(s.run("sw_1b"), Err(Error::NoRun(_))));
+    // A taken run id fails the whole transaction: no trial row without its run.
+    assert!(matches!(
+        s.insert_trial("sw", 2, "sw_0", &submission(), "n", &params(2)),
+        Err(Error::RunExists(_))
+    ));
+    let trials = s.trials("sw").unwrap();
+    assert_eq!(
+        trials.iter().map(|t| t.index).collect::<Vec<_>>(),
+        [0, 1],
+        "index order, and index 2 was rolled back"
+    );
+    assert_eq!(trials[1].params["x"], 1);
+    assert_eq!(trials[0].run.parent_id.as_deref(), Some("sw"));
+
+    let rec = s.sweep("sw").unwrap();
+    assert_eq!(rec.seed, 42);
+    assert_eq!(rec.spec, spec);
+    assert_eq!(rec.run.kind, "sweep");
+    // The parent is resumed by the sweep controller, its trials by the runner.
+    assert_eq!(s.live_sweeps().unwrap(), ["sw"]);
+    let live: Vec<String> = s.live_runs().unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(live, ["sw_1", "sw_0"]);
+    let children: Vec<String> = s
+        .runs(None, Some("sw"), 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(children, ["sw_0", "sw_1"], "newest first");
+
+    s.set_trial_stopped("sw", 0, "bandit: ...").unwrap();
+    s.set_sweep_outcome("sw", Some("sw_1"), Some("done")).unwrap();
+    s.set_sweep_outcome("sw", Some("sw_1"), None).unwrap();
+    let rec = s.sweep("sw").unwrap();
+    assert_eq!(rec.best_trial.as_deref(), Some("sw_1"));
+    assert_eq!(rec.note.as_deref(), Some("done"), "a later None keeps the note");
+    assert_eq!(
+        s.trials("sw").unwrap()[0].stopped_by.as_deref(),
+        Some("bandit: ...")
+    );
+}

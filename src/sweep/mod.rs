@@ -3,10 +3,16 @@
 //!
 //! The pure parts share one vocabulary: a [`SearchSpace`] of named [`Distribution`]s, trial
 //! parameters as [`Params`], and a history of [`Observation`]s in "lower is better" form (the
-//! controller negates `maximize` objectives before a sampler or policy sees them).
+//! controller negates `maximize` objectives before a sampler sees them).
 
+pub mod controller;
+pub mod model;
+pub mod plan;
+pub mod policy;
+pub mod sampler;
 pub mod space;
 
+pub use model::{Objective, SweepLimits, SweepSubmission};
 pub use space::{
     Distribution, Observation, ParamValue, Params, RandomRule, SamplingAlgorithm, SearchSpace,
     TrialState,

@@ -1,0 +1,369 @@
+//! The sweep controller: one task per live sweep, the single writer of that sweep's state.
+//!
+//! Each pass reads the sweep and its trials from the store, decides with the pure functions
+//! of `plan.rs`, the sampler and the policy, and carries the decisions out: stop trials the
+//! policy names (the rule is stored on the trial before it is canceled), propose new trials
+//! up to the limits (each stored with its index in one transaction, then driven by the
+//! run [`Runner`]), and end the sweep when nothing is live and nothing more will come.
+//! Because every decision is re-derived from the store and proposals are deterministic in
+//! (seed, index, history), a server killed at any point resumes with no duplicate and no
+//! lost trial.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+
+use super::model::SweepSubmission;
+use super::plan::{self, Stop, TrialSnapshot};
+use super::policy;
+use super::sampler::{self, Sampler};
+use super::space::Params;
+use crate::run::lifecycle::{self, Runner};
+use crate::run::model::{RunStatus, new_run_id, valid_run_id};
+use crate::store::{RunRecord, Store, Transition};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error(transparent)]
+    Run(#[from] lifecycle::Error),
+    #[error("the sweep's sampler: {0}")]
+    Sampler(#[from] sampler::SamplerError),
+    #[error("the stored sweep definition is unreadable: {0}")]
+    Spec(#[from] serde_json::Error),
+    #[error(
+        "`{0}` cannot name a sweep: use letters, digits, `_` and `-`, starting with a letter or digit"
+    )]
+    BadName(String),
+}
+
+/// How often a sweep looks again when nothing wakes it.
+const TICK: Duration = Duration::from_secs(2);
+/// The least time between two passes: metrics arrive in bursts.
+const SETTLE: Duration = Duration::from_millis(200);
+
+pub struct Controller {
+    store: Arc<Store>,
+    runner: Arc<Runner>,
+    wakers: Mutex<HashMap<String, watch::Sender<()>>>,
+    active: AtomicUsize,
+}
+
+struct ActiveGuard<'a>(&'a AtomicUsize);
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Controller {
+    pub fn new(store: Arc<Store>, runner: Arc<Runner>) -> Controller {
+        Controller {
+            store,
+            runner,
+            wakers: Mutex::default(),
+            active: AtomicUsize::new(0),
+        }
+    }
+
+    /// Sweeps being driven now.
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// Checks and stores a new sweep, then starts driving it.
+    pub fn submit(self: &Arc<Self>, sub: SweepSubmission) -> Result<RunRecord, Error> {
+        if let Some(name) = &sub.trial.name
+            && !valid_run_id(name)
+        {
+            return Err(Error::BadName(name.clone()));
+        }
+        self.runner.validate(&sub.trial)?;
+        let seed = match sub.sampling_algorithm {
+            super::SamplingAlgorithm::Random { seed: Some(s), .. } => s,
+            _ => u64::from_str_radix(&crate::workspace::random_hex(8), 16).unwrap_or(0),
+        };
+        // A space the sampler refuses is refused before anything is stored.
+        sampler::sampler_for(&sub.sampling_algorithm, &sub.search_space, seed)?;
+        let id = sub.trial.name.clone().unwrap_or_else(new_run_id);
+        self.store
+            .insert_sweep(&id, &sub.trial, &serde_json::to_value(&sub)?, seed)?;
+        self.spawn(id.clone());
+        Ok(self.store.run(&id)?)
+    }
+
+    /// Asks a sweep to stop: its live trials are canceled, then the sweep.
+    pub fn cancel(&self, id: &str) -> Result<RunRecord, Error> {
+        let rec = self.store.request_cancel(id)?;
+        self.wake(id);
+        Ok(rec)
+    }
+
+    fn wake(&self, id: &str) {
+        if let Some(tx) = self.wakers.lock().unwrap().get(id) {
+            tx.send_replace(());
+        }
+    }
+
+    /// Resumes every sweep the store says is live (after a restart). Trials themselves
+    /// are resumed by the runner.
+    pub fn reconcile(self: &Arc<Self>) -> Result<usize, Error> {
+        let live = self.store.live_sweeps()?;
+        for id in &live {
+            tracing::info!(sweep = %id, "resuming sweep");
+            self.spawn(id.clone());
+        }
+        Ok(live.len())
+    }
+
+    fn spawn(self: &Arc<Self>, id: String) {
+        let (tx, rx) = watch::channel(());
+        self.wakers.lock().unwrap().insert(id.clone(), tx);
+        self.active.fetch_add(1, Ordering::SeqCst);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let _guard = ActiveGuard(&me.active);
+            if let Err(e) = me.drive(&id, rx).await {
+                tracing::error!(sweep = %id, error = %e, "sweep failed in tug itself");
+                me.fail(&id, &format!("tug could not drive this sweep: {e}"));
+            }
+            me.wakers.lock().unwrap().remove(&id);
+        });
+    }
+
+    /// Ends a sweep that cannot go on: its live trials are canceled first.
+    fn fail(&self, id: &str, message: &str) {
+        if let Ok(trials) = self.store.trials(id) {
+            for t in trials.iter().filter(|t| !t.run.status.is_terminal()) {
+                let _ = self.runner.cancel(&t.run.id);
+            }
+        }
+        let _ = self.store.transition(
+            id,
+            RunStatus::Failed,
+            Transition {
+                error: Some(message.to_string()),
+                ..Default::default()
+            },
+        );
+    }
+
+    async fn drive(&self, id: &str, mut wake: watch::Receiver<()>) -> Result<(), Error> {
+        let record = self.store.sweep(id)?;
+        let sub: SweepSubmission = serde_json::from_value(record.spec.clone())?;
+        let sampler: Box<dyn Sampler> =
+            sampler::sampler_for(&sub.sampling_algorithm, &sub.search_space, record.seed)?;
+        let mut changes = self.store.subscribe();
+        // Series of trials that have ended never change again.
+        let mut ended_series: HashMap<String, Vec<f64>> = HashMap::new();
+        let mut best_stored = record.best_trial.clone();
+        loop {
+            let run = self.store.run(id)?;
+            if run.status.is_terminal() {
+                return Ok(());
+            }
+            if run.status == RunStatus::Queued {
+                self.store
+                    .transition(id, RunStatus::Running, Transition::default())?;
+            }
+            let run = self.store.run(id)?;
+            let trials = self.snapshots(id, &sub, &mut ended_series)?;
+            let live: Vec<&TrialSnapshot> = trials
+                .iter()
+                .filter(|t| !t.status.is_terminal())
+                .collect();
+            let timed_out = sub.limits.timeout_seconds.is_some_and(|limit| {
+                elapsed_since(run.started_at.as_deref()) >= Duration::from_secs(limit)
+            });
+            let best = plan::best(&trials, &sub.objective).map(|t| t.run_id.clone());
+            if best != best_stored {
+                self.store.set_sweep_outcome(id, best.as_deref(), None)?;
+                best_stored = best.clone();
+            }
+
+            let halt = if run.cancel_requested {
+                Some(Stop::Canceled)
+            } else if timed_out {
+                Some(Stop::TimedOut)
+            } else if plan::failing(&trials) {
+                Some(Stop::Failing)
+            } else {
+                None
+            };
+            if let Some(stop) = halt {
+                for t in &live {
+                    self.runner.cancel(&t.run_id)?;
+                }
+                if live.is_empty() {
+                    return self.finish(id, stop, &trials, &sub, best.as_deref());
+                }
+            } else {
+                if let Some(rule) = &sub.early_termination {
+                    self.apply_policy(id, rule, &sub, &trials)?;
+                }
+                let mut proposed = trials.len() as u64;
+                let mut live_count = live.len() as u64;
+                let mut exhausted = false;
+                let mut history = plan::observations(&trials, sub.objective.goal);
+                while plan::open_slots(&sub.limits, proposed, live_count) > 0 {
+                    let Some(params) = sampler.suggest(proposed, &history)? else {
+                        exhausted = true;
+                        break;
+                    };
+                    self.start_trial(id, &sub, proposed, &params)?;
+                    history.push(super::space::Observation {
+                        params,
+                        state: super::space::TrialState::Pending,
+                    });
+                    proposed += 1;
+                    live_count += 1;
+                }
+                if live_count == 0 {
+                    let stop = if proposed >= sub.limits.max_total_trials {
+                        Some(Stop::TotalReached)
+                    } else if exhausted {
+                        Some(Stop::Exhausted)
+                    } else {
+                        None
+                    };
+                    if let Some(stop) = stop {
+                        let trials = self.snapshots(id, &sub, &mut ended_series)?;
+                        let best = plan::best(&trials, &sub.objective).map(|t| t.run_id.clone());
+                        return self.finish(id, stop, &trials, &sub, best.as_deref());
+                    }
+                }
+            }
+            // Wait for a change (a metric, a trial's status), a cancel, or the tick.
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = wake.changed() => {}
+                _ = tokio::time::sleep(TICK) => {}
+            }
+            tokio::time::sleep(SETTLE).await;
+            changes.borrow_and_update();
+        }
+    }
+
+    /// Reads the trials with their primary metric series.
+    fn snapshots(
+        &self,
+        id: &str,
+        sub: &SweepSubmission,
+        ended_series: &mut HashMap<String, Vec<f64>>,
+    ) -> Result<Vec<TrialSnapshot>, Error> {
+        let metric = sub.objective.primary_metric.as_str();
+        let mut out = Vec::new();
+        for t in self.store.trials(id)? {
+            let series = match ended_series.get(&t.run.id) {
+                Some(s) => s.clone(),
+                None => {
+                    let s: Vec<f64> = self
+                        .store
+                        .metrics(&t.run.id, Some(metric), 0)?
+                        .into_iter()
+                        .map(|(_, p)| p.value)
+                        .collect();
+                    if t.run.status.is_terminal() {
+                        ended_series.insert(t.run.id.clone(), s.clone());
+                    }
+                    s
+                }
+            };
+            out.push(TrialSnapshot {
+                index: t.index,
+                run_id: t.run.id,
+                status: t.run.status,
+                params: t.params.into_iter().collect(),
+                series,
+                stopped_by: t.stopped_by,
+            });
+        }
+        Ok(out)
+    }
+
+    fn apply_policy(
+        &self,
+        id: &str,
+        rule: &policy::EarlyTermination,
+        sub: &SweepSubmission,
+        trials: &[TrialSnapshot],
+    ) -> Result<(), Error> {
+        let progress: Vec<policy::TrialProgress> = trials
+            .iter()
+            .map(|t| policy::TrialProgress {
+                id: t.run_id.clone(),
+                running: !t.status.is_terminal(),
+                metrics: t.series.clone(),
+            })
+            .collect();
+        for decision in policy::evaluate(rule, sub.objective.goal, &progress) {
+            let Some(t) = trials.iter().find(|t| t.run_id == decision.id) else {
+                continue;
+            };
+            if t.stopped_by.is_some() || t.status.is_terminal() {
+                continue;
+            }
+            tracing::info!(sweep = %id, trial = %t.run_id, reason = %decision.reason, "early termination");
+            // Stored before the cancel: a restart in between still knows why.
+            self.store
+                .set_trial_stopped(id, t.index, &decision.reason)?;
+            self.runner.cancel(&t.run_id)?;
+        }
+        Ok(())
+    }
+
+    fn start_trial(
+        &self,
+        id: &str,
+        sub: &SweepSubmission,
+        index: u64,
+        params: &Params,
+    ) -> Result<(), Error> {
+        let trial = plan::trial_submission(sub, id, index, params);
+        let run_id = plan::trial_run_id(id, index);
+        let nonce = crate::workspace::random_hex(12);
+        let json: serde_json::Map<String, serde_json::Value> =
+            params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if self
+            .store
+            .insert_trial(id, index, &run_id, &trial, &nonce, &json)?
+        {
+            tracing::info!(sweep = %id, trial = %run_id, ?params, "trial proposed");
+            self.runner.spawn(run_id);
+        }
+        Ok(())
+    }
+
+    fn finish(
+        &self,
+        id: &str,
+        stop: Stop,
+        trials: &[TrialSnapshot],
+        sub: &SweepSubmission,
+        best: Option<&str>,
+    ) -> Result<(), Error> {
+        let (status, note) = plan::ending(stop, trials, &sub.limits);
+        self.store.set_sweep_outcome(id, best, Some(&note))?;
+        self.store.transition(
+            id,
+            status,
+            Transition {
+                error: (status == RunStatus::Failed).then(|| note.clone()),
+                ..Default::default()
+            },
+        )?;
+        tracing::info!(sweep = %id, %status, %note, "sweep ended");
+        Ok(())
+    }
+}
+
+fn elapsed_since(started: Option<&str>) -> Duration {
+    started
+        .and_then(|s| humantime::parse_rfc3339_weak(s).ok())
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .unwrap_or_default()
+}

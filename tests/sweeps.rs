@@ -1,0 +1,229 @@
+//! Sweeps on the real Docker engine with small budgets: grid coverage, the concurrency
+//! limit, early termination stopping exactly the trial its rule names, the best trial,
+//! cancel, and a server killed mid-sweep.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{MINIMAL, Ws};
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(240);
+
+/// A trial: logs `score` = a*10 + (b == "y") every step, `steps` times, sleeping `pause`
+/// seconds (times `slow` when given) before each report.
+const TRIAL: &str = r#"
+import argparse, time, tug
+p = argparse.ArgumentParser()
+p.add_argument("--a", type=float, default=0)
+p.add_argument("--b", default="x")
+p.add_argument("--steps", type=int, default=1)
+p.add_argument("--pause", type=float, default=0.0)
+p.add_argument("--slow", type=float, default=-1)
+args = p.parse_args()
+score = args.a * 10 + (1 if args.b == "y" else 0)
+pause = args.pause * (3 if args.a == args.slow else 1)
+for step in range(args.steps):
+    time.sleep(pause)
+    tug.log("score", score)
+print("done", score, flush=True)
+"#;
+
+fn sweep_yaml(command_tail: &str, rest: &str) -> String {
+    format!(
+        "$schema: https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json\n\
+         type: sweep\n\
+         experiment_name: sweeps\n\
+         trial:\n  code: src\n  command: python trial.py --a ${{{{search_space.a}}}} {command_tail}\n  environment:\n    image: {MINIMAL}\n\
+         objective:\n  goal: maximize\n  primary_metric: score\n\
+         {rest}"
+    )
+}
+
+fn trials(v: &Value) -> Vec<Value> {
+    v["sweep"]["trials"].as_array().cloned().unwrap_or_default()
+}
+
+fn time(s: &Value) -> Option<std::time::SystemTime> {
+    humantime::parse_rfc3339_weak(s.as_str()?).ok()
+}
+
+/// The most runs that were live (started, not ended) at one instant.
+fn max_overlap(runs: &[Value]) -> usize {
+    let mut edges: Vec<(std::time::SystemTime, i32)> = Vec::new();
+    for r in runs {
+        if let (Some(a), Some(b)) = (time(&r["started_at"]), time(&r["ended_at"])) {
+            edges.push((a, 1));
+            edges.push((b, -1));
+        }
+    }
+    // Ends sort before starts at the same instant.
+    edges.sort();
+    let (mut live, mut most) = (0, 0);
+    for (_, d) in edges {
+        live += d;
+        most = most.max(live);
+    }
+    most as usize
+}
+
+#[test]
+fn grid_covers_the_product_within_the_concurrency_limit_and_ranks_the_best_first() {
+    let ws = Ws::new();
+    ws.write("src/trial.py", TRIAL);
+    let id = ws.submit(
+        "sweep.yml",
+        &sweep_yaml(
+            "--b ${{search_space.b}} --pause 0.5",
+            "sampling_algorithm: grid\n\
+             search_space:\n  a:\n    type: choice\n    values: [1, 2, 3]\n  b:\n    type: choice\n    values: [x, y]\n\
+             limits:\n  max_total_trials: 10\n  max_concurrent_trials: 2\n",
+        ),
+    );
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Completed", "{v:#}\n{}", ws.server_log());
+    let ts = trials(&v);
+    assert_eq!(ts.len(), 6, "a 3x2 grid is 6 trials even with max_total_trials 10");
+    let combos: BTreeSet<(String, String)> = ts
+        .iter()
+        .map(|t| (t["params"]["a"].to_string(), t["params"]["b"].to_string()))
+        .collect();
+    let want: BTreeSet<(String, String)> = ["1", "2", "3"]
+        .iter()
+        .flat_map(|a| ["\"x\"", "\"y\""].map(|b| (a.to_string(), b.to_string())))
+        .collect();
+    assert_eq!(combos, want, "exactly the product, each once");
+    // Ranked best first: a=3, b=y scores 31.
+    assert_eq!(ts[0]["value"], 31.0);
+    assert_eq!(ts[0]["params"]["a"], 3);
+    assert_eq!(ts[0]["params"]["b"], "y");
+    assert_eq!(v["sweep"]["best_trial"], ts[0]["id"]);
+    let values: Vec<f64> = ts.iter().map(|t| t["value"].as_f64().unwrap()).collect();
+    assert!(values.windows(2).all(|w| w[0] >= w[1]), "{values:?}");
+    assert!(
+        v["sweep"]["note"].as_str().unwrap().contains("covered"),
+        "{v:#}"
+    );
+
+    // The trials are child runs: listed by parent, each within the limit of 2 at a time.
+    let children = ws.json(&["job", "list", "--parent", &id]);
+    let children = children.as_array().unwrap();
+    assert_eq!(children.len(), 6);
+    assert!(children.iter().all(|c| c["parent_id"] == id.as_str()));
+    assert!(children.iter().all(|c| c["status"] == "Completed"));
+    let overlap = max_overlap(children);
+    assert!(overlap <= 2, "{overlap} trials ran at once with max_concurrent_trials 2");
+    // The human view ranks too.
+    let shown = ws.ok(&["job", "show", &id]);
+    assert!(shown.contains("RANK"), "{shown}");
+    assert!(shown.contains("a=3 b=y"), "{shown}");
+}
+
+#[test]
+fn bandit_stops_the_trial_its_rule_names_and_only_it() {
+    let ws = Ws::new();
+    ws.write("src/trial.py", TRIAL);
+    // a=0.1 scores 1 at every step and reports 3x slower than the others: by its second
+    // report the best (a=1: 10) is there, and 1 * 1.1 < 10 stops it. a=0.95 scores 9.5,
+    // within 10 % of 10 (9.5 * 1.1 = 10.45), and runs to the end.
+    let id = ws.submit(
+        "sweep.yml",
+        &sweep_yaml(
+            "--steps 8 --pause 0.5 --slow 0.1",
+            "sampling_algorithm: grid\n\
+             search_space:\n  a:\n    type: choice\n    values: [1, 0.1, 0.95]\n\
+             limits:\n  max_total_trials: 3\n  max_concurrent_trials: 3\n\
+             early_termination:\n  type: bandit\n  slack_factor: 0.1\n  evaluation_interval: 1\n  delay_evaluation: 2\n",
+        ),
+    );
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Completed", "{v:#}\n{}", ws.server_log());
+    let ts = trials(&v);
+    assert_eq!(ts.len(), 3);
+    for t in &ts {
+        let a = t["params"]["a"].as_f64().unwrap();
+        if a == 0.1 {
+            assert_eq!(t["status"], "Canceled", "{t:#}");
+            let rule = t["stopped_by"].as_str().expect("the rule is recorded");
+            assert!(rule.contains("bandit"), "{rule}");
+            assert!(t["reports"].as_u64().unwrap() < 8, "stopped early: {t:#}");
+        } else {
+            assert_eq!(t["status"], "Completed", "{t:#}");
+            assert!(t["stopped_by"].is_null(), "{t:#}");
+            assert_eq!(t["reports"], 8);
+        }
+    }
+    assert_eq!(ts[0]["params"]["a"], 1);
+    let shown = ws.ok(&["job", "show", &id]);
+    assert!(shown.contains("bandit"), "{shown}");
+}
+
+#[test]
+fn canceling_a_sweep_cancels_its_trials_and_leaves_no_container() {
+    let ws = Ws::new();
+    ws.write("src/trial.py", TRIAL);
+    let id = ws.submit(
+        "sweep.yml",
+        &sweep_yaml(
+            "--steps 100 --pause 0.5",
+            "sampling_algorithm:\n  type: random\n  seed: 3\n\
+             search_space:\n  a:\n    type: uniform\n    min_value: 0\n    max_value: 1\n\
+             limits:\n  max_total_trials: 5\n  max_concurrent_trials: 2\n",
+        ),
+    );
+    ws.wait_for(&id, LIMIT, |v| {
+        trials(v).iter().filter(|t| t["status"] == "Running").count() == 2
+    });
+    ws.ok(&["job", "cancel", &id]);
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Canceled", "{v:#}");
+    let ts = trials(&v);
+    assert_eq!(ts.len(), 2, "no trial starts after the cancel: {v:#}");
+    assert!(ts.iter().all(|t| t["status"] == "Canceled"), "{v:#}");
+    let ws_id = ws.workspace_id().unwrap();
+    assert!(ws.containers(&ws_id).is_empty());
+}
+
+#[test]
+fn a_server_killed_mid_sweep_resumes_with_no_duplicate_and_no_lost_trial() {
+    let ws = Ws::new();
+    ws.write("src/trial.py", TRIAL);
+    let id = ws.submit(
+        "sweep.yml",
+        &sweep_yaml(
+            "--steps 4 --pause 0.5",
+            "sampling_algorithm:\n  type: random\n  seed: 11\n\
+             search_space:\n  a:\n    type: uniform\n    min_value: 0\n    max_value: 1\n\
+             limits:\n  max_total_trials: 6\n  max_concurrent_trials: 2\n",
+        ),
+    );
+    ws.wait_for(&id, LIMIT, |v| {
+        let ts = trials(v);
+        ts.len() >= 3 && ts.iter().any(|t| t["status"] == "Running")
+    });
+    let before = trials(&ws.show(&id));
+    let pid = ws.server_pid().expect("server running");
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(500));
+    // The next command starts a new server, which resumes trials and the sweep.
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Completed", "{v:#}\n{}", ws.server_log());
+    let ts = trials(&v);
+    assert_eq!(ts.len(), 6, "{v:#}");
+    let indices: BTreeSet<u64> = ts.iter().map(|t| t["index"].as_u64().unwrap()).collect();
+    assert_eq!(indices, (0..6).collect(), "every index exactly once");
+    let ids: BTreeSet<&str> = ts.iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 6);
+    assert!(ts.iter().all(|t| t["status"] == "Completed"), "{v:#}");
+    // Trials proposed before the kill kept their parameters.
+    for b in &before {
+        let after = ts.iter().find(|t| t["id"] == b["id"]).unwrap();
+        assert_eq!(after["params"], b["params"]);
+    }
+    let a: BTreeSet<String> = ts.iter().map(|t| t["params"]["a"].to_string()).collect();
+    assert_eq!(a.len(), 6, "six distinct draws");
+    let ws_id = ws.workspace_id().unwrap();
+    assert!(ws.containers(&ws_id).is_empty());
+}

@@ -3,10 +3,13 @@
 //!
 //! The pure parts share one vocabulary: a [`SearchSpace`] of named [`Distribution`]s, trial
 //! parameters as [`Params`], and a history of [`Observation`]s in "lower is better" form (the
-//! controller negates `maximize` objectives before a sampler or policy sees them).
+//! controller negates `maximize` objectives before a sampler sees them). Early-termination
+//! policies ([`policy`]) take raw metric values and the [`Goal`] instead.
 
+pub mod policy;
 pub mod space;
 
+pub use policy::{EarlyTermination, Goal, Slack, StopDecision, TrialProgress, evaluate};
 pub use space::{
     Distribution, Observation, ParamValue, Params, RandomRule, SamplingAlgorithm, SearchSpace,
     TrialState,

@@ -192,7 +192,7 @@ impl EarlyTermination {
     /// Whether the policy applies at interval `x` (a report count): `x >= 1`, a multiple of
     /// the interval, and `>= delay_evaluation`.
     pub fn applies_at(&self, x: usize) -> bool {
-        x >= 1 && x % self.interval() as usize == 0 && x >= self.delay() as usize
+        x >= 1 && x.is_multiple_of(self.interval() as usize) && x >= self.delay() as usize
     }
 
     /// The latest interval `<= reports` at which the policy applies, if any.

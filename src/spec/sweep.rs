@@ -437,6 +437,9 @@ struct RawPolicy {
     slack_amount: Option<Literal>,
     #[serde(default)]
     truncation_percentage: Option<i64>,
+    /// In one Azure doc example only (not in the SDK or REST schema); refused with a reason.
+    #[serde(default)]
+    exclude_finished_jobs: Option<serde_yaml::Value>,
 }
 
 /// Checks on the raw document before the typed reading.
@@ -1120,6 +1123,14 @@ fn policy(doc: &Document, raw: RawPolicy) -> Result<EarlyTermination, SpecError>
             )),
         }
     };
+    if raw.exclude_finished_jobs.is_some() {
+        return Err(doc.unsupported(
+            "early_termination.exclude_finished_jobs",
+            true,
+            "`exclude_finished_jobs` appears in one Azure doc example but in neither the SDK nor the REST schema, so Azure's CLI refuses it too".into(),
+            "remove it; ended trials always take part in the comparison (they are never stopped)",
+        ));
+    }
     let evaluation_interval = count("evaluation_interval", raw.evaluation_interval)?;
     let delay_evaluation = count("delay_evaluation", raw.delay_evaluation)?;
     let name = POLICIES[which];

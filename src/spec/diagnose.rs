@@ -329,6 +329,8 @@ fn missing_help(what: &str, field: &str) -> String {
         "command" => "add the shell command to run, e.g. `command: python train.py`".into(),
         "environment" => "add `environment:` with an inline `image: python:3.11-slim`, or a registered `azureml:<name>:<version>`".into(),
         "path" => format!("add `{field}` (a local path relative to this file, or a URI)"),
+        "primary_metric" => "add `primary_metric:` naming the metric each trial logs with `mlflow.log_metric`, e.g. `primary_metric: accuracy`".into(),
+        "goal" => "add `goal: maximize` or `goal: minimize`".into(),
         "type" => format!("add `{field}`"),
         _ => format!("add `{field}`"),
     }

@@ -93,11 +93,12 @@ macro_rules! choice_enum {
 }
 
 choice_enum! {
-    /// `type:` of a job file. Only command jobs are read by this module.
+    /// `type:` of a job file: the job types tug reads (see [`super::job_file_kind`]).
     #[derive(Default)]
     pub enum JobKind ("job type") {
         #[default]
         Command = "command",
+        Sweep = "sweep",
     }
 }
 

@@ -27,6 +27,8 @@ enum Piece<'a> {
 enum Target<'a> {
     Input(&'a str),
     Output(&'a str),
+    /// `search_space.x` (sweep trials only).
+    SearchSpace(&'a str),
     Other(&'a str),
 }
 
@@ -39,6 +41,9 @@ fn target(inner: &str) -> Target<'_> {
     }
     if let Some(name) = inner.strip_prefix("outputs.").filter(|n| simple(n)) {
         return Target::Output(name);
+    }
+    if let Some(name) = inner.strip_prefix("search_space.").filter(|n| simple(n)) {
+        return Target::SearchSpace(name);
     }
     Target::Other(inner)
 }
@@ -130,7 +135,7 @@ fn other_context(expr: &str) -> (String, String) {
     match head {
         "search_space" => (
             format!("`${{{{{expr}}}}}` only works in the trial of a sweep job, and this is a command job"),
-            "declare the value under `inputs:` and use `${{inputs.<name>}}` (sweep jobs come later)".into(),
+            "declare the value under `inputs:` and use `${{inputs.<name>}}`, or make this a sweep job (`type: sweep` with the command under `trial:` and the values under `search_space:`)".into(),
         ),
         "parent" => (
             format!("`${{{{{expr}}}}}` only works in a step of a pipeline job, and this is a command job"),
@@ -171,12 +176,17 @@ fn undeclared(kind: &str, name: &str, declared: Vec<&str>) -> (String, String) {
 }
 
 /// Check every expression in `command` against the declared inputs and outputs.
+///
+/// `search_space` is the list of search-space names when `command` is a sweep trial's (then
+/// `${{search_space.x}}` must name one of them, and `${{inputs.x}}` may name one too: the SDK
+/// rewrites it to `${{search_space.x}}`), `None` for a command job.
 pub(crate) fn validate_command(
     doc: &Document,
     field: &str,
     command: &str,
     inputs: &BTreeMap<String, Input>,
     outputs: &BTreeMap<String, Output>,
+    search_space: Option<&[&str]>,
 ) -> Result<(), SpecError> {
     let pieces =
         parse(command, false).map_err(|e| doc.expression(field, &e.needle, e.message, e.help))?;
@@ -188,6 +198,14 @@ pub(crate) fn validate_command(
         match piece {
             Piece::Text(_) => {}
             Piece::Ref { source, inner } => match target(inner) {
+                Target::Input(name) if search_space.is_some_and(|s| s.contains(&name)) => {}
+                Target::SearchSpace(name) => match search_space {
+                    Some(names) if names.contains(&name) => {}
+                    Some(names) => {
+                        return Err(fail(source, undeclared_dimension(name, names)));
+                    }
+                    None => return Err(fail(source, other_context(inner))),
+                },
                 Target::Input(name) => match inputs.get(name) {
                     None => return Err(fail(source, undeclared("inputs", name, input_names()))),
                     Some(input) if !input.has_value() && input.is_optional() => {
@@ -253,7 +271,7 @@ pub(crate) fn validate_command(
                             }
                             Some(_) => any_input = true,
                         },
-                        Target::Output(_) => {
+                        Target::Output(_) | Target::SearchSpace(_) => {
                             return Err(fail(
                                 r,
                                 (
@@ -279,6 +297,34 @@ pub(crate) fn validate_command(
     Ok(())
 }
 
+/// Whether `command` uses `${{<context>.<name>}}` anywhere (optional blocks included); false
+/// for a malformed command.
+pub(crate) fn mentions(command: &str, context: &str, name: &str) -> bool {
+    fn any(pieces: &[Piece<'_>], wanted: &str) -> bool {
+        pieces.iter().any(|p| match p {
+            Piece::Text(_) => false,
+            Piece::Ref { inner, .. } => *inner == wanted,
+            Piece::Optional { pieces, .. } => any(pieces, wanted),
+        })
+    }
+    parse(command, false).is_ok_and(|pieces| any(&pieces, &format!("{context}.{name}")))
+}
+
+fn undeclared_dimension(name: &str, declared: &[&str]) -> (String, String) {
+    let hint = nearest(name, declared.iter().copied())
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default();
+    (
+        format!(
+            "`${{{{search_space.{name}}}}}` refers to a search-space entry that is not declared{hint}"
+        ),
+        format!(
+            "declare `{name}` under `search_space:`, or use one of {}",
+            backticked(declared)
+        ),
+    )
+}
+
 fn render_error(message: String, help: impl Into<String>) -> SpecError {
     SpecError::Expression {
         origin: Origin::Inline,
@@ -299,12 +345,24 @@ pub fn render_command(
     inputs: &BTreeMap<String, String>,
     outputs: &BTreeMap<String, String>,
 ) -> Result<String, SpecError> {
+    render_template(command, inputs, outputs, None)
+}
+
+/// [`render_command`] for a sweep trial: `search_space` maps each search-space name to the
+/// text of the trial's sampled value, and `${{search_space.x}}` becomes that text.
+pub(crate) fn render_template(
+    command: &str,
+    inputs: &BTreeMap<String, String>,
+    outputs: &BTreeMap<String, String>,
+    search_space: Option<&BTreeMap<String, String>>,
+) -> Result<String, SpecError> {
+    let lookup = |source: &str, inner: &str| lookup(source, inner, inputs, outputs, search_space);
     let pieces = parse(command, false).map_err(|e| render_error(e.message, e.help))?;
     let mut out = String::with_capacity(command.len());
     for piece in &pieces {
         match piece {
             Piece::Text(t) => out.push_str(t),
-            Piece::Ref { source, inner } => out.push_str(&lookup(source, inner, inputs, outputs)?),
+            Piece::Ref { source, inner } => out.push_str(&lookup(source, inner)?),
             Piece::Optional { pieces, .. } => {
                 let complete = pieces.iter().all(|p| match p {
                     Piece::Ref { inner, .. } => match target(inner) {
@@ -319,9 +377,7 @@ pub fn render_command(
                 for p in pieces {
                     match p {
                         Piece::Text(t) => out.push_str(t),
-                        Piece::Ref { source, inner } => {
-                            out.push_str(&lookup(source, inner, inputs, outputs)?)
-                        }
+                        Piece::Ref { source, inner } => out.push_str(&lookup(source, inner)?),
                         Piece::Optional { .. } => {}
                     }
                 }
@@ -336,8 +392,18 @@ fn lookup(
     inner: &str,
     inputs: &BTreeMap<String, String>,
     outputs: &BTreeMap<String, String>,
+    search_space: Option<&BTreeMap<String, String>>,
 ) -> Result<String, SpecError> {
     match target(inner) {
+        Target::SearchSpace(name) if search_space.is_some() => search_space
+            .and_then(|s| s.get(name))
+            .cloned()
+            .ok_or_else(|| {
+                render_error(
+                    format!("`{source}`: the trial has no value for search-space entry `{name}`"),
+                    "declare it under `search_space:` so every trial samples a value for it",
+                )
+            }),
         Target::Input(name) => inputs.get(name).cloned().ok_or_else(|| {
             render_error(
                 format!("`{source}`: input `{name}` has no value"),
@@ -350,8 +416,8 @@ fn lookup(
                 "declare the output under `outputs:`",
             )
         }),
-        Target::Other(expr) => {
-            let (message, help) = other_context(expr);
+        Target::SearchSpace(_) | Target::Other(_) => {
+            let (message, help) = other_context(inner);
             Err(render_error(message, help))
         }
     }

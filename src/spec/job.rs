@@ -251,9 +251,8 @@ pub struct QueueSettings {
     pub priority: Option<Priority>,
 }
 
-/// Azure ML job types that tug does not read as a command job.
+/// Azure ML job types that tug does not read.
 const OTHER_JOB_TYPES: &[&str] = &[
-    "sweep",
     "pipeline",
     "parallel",
     "spark",
@@ -262,47 +261,63 @@ const OTHER_JOB_TYPES: &[&str] = &[
     "data_transfer",
 ];
 
-const JOB_EXAMPLE: &str =
+pub(crate) const JOB_EXAMPLE: &str =
     "      command: echo hello\n      environment:\n        image: python:3.11-slim";
+
+/// The job type a file declares (`type:`; absent means `command`), or the error for a type
+/// tug does not read.
+pub(crate) fn job_kind(doc: &Document) -> Result<JobKind, SpecError> {
+    let root = doc.root_mapping(JOB_EXAMPLE)?;
+    let Some(kind) = root.get("type").and_then(|v| v.as_str()) else {
+        return Ok(JobKind::Command);
+    };
+    if let Some(known) = JobKind::parse(kind) {
+        return Ok(known);
+    }
+    let lower = kind.to_ascii_lowercase();
+    if lower == "pipeline" {
+        return Err(doc.unsupported(
+            "type",
+            false,
+            format!("`type: {kind}`: tug's job file support covers command and sweep jobs; pipeline jobs come later"),
+            "run each step as its own command job (drop `type:` or write `type: command`)",
+        ));
+    }
+    if OTHER_JOB_TYPES.contains(&lower.as_str()) {
+        return Err(doc.unsupported(
+            "type",
+            false,
+            format!("`type: {kind}` jobs are not supported by tug; it runs command and sweep jobs"),
+            "write the work as a command job (`command:` + `environment:`)",
+        ));
+    }
+    let mut all = JobKind::ALL.to_vec();
+    all.extend_from_slice(OTHER_JOB_TYPES);
+    let hint = nearest(&lower, all.iter().copied())
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default();
+    Err(doc.invalid(
+        "type",
+        false,
+        format!("unknown job type `{kind}`{hint}"),
+        format!(
+            "use `type: command` (or leave `type` out) or `type: sweep`; Azure ML job types are {}",
+            backticked(&all)
+        ),
+    ))
+}
 
 /// Checks on the raw document before the typed reading: what kind of file this is.
 pub(crate) fn precheck(doc: &Document) -> Result<(), SpecError> {
-    let root = doc.root_mapping(JOB_EXAMPLE)?;
-    if let Some(kind) = root.get("type").and_then(|v| v.as_str()) {
-        let lower = kind.to_ascii_lowercase();
-        if lower == "sweep" || lower == "pipeline" {
-            return Err(doc.unsupported(
-                "type",
-                false,
-                format!("`type: {kind}`: tug's job file support covers command jobs; {lower} jobs come later"),
-                "run the trial or step as its own command job (drop `type:` or write `type: command`)",
-            ));
-        }
-        if OTHER_JOB_TYPES.contains(&lower.as_str()) {
-            return Err(doc.unsupported(
-                "type",
-                false,
-                format!("`type: {kind}` jobs are not supported by tug; it runs command jobs"),
-                "write the work as a command job (`command:` + `environment:`)",
-            ));
-        }
-        if lower != "command" {
-            let mut all = vec!["command"];
-            all.extend_from_slice(OTHER_JOB_TYPES);
-            let hint = nearest(&lower, all.iter().copied())
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_default();
-            return Err(doc.invalid(
-                "type",
-                false,
-                format!("unknown job type `{kind}`{hint}"),
-                format!(
-                    "use `type: command` (or leave `type` out); Azure ML job types are {}",
-                    backticked(&all)
-                ),
-            ));
-        }
+    if job_kind(doc)? == JobKind::Sweep {
+        return Err(doc.unsupported(
+            "type",
+            false,
+            "`type: sweep`: this is a sweep job, and this reader only reads command jobs".into(),
+            "`tug job create -f <file>` reads sweep jobs (in code: `spec::job_file_kind` tells the type, `spec::parse_sweep_job` reads a sweep)",
+        ));
     }
+    let root = doc.root_mapping(JOB_EXAMPLE)?;
     let keys: Vec<&str> = top_keys(root).collect();
     if !keys.contains(&"command") && (keys.contains(&"image") || keys.contains(&"build")) {
         let key = if keys.contains(&"image") {
@@ -353,7 +368,14 @@ impl CommandJob {
         if let Some(code) = &mut self.code {
             code.resolve(doc.path.parent().unwrap_or(Path::new("")));
         }
-        super::expr::validate_command(doc, "command", &self.command, &self.inputs, &self.outputs)
+        super::expr::validate_command(
+            doc,
+            "command",
+            &self.command,
+            &self.inputs,
+            &self.outputs,
+            None,
+        )
     }
 
     fn check_resources(&self, doc: &Document) -> Result<(), SpecError> {

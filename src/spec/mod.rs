@@ -1,5 +1,5 @@
-//! Azure ML CLI v2 file formats (command job, environment, conda file, model, online endpoint,
-//! online deployment): typed, validated, located errors.
+//! Azure ML CLI v2 file formats (command job, sweep job, environment, conda file, model, online
+//! endpoint, online deployment): typed, validated, located errors.
 //!
 //! Pure code: callers read files and pass `(path, text)`; `path` is used for messages and to
 //! join relative paths (`code:`, data and model `path:`, `conda_file:`, `build.path`) to the
@@ -32,6 +32,7 @@ mod model;
 mod model_path;
 mod overrides;
 mod scan;
+mod sweep;
 
 #[cfg(test)]
 mod tests_corpus;
@@ -39,6 +40,8 @@ mod tests_corpus;
 mod tests_parse;
 #[cfg(test)]
 mod tests_serving;
+#[cfg(test)]
+mod tests_sweep;
 
 use std::path::Path;
 
@@ -69,6 +72,10 @@ pub use literal::{Literal, ScalarString, python_float_repr, resolve_plain};
 pub use model::{InlineModel, ModelRef, ModelSpec, valid_model_name};
 pub use model_path::{ModelPath, parse_model_path};
 pub use overrides::apply_overrides;
+pub use sweep::{
+    BAYESIAN_DISTRIBUTIONS_NOTE, DEFAULT_SWEEP_TIMEOUT, MAX_CONCURRENT_TRIALS, MAX_TOTAL_TRIALS,
+    Objective, SweepJob, SweepLimits, SweepTrial, render_param, render_trial_command,
+};
 
 use document::Document;
 
@@ -87,6 +94,35 @@ pub fn parse_command_job(
     let mut job: CommandJob = doc.deserialize()?;
     job.finish(&doc)?;
     Ok(job)
+}
+
+/// The job type a job file declares, to choose its reader: [`JobKind::Command`] (no `type`,
+/// or `type: command`) → [`parse_command_job`], [`JobKind::Sweep`] → [`parse_sweep_job`].
+///
+/// Other Azure ML job types (pipeline, parallel, spark...) and misspelled types are errors
+/// located at `type:`, as are YAML syntax errors and files that are not a mapping.
+pub fn job_file_kind(path: &Path, text: &str) -> Result<JobKind, SpecError> {
+    let doc = Document::load(path, text, &[], "job")?;
+    job::job_kind(&doc)
+}
+
+/// Read a sweep job file (`type: sweep`).
+///
+/// Same arguments as [`parse_command_job`]. The result has Azure's defaults filled in
+/// ([`SweepLimits`]), every number read with YAML 1.1 rules, local paths joined to the file's
+/// directory, and the trial command checked: each `${{search_space.x}}` names a declared
+/// entry, each `${{inputs.x}}` a sweep input (or a search-space entry, which the SDK
+/// substitutes). Rules enforced as Azure does: `grid` takes only `choice` entries, `bayesian`
+/// takes no `early_termination`; see [`BAYESIAN_DISTRIBUTIONS_NOTE`] for where tug is more
+/// permissive. A search-space entry the command never uses is not an error (Azure accepts it);
+/// [`SweepJob::unused_dimensions`] lists them.
+pub fn parse_sweep_job(
+    path: &Path,
+    text: &str,
+    overrides: &[(&str, &str)],
+) -> Result<SweepJob, SpecError> {
+    let doc = Document::load(path, text, overrides, "sweep job")?;
+    sweep::read(&doc)
 }
 
 /// Read an environment file (`image:` or `build:`, optional `conda_file:`).

@@ -1,7 +1,7 @@
 //! Tests: every file under `tests/spec_corpus/` (bad ones with `# expect:` lines, good ones must parse).
 //!
-//! The parser is chosen by suffix: `.job.yml`, `.env.yml`, `.conda.yml`, `.model.yml`,
-//! `.endpoint.yml`, `.deployment.yml`. Leading `# set: key=value` comment lines are applied
+//! The parser is chosen by suffix: `.job.yml`, `.sweep.yml`, `.env.yml`, `.conda.yml`,
+//! `.model.yml`, `.endpoint.yml`, `.deployment.yml`. Leading `# set: key=value` comment lines are applied
 //! as `--set` overrides (Azure's own scripts create some example files with `--set`).
 
 use std::fs;
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     SpecError, conda_pip_plan, parse_command_job, parse_environment, parse_model,
-    parse_online_deployment, parse_online_endpoint,
+    parse_online_deployment, parse_online_endpoint, parse_sweep_job,
 };
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/spec_corpus");
@@ -70,6 +70,7 @@ fn overrides(text: &str) -> Vec<(&str, &str)> {
 /// The kinds of corpus file, by suffix.
 const KINDS: &[&str] = &[
     ".job.yml",
+    ".sweep.yml",
     ".env.yml",
     ".conda.yml",
     ".model.yml",
@@ -82,6 +83,8 @@ fn parse_any(path: &Path, text: &str) -> Result<(), SpecError> {
     let set = overrides(text);
     if name.ends_with(".job.yml") {
         parse_command_job(path, text, &set).map(drop)
+    } else if name.ends_with(".sweep.yml") {
+        parse_sweep_job(path, text, &set).map(drop)
     } else if name.ends_with(".env.yml") {
         parse_environment(path, text, &set).map(drop)
     } else if name.ends_with(".conda.yml") {
@@ -164,7 +167,8 @@ fn bad_files_fail_where_and_how_they_say() {
             "the corpus has no bad {kind} file"
         );
     }
-    let serving: usize = counts[3..].iter().sum();
+    let serving: usize = counts[4..].iter().sum();
+    assert!(counts[1] >= 30, "only {} bad sweep files", counts[1]);
     assert!(
         serving >= 20,
         "only {serving} bad model/endpoint/deployment files"

@@ -3,7 +3,8 @@
 //!
 //! The pure parts share one vocabulary: a [`SearchSpace`] of named [`Distribution`]s, trial
 //! parameters as [`Params`], and a history of [`Observation`]s in "lower is better" form (the
-//! controller negates `maximize` objectives before a sampler sees them).
+//! controller negates `maximize` objectives before a sampler sees them). Early-termination
+//! policies ([`policy`]) take raw metric values and the [`Goal`] instead.
 
 pub mod controller;
 pub mod model;
@@ -13,6 +14,7 @@ pub mod sampler;
 pub mod space;
 
 pub use model::{Objective, SweepLimits, SweepSubmission};
+pub use policy::{EarlyTermination, Goal, Slack, StopDecision, TrialProgress, evaluate};
 pub use space::{
     Distribution, Observation, ParamValue, Params, RandomRule, SamplingAlgorithm, SearchSpace,
     TrialState,

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::policy::{EarlyTermination, Goal};
+pub use crate::spec::Objective;
+
+use super::policy::EarlyTermination;
 use super::space::{SamplingAlgorithm, SearchSpace};
 use crate::run::model::JobSubmission;
 
@@ -20,13 +22,6 @@ pub struct SweepSubmission {
     pub limits: SweepLimits,
     #[serde(default)]
     pub early_termination: Option<EarlyTermination>,
-}
-
-/// `objective:`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Objective {
-    pub goal: Goal,
-    pub primary_metric: String,
 }
 
 /// `limits:` of a sweep, with Azure's defaults filled in by the reader.

@@ -4,7 +4,7 @@
 
 use super::model::{Objective, SweepLimits, SweepSubmission};
 use super::policy::Goal;
-use super::space::{Observation, ParamValue, Params, TrialState};
+use super::space::{Observation, Params, TrialState};
 use crate::run::model::{JobSubmission, RunStatus};
 
 /// What the controller knows of one trial when it decides.
@@ -52,19 +52,6 @@ pub fn trial_submission(
     sub
 }
 
-/// A sampled value as the command line gets it: strings bare, integers as integers, floats
-/// in Python's `repr` (what Azure's Python tooling would print), bools as `True`/`False`.
-pub fn render_value(v: &ParamValue) -> String {
-    match v {
-        ParamValue::String(s) => s.clone(),
-        ParamValue::Bool(b) => if *b { "True" } else { "False" }.into(),
-        ParamValue::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
-        ParamValue::Number(n) => crate::spec::python_float_repr(n.as_f64().unwrap_or(f64::NAN)),
-        ParamValue::Null => "None".into(),
-        other => other.to_string(),
-    }
-}
-
 /// Replaces every `${{search_space.x}}` (spaces inside the braces allowed) whose `x` is in
 /// `params`; anything else is left as written (the reader has checked the names).
 pub fn render_search_space(command: &str, params: &Params) -> String {
@@ -82,7 +69,7 @@ pub fn render_search_space(command: &str, params: &Params) -> String {
             .strip_prefix("search_space.")
             .and_then(|name| params.get(name.trim()))
         {
-            Some(v) => out.push_str(&render_value(v)),
+            Some(v) => out.push_str(&crate::spec::render_param(v)),
             None => out.push_str(&rest[start..start + 3 + end + 2]),
         }
         rest = &after[end + 2..];

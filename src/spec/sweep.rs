@@ -24,7 +24,8 @@ use super::fields::{
 use super::index::join;
 use super::io::{Input, Output, finish_inputs, finish_outputs, valid_io_name};
 use super::job::{
-    Distribution as ProcessDistribution, Identity, QueueSettings, Resources, Service,
+    CommandJob, Distribution as ProcessDistribution, Identity, Limits, QueueSettings, Resources,
+    Service,
 };
 use super::literal::{Literal, python_float_repr};
 use crate::sweep::{
@@ -174,6 +175,64 @@ impl SweepJob {
             .unwrap_or_default()
     }
 
+    /// One trial as a command job, for the command-job submission path: the trial's fields,
+    /// the sweep's metadata, inputs and outputs, [`SweepJob::trial_resources`], `limits.timeout`
+    /// = the sweep's `trial_timeout`, and the command with its search-space references replaced
+    /// by `params` as Azure writes them ([`render_param`]); `${{inputs.x}}` / `${{outputs.x}}`
+    /// stay for the command-job rendering. Errors as [`render_trial_command`]'s.
+    pub fn trial_job(&self, params: &Params) -> Result<CommandJob, SpecError> {
+        let values = self.param_texts(params)?;
+        let names: Vec<&str> = self.search_space.keys().map(String::as_str).collect();
+        let command = super::expr::substitute_search_space(&self.trial.command, &names, &values)?;
+        Ok(CommandJob {
+            schema: None,
+            kind: JobKind::Command,
+            name: None,
+            display_name: self.display_name.clone(),
+            experiment_name: self.experiment_name.clone(),
+            description: self.description.clone(),
+            tags: self.tags.clone(),
+            properties: self.properties.clone(),
+            command,
+            code: self.trial.code.clone(),
+            environment: self.trial.environment.clone(),
+            environment_variables: self.trial.environment_variables.clone(),
+            compute: self.compute.clone(),
+            resources: self.trial_resources(),
+            distribution: self.trial.distribution.clone(),
+            limits: self
+                .limits
+                .trial_timeout
+                .map(|t| Limits { timeout: Some(t) }),
+            inputs: self.inputs.clone(),
+            outputs: self.outputs.clone(),
+            services: self.services.clone(),
+            identity: self.identity.clone(),
+            queue_settings: self.queue_settings.clone(),
+        })
+    }
+
+    /// `params` as command text by name, refusing names the search space does not have.
+    fn param_texts(&self, params: &Params) -> Result<BTreeMap<String, String>, SpecError> {
+        if let Some(extra) = params.keys().find(|k| !self.search_space.contains_key(*k)) {
+            return Err(SpecError::InvalidValue {
+                origin: Origin::Inline,
+                field: join("search_space", extra),
+                message: format!(
+                    "the trial's parameters name `{extra}`, which is not in the search space"
+                ),
+                help: format!(
+                    "parameters must come from the search space ({})",
+                    backticked(&self.search_space.keys().collect::<Vec<_>>())
+                ),
+            });
+        }
+        Ok(params
+            .iter()
+            .map(|(k, v)| (k.clone(), render_param(v)))
+            .collect())
+    }
+
     /// Search-space names the trial command never uses (neither `${{search_space.x}}` nor a
     /// shadowing `${{inputs.x}}`). Azure accepts these (v2 passes only what the command
     /// names), so they are not an error; a caller may warn about them.
@@ -223,23 +282,7 @@ pub fn render_trial_command(
     inputs: &BTreeMap<String, String>,
     outputs: &BTreeMap<String, String>,
 ) -> Result<String, SpecError> {
-    if let Some(extra) = params.keys().find(|k| !job.search_space.contains_key(*k)) {
-        return Err(SpecError::InvalidValue {
-            origin: Origin::Inline,
-            field: join("search_space", extra),
-            message: format!(
-                "the trial's parameters name `{extra}`, which is not in the search space"
-            ),
-            help: format!(
-                "parameters must come from the search space ({})",
-                backticked(&job.search_space.keys().collect::<Vec<_>>())
-            ),
-        });
-    }
-    let values: BTreeMap<String, String> = params
-        .iter()
-        .map(|(k, v)| (k.clone(), render_param(v)))
-        .collect();
+    let values = job.param_texts(params)?;
     let mut inputs = inputs.clone();
     inputs.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
     super::expr::render_template(&job.trial.command, &inputs, outputs, Some(&values))

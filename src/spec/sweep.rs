@@ -35,7 +35,7 @@ use crate::sweep::{
 
 /// What tug does with `sampling_algorithm: bayesian` and distributions Azure does not allow
 /// with it, in words the README can quote.
-pub const BAYESIAN_DISTRIBUTIONS_NOTE: &str = "Azure ML's Bayesian sampling accepts only `choice`, `uniform` and `quniform` dimensions; tug accepts every distribution with `bayesian` (its sampler works in the unit cube of each distribution), so a file that tug runs may be refused by Azure. Early termination with `bayesian` is refused, as Azure does.";
+pub const BAYESIAN_DISTRIBUTIONS_NOTE: &str = "Azure ML's Bayesian sampling accepts only `choice`, `uniform` and `quniform` search-space entries; tug accepts every distribution with `sampling_algorithm: bayesian`, so a sweep file tug runs may be refused by Azure (keep to those three for files meant for both). Early termination with `bayesian` is refused, as Azure does.";
 
 /// Azure's range for `limits.max_total_trials` (its documented default is the maximum).
 pub const MAX_TOTAL_TRIALS: u32 = 1000;
@@ -931,19 +931,16 @@ fn dimension(doc: &Document, field: &str, raw: RawDimension) -> Result<Distribut
                 num("sigma", &raw.sigma)?,
                 "sigma",
             )?;
+            // `q` is present exactly for the q-variants (checked above against `params`).
             let q = match &raw.q {
-                Some(_) => Some(positive(doc, &join(field, "q"), num("q", &raw.q)?, "q")?),
-                None => None,
+                Some(_) => positive(doc, &join(field, "q"), num("q", &raw.q)?, "q")?,
+                None => 0.0,
             };
-            match (type_name, q) {
-                ("normal", _) => Distribution::Normal { mu, sigma },
-                ("lognormal", _) => Distribution::Lognormal { mu, sigma },
-                ("qnormal", Some(q)) => Distribution::Qnormal { mu, sigma, q },
-                (_, q) => Distribution::Qlognormal {
-                    mu,
-                    sigma,
-                    q: q.unwrap_or(1.0),
-                },
+            match type_name {
+                "normal" => Distribution::Normal { mu, sigma },
+                "lognormal" => Distribution::Lognormal { mu, sigma },
+                "qnormal" => Distribution::Qnormal { mu, sigma, q },
+                _ => Distribution::Qlognormal { mu, sigma, q },
             }
         }
     };

@@ -297,6 +297,46 @@ pub(crate) fn validate_command(
     Ok(())
 }
 
+/// Replace only the search-space references of `command` — `${{search_space.x}}`, and
+/// `${{inputs.x}}` where `x` is one of the search-space `names` — with `values[x]`, leaving
+/// every other expression as written for [`render_command`]. A referenced name missing from
+/// `values` is an error (origin `Inline`).
+pub(crate) fn substitute_search_space(
+    command: &str,
+    names: &[&str],
+    values: &BTreeMap<String, String>,
+) -> Result<String, SpecError> {
+    let pieces = parse(command, false).map_err(|e| render_error(e.message, e.help))?;
+    let mut out = String::with_capacity(command.len());
+    for piece in &pieces {
+        match piece {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Optional { source, .. } => out.push_str(source),
+            Piece::Ref { source, inner } => match target(inner) {
+                Target::SearchSpace(name) => out.push_str(sampled(source, name, values)?),
+                Target::Input(name) if names.contains(&name) => {
+                    out.push_str(sampled(source, name, values)?)
+                }
+                _ => out.push_str(source),
+            },
+        }
+    }
+    Ok(out)
+}
+
+fn sampled<'v>(
+    source: &str,
+    name: &str,
+    values: &'v BTreeMap<String, String>,
+) -> Result<&'v str, SpecError> {
+    values.get(name).map(String::as_str).ok_or_else(|| {
+        render_error(
+            format!("`{source}`: the trial has no value for search-space entry `{name}`"),
+            "declare it under `search_space:` so every trial samples a value for it",
+        )
+    })
+}
+
 /// Whether `command` uses `${{<context>.<name>}}` anywhere (optional blocks included); false
 /// for a malformed command.
 pub(crate) fn mentions(command: &str, context: &str, name: &str) -> bool {

@@ -24,7 +24,8 @@ use super::fields::{
 use super::index::join;
 use super::io::{Input, Output, finish_inputs, finish_outputs, valid_io_name};
 use super::job::{
-    Distribution as ProcessDistribution, Identity, QueueSettings, Resources, Service,
+    CommandJob, Distribution as ProcessDistribution, Identity, Limits, QueueSettings, Resources,
+    Service,
 };
 use super::literal::{Literal, python_float_repr};
 use crate::sweep::{
@@ -34,7 +35,7 @@ use crate::sweep::{
 
 /// What tug does with `sampling_algorithm: bayesian` and distributions Azure does not allow
 /// with it, in words the README can quote.
-pub const BAYESIAN_DISTRIBUTIONS_NOTE: &str = "Azure ML's Bayesian sampling accepts only `choice`, `uniform` and `quniform` dimensions; tug accepts every distribution with `bayesian` (its sampler works in the unit cube of each distribution), so a file that tug runs may be refused by Azure. Early termination with `bayesian` is refused, as Azure does.";
+pub const BAYESIAN_DISTRIBUTIONS_NOTE: &str = "Azure ML's Bayesian sampling accepts only `choice`, `uniform` and `quniform` search-space entries; tug accepts every distribution with `sampling_algorithm: bayesian`, so a sweep file tug runs may be refused by Azure (keep to those three for files meant for both). Early termination with `bayesian` is refused, as Azure does.";
 
 /// Azure's range for `limits.max_total_trials` (its documented default is the maximum).
 pub const MAX_TOTAL_TRIALS: u32 = 1000;
@@ -174,6 +175,64 @@ impl SweepJob {
             .unwrap_or_default()
     }
 
+    /// One trial as a command job, for the command-job submission path: the trial's fields,
+    /// the sweep's metadata, inputs and outputs, [`SweepJob::trial_resources`], `limits.timeout`
+    /// = the sweep's `trial_timeout`, and the command with its search-space references replaced
+    /// by `params` as Azure writes them ([`render_param`]); `${{inputs.x}}` / `${{outputs.x}}`
+    /// stay for the command-job rendering. Errors as [`render_trial_command`]'s.
+    pub fn trial_job(&self, params: &Params) -> Result<CommandJob, SpecError> {
+        let values = self.param_texts(params)?;
+        let names: Vec<&str> = self.search_space.keys().map(String::as_str).collect();
+        let command = super::expr::substitute_search_space(&self.trial.command, &names, &values)?;
+        Ok(CommandJob {
+            schema: None,
+            kind: JobKind::Command,
+            name: None,
+            display_name: self.display_name.clone(),
+            experiment_name: self.experiment_name.clone(),
+            description: self.description.clone(),
+            tags: self.tags.clone(),
+            properties: self.properties.clone(),
+            command,
+            code: self.trial.code.clone(),
+            environment: self.trial.environment.clone(),
+            environment_variables: self.trial.environment_variables.clone(),
+            compute: self.compute.clone(),
+            resources: self.trial_resources(),
+            distribution: self.trial.distribution.clone(),
+            limits: self
+                .limits
+                .trial_timeout
+                .map(|t| Limits { timeout: Some(t) }),
+            inputs: self.inputs.clone(),
+            outputs: self.outputs.clone(),
+            services: self.services.clone(),
+            identity: self.identity.clone(),
+            queue_settings: self.queue_settings.clone(),
+        })
+    }
+
+    /// `params` as command text by name, refusing names the search space does not have.
+    fn param_texts(&self, params: &Params) -> Result<BTreeMap<String, String>, SpecError> {
+        if let Some(extra) = params.keys().find(|k| !self.search_space.contains_key(*k)) {
+            return Err(SpecError::InvalidValue {
+                origin: Origin::Inline,
+                field: join("search_space", extra),
+                message: format!(
+                    "the trial's parameters name `{extra}`, which is not in the search space"
+                ),
+                help: format!(
+                    "parameters must come from the search space ({})",
+                    backticked(&self.search_space.keys().collect::<Vec<_>>())
+                ),
+            });
+        }
+        Ok(params
+            .iter()
+            .map(|(k, v)| (k.clone(), render_param(v)))
+            .collect())
+    }
+
     /// Search-space names the trial command never uses (neither `${{search_space.x}}` nor a
     /// shadowing `${{inputs.x}}`). Azure accepts these (v2 passes only what the command
     /// names), so they are not an error; a caller may warn about them.
@@ -223,23 +282,7 @@ pub fn render_trial_command(
     inputs: &BTreeMap<String, String>,
     outputs: &BTreeMap<String, String>,
 ) -> Result<String, SpecError> {
-    if let Some(extra) = params.keys().find(|k| !job.search_space.contains_key(*k)) {
-        return Err(SpecError::InvalidValue {
-            origin: Origin::Inline,
-            field: join("search_space", extra),
-            message: format!(
-                "the trial's parameters name `{extra}`, which is not in the search space"
-            ),
-            help: format!(
-                "parameters must come from the search space ({})",
-                backticked(&job.search_space.keys().collect::<Vec<_>>())
-            ),
-        });
-    }
-    let values: BTreeMap<String, String> = params
-        .iter()
-        .map(|(k, v)| (k.clone(), render_param(v)))
-        .collect();
+    let values = job.param_texts(params)?;
     let mut inputs = inputs.clone();
     inputs.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
     super::expr::render_template(&job.trial.command, &inputs, outputs, Some(&values))
@@ -888,19 +931,16 @@ fn dimension(doc: &Document, field: &str, raw: RawDimension) -> Result<Distribut
                 num("sigma", &raw.sigma)?,
                 "sigma",
             )?;
+            // `q` is present exactly for the q-variants (checked above against `params`).
             let q = match &raw.q {
-                Some(_) => Some(positive(doc, &join(field, "q"), num("q", &raw.q)?, "q")?),
-                None => None,
+                Some(_) => positive(doc, &join(field, "q"), num("q", &raw.q)?, "q")?,
+                None => 0.0,
             };
-            match (type_name, q) {
-                ("normal", _) => Distribution::Normal { mu, sigma },
-                ("lognormal", _) => Distribution::Lognormal { mu, sigma },
-                ("qnormal", Some(q)) => Distribution::Qnormal { mu, sigma, q },
-                (_, q) => Distribution::Qlognormal {
-                    mu,
-                    sigma,
-                    q: q.unwrap_or(1.0),
-                },
+            match type_name {
+                "normal" => Distribution::Normal { mu, sigma },
+                "lognormal" => Distribution::Lognormal { mu, sigma },
+                "qnormal" => Distribution::Qnormal { mu, sigma, q },
+                _ => Distribution::Qlognormal { mu, sigma, q },
             }
         }
     };

@@ -476,3 +476,40 @@ fn renders_a_trial_command() {
         "{e}"
     );
 }
+
+#[test]
+fn a_trial_becomes_a_command_job_for_the_existing_path() {
+    let job = parse(
+        "type: sweep\ndisplay_name: s\ntrial:\n  command: python t.py --lr ${{search_space.lr}} --b ${{inputs.b}} --n ${{inputs.n}} --out ${{outputs.m}} $[[--o ${{inputs.o}}]]\n  environment: azureml:env:1\n  resources: {shm_size: 1g}\ninputs:\n  n: 4\n  o: {type: integer, optional: true}\noutputs:\n  m:\nsampling_algorithm: random\nsearch_space:\n  lr: {type: uniform, min_value: 0.01, max_value: 0.1}\n  b: {type: choice, values: [small, big]}\nobjective: {goal: maximize, primary_metric: acc}\nlimits: {max_total_trials: 3, trial_timeout: 600}\n",
+    )
+    .unwrap();
+    let p = params(&[("lr", 0.05.into()), ("b", "big".into())]);
+    let trial = job.trial_job(&p).unwrap();
+    assert_eq!(trial.kind, JobKind::Command);
+    assert_eq!(
+        trial.command,
+        "python t.py --lr 0.05 --b big --n ${{inputs.n}} --out ${{outputs.m}} $[[--o ${{inputs.o}}]]"
+    );
+    assert_eq!(trial.display_name.as_deref(), Some("s"));
+    assert_eq!(trial.resources.shm_size.as_deref(), Some("1g"));
+    assert_eq!(trial.limits.as_ref().and_then(|l| l.timeout), Some(600));
+    assert!(trial.inputs.contains_key("n") && trial.outputs.contains_key("m"));
+    // The existing rendering finishes the job, and agrees with render_trial_command.
+    let inputs: BTreeMap<String, String> = [("n".to_string(), "4".to_string())].into();
+    let outputs: BTreeMap<String, String> = [("m".to_string(), "/out/m".to_string())].into();
+    let finished = super::render_command(&trial.command, &inputs, &outputs).unwrap();
+    assert_eq!(
+        finished,
+        "python t.py --lr 0.05 --b big --n 4 --out /out/m "
+    );
+    assert_eq!(
+        render_trial_command(&job, &p, &inputs, &outputs).unwrap(),
+        finished
+    );
+    let e = job.trial_job(&params(&[("lr", 0.05.into())])).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("no value for search-space entry `b`"),
+        "{e}"
+    );
+}

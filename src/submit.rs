@@ -12,8 +12,9 @@ use crate::client::Client;
 use crate::run::model::{
     InputBinding, InputMode, JobSubmission, OutputBinding, ResolvedEnvironment, Resources, paths,
 };
-use crate::spec::{self, CommandJob, EnvironmentRef, EnvironmentSource, EnvironmentSpec};
+use crate::spec::{self, CommandJob, EnvironmentRef, EnvironmentSource, EnvironmentSpec, SweepJob};
 use crate::store::EnvironmentRecord;
+use crate::sweep::SweepSubmission;
 
 /// Reads and validates a job file. No I/O beyond reading it.
 pub fn load_job(
@@ -22,19 +23,90 @@ pub fn load_job(
     overrides: &[(String, String)],
 ) -> anyhow::Result<CommandJob> {
     let text = read_spec_file(cwd, file)?;
-    // A file whose type cannot be told gets the command-job reader's error.
-    if matches!(spec::job_file_kind(file, &text), Ok(spec::JobKind::Sweep)) {
-        // Read and check the whole sweep so a bad file gets its located errors; running
-        // sweeps is the sweep controller's, which is not wired in here yet.
-        spec::parse_sweep_job(file, &text, &borrowed(overrides)).map_err(spec_error)?;
-        bail!(
-            "{}: sweep job read and checked, but tug cannot run sweep jobs yet\n  help: run one trial as a command job: copy `trial:`'s fields to the top level with fixed values in place of `${{{{search_space.<name>}}}}`",
-            file.display()
-        );
-    }
     let job = spec::parse_command_job(file, &text, &borrowed(overrides)).map_err(spec_error)?;
     check_supported(file, &job)?;
     Ok(job)
+}
+
+/// A job file of either kind tug runs.
+pub enum LoadedJob {
+    Command(Box<CommandJob>),
+    Sweep(Box<SweepJob>),
+}
+
+/// Reads and validates a job file, choosing the reader by its `type:`.
+pub fn load_any_job(
+    cwd: &Path,
+    file: &Path,
+    overrides: &[(String, String)],
+) -> anyhow::Result<LoadedJob> {
+    let text = read_spec_file(cwd, file)?;
+    // A file whose type cannot be told gets the command-job reader's error.
+    if matches!(spec::job_file_kind(file, &text), Ok(spec::JobKind::Sweep)) {
+        let sweep = spec::parse_sweep_job(file, &text, &borrowed(overrides)).map_err(spec_error)?;
+        check_supported(
+            file,
+            &sweep.trial_job(&placeholders(&sweep)).map_err(spec_error)?,
+        )?;
+        for name in sweep.unused_dimensions() {
+            tracing::warn!(
+                "{}: `search_space.{name}` is never used in the trial's command, so every trial gets the same command for it",
+                file.display()
+            );
+        }
+        return Ok(LoadedJob::Sweep(Box::new(sweep)));
+    }
+    Ok(LoadedJob::Command(Box::new(load_job(
+        cwd, file, overrides,
+    )?)))
+}
+
+/// Each search-space value as the reference itself (strings render bare), so the rendered
+/// trial command keeps `${{search_space.x}}` (also where `${{inputs.x}}` named a search-space
+/// entry) for the controller to fill in per trial.
+fn placeholders(sweep: &SweepJob) -> crate::sweep::Params {
+    sweep
+        .search_space
+        .keys()
+        .map(|k| (k.clone(), format!("${{{{search_space.{k}}}}}").into()))
+        .collect()
+}
+
+/// Turns a parsed sweep into what the server runs: the trial resolved like a command job
+/// (code uploaded, environment resolved, inputs bound), its command rendered except for
+/// `${{search_space.x}}`, which the controller fills in per trial.
+pub async fn sweep_submission(
+    client: &Client,
+    cwd: &Path,
+    sweep: SweepJob,
+    file: &Path,
+) -> anyhow::Result<SweepSubmission> {
+    let f = file.display().to_string();
+    let placeholders = placeholders(&sweep);
+    let render =
+        |_: &str, inputs: &BTreeMap<String, String>, outputs: &BTreeMap<String, String>| {
+            spec::render_trial_command(&sweep, &placeholders, inputs, outputs)
+                .map_err(|e| anyhow::anyhow!("{f}: {e}"))
+        };
+    let mut job = sweep.trial_job(&placeholders).map_err(spec_error)?;
+    job.name = sweep.name.clone();
+    // The sweep's own limit is the controller's; each trial gets `trial_timeout`.
+    job.limits = None;
+    let trial = submission_with(client, cwd, job, file, &render).await?;
+    let limits = &sweep.limits;
+    Ok(SweepSubmission {
+        trial,
+        search_space: sweep.search_space.clone(),
+        sampling_algorithm: sweep.sampling_algorithm.clone(),
+        objective: sweep.objective.clone(),
+        limits: crate::sweep::SweepLimits {
+            max_total_trials: limits.max_total_trials.into(),
+            max_concurrent_trials: limits.max_concurrent_trials.into(),
+            timeout_seconds: Some(limits.timeout),
+            trial_timeout_seconds: limits.trial_timeout,
+        },
+        early_termination: sweep.early_termination.clone(),
+    })
 }
 
 /// Reads and validates an environment file.
@@ -132,12 +204,31 @@ pub(crate) fn absolute(cwd: &Path, p: &Path) -> PathBuf {
     }
 }
 
+/// Renders a command from the container paths of inputs and outputs.
+type RenderCommand<'a> = dyn Fn(&str, &BTreeMap<String, String>, &BTreeMap<String, String>) -> anyhow::Result<String>
+    + 'a;
+
 /// Turns a parsed job into a submission: reads and uploads what it refers to.
 pub async fn submission(
     client: &Client,
     cwd: &Path,
     job: CommandJob,
     file: &Path,
+) -> anyhow::Result<JobSubmission> {
+    let f = file.display().to_string();
+    let render =
+        |command: &str, inputs: &BTreeMap<String, String>, outputs: &BTreeMap<String, String>| {
+            spec::render_command(command, inputs, outputs).map_err(|e| anyhow::anyhow!("{f}: {e}"))
+        };
+    submission_with(client, cwd, job, file, &render).await
+}
+
+async fn submission_with(
+    client: &Client,
+    cwd: &Path,
+    job: CommandJob,
+    file: &Path,
+    render: &RenderCommand<'_>,
 ) -> anyhow::Result<JobSubmission> {
     let f = file.display().to_string();
     // Local reading and checks first; the server sees nothing until they pass.
@@ -254,8 +345,7 @@ pub async fn submission(
             },
         );
     }
-    let command = spec::render_command(&job.command, &rendered_inputs, &rendered_outputs)
-        .map_err(|e| anyhow::anyhow!("{f}: {e}"))?;
+    let command = render(&job.command, &rendered_inputs, &rendered_outputs)?;
     let (environment, env_uploads) = resolve_environment(client, cwd, &f, &job.environment).await?;
 
     let experiment_name = job.experiment_name.clone().unwrap_or_else(|| {

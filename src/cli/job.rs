@@ -96,9 +96,36 @@ pub(crate) async fn run(ctx: &Context_, cmd: JobCommand) -> anyhow::Result<ExitC
             let overrides = parse_sets(&set)?;
             // Parse and validate before any server or container is involved: a bad
             // file creates nothing.
-            let job = crate::submit::load_job(&ctx.cwd, &file, &overrides)?;
+            let job = crate::submit::load_any_job(&ctx.cwd, &file, &overrides)?;
             let client = Client::connect(&ws).await?;
-            let mut sub = crate::submit::submission(&client, &ctx.cwd, job, &file).await?;
+            let job = match job {
+                crate::submit::LoadedJob::Command(job) => job,
+                crate::submit::LoadedJob::Sweep(sweep) => {
+                    let mut sub =
+                        crate::submit::sweep_submission(&client, &ctx.cwd, *sweep, &file).await?;
+                    if name.is_some() {
+                        sub.trial.name = name;
+                    }
+                    let view: JobView = client.post("/api/sweeps", &sub).await?;
+                    if stream {
+                        if ctx.output == output::Format::Table {
+                            println!(
+                                "Submitted sweep {} (experiment {}): up to {} trials, {} at a time",
+                                view.run.id,
+                                view.run.experiment,
+                                sub.limits.max_total_trials,
+                                sub.limits.max_concurrent_trials
+                            );
+                        }
+                        return super::sweep::follow(&ws, client, &view.run.id, ctx.output).await;
+                    }
+                    if !output::structured(ctx.output, &view)? {
+                        println!("{}", summary(&view));
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
+            };
+            let mut sub = crate::submit::submission(&client, &ctx.cwd, *job, &file).await?;
             if name.is_some() {
                 sub.name = name;
             }

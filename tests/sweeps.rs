@@ -85,7 +85,11 @@ fn grid_covers_the_product_within_the_concurrency_limit_and_ranks_the_best_first
     let v = ws.wait(&id, LIMIT);
     assert_eq!(v["status"], "Completed", "{v:#}\n{}", ws.server_log());
     let ts = trials(&v);
-    assert_eq!(ts.len(), 6, "a 3x2 grid is 6 trials even with max_total_trials 10");
+    assert_eq!(
+        ts.len(),
+        6,
+        "a 3x2 grid is 6 trials even with max_total_trials 10"
+    );
     let combos: BTreeSet<(String, String)> = ts
         .iter()
         .map(|t| (t["params"]["a"].to_string(), t["params"]["b"].to_string()))
@@ -114,7 +118,10 @@ fn grid_covers_the_product_within_the_concurrency_limit_and_ranks_the_best_first
     assert!(children.iter().all(|c| c["parent_id"] == id.as_str()));
     assert!(children.iter().all(|c| c["status"] == "Completed"));
     let overlap = max_overlap(children);
-    assert!(overlap <= 2, "{overlap} trials ran at once with max_concurrent_trials 2");
+    assert!(
+        overlap <= 2,
+        "{overlap} trials ran at once with max_concurrent_trials 2"
+    );
     // The human view ranks too.
     let shown = ws.ok(&["job", "show", &id]);
     assert!(shown.contains("RANK"), "{shown}");
@@ -128,7 +135,7 @@ fn bandit_stops_the_trial_its_rule_names_and_only_it() {
     // a=0.1 scores 1 at every step and reports 3x slower than the others: by its second
     // report the best (a=1: 10) is there, and 1 * 1.1 < 10 stops it. a=0.95 scores 9.5,
     // within 10 % of 10 (9.5 * 1.1 = 10.45), and runs to the end.
-    let id = ws.submit(
+    ws.write(
         "sweep.yml",
         &sweep_yaml(
             "--steps 8 --pause 0.5 --slow 0.1",
@@ -138,6 +145,16 @@ fn bandit_stops_the_trial_its_rule_names_and_only_it() {
              early_termination:\n  type: bandit\n  slack_factor: 0.1\n  evaluation_interval: 1\n  delay_evaluation: 2\n",
         ),
     );
+    // Followed live: each trial as it ends, the rule that stopped one, the best at the end.
+    let streamed = ws.ok(&["job", "create", "-f", "sweep.yml", "--stream"]);
+    assert!(streamed.contains("stopped early: bandit"), "{streamed}");
+    assert!(streamed.contains("Best trial:"), "{streamed}");
+    let id = streamed
+        .lines()
+        .find_map(|l| l.strip_prefix("Submitted sweep "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the sweep id is printed")
+        .to_string();
     let v = ws.wait(&id, LIMIT);
     assert_eq!(v["status"], "Completed", "{v:#}\n{}", ws.server_log());
     let ts = trials(&v);
@@ -174,7 +191,11 @@ fn canceling_a_sweep_cancels_its_trials_and_leaves_no_container() {
         ),
     );
     ws.wait_for(&id, LIMIT, |v| {
-        trials(v).iter().filter(|t| t["status"] == "Running").count() == 2
+        trials(v)
+            .iter()
+            .filter(|t| t["status"] == "Running")
+            .count()
+            == 2
     });
     ws.ok(&["job", "cancel", &id]);
     let v = ws.wait(&id, LIMIT);

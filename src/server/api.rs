@@ -194,10 +194,11 @@ async fn list_jobs(
     State(s): State<Arc<AppState>>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<JobView>>> {
-    let runs = s
-        .runner
-        .store
-        .runs(q.experiment.as_deref(), q.parent.as_deref(), q.limit.unwrap_or(50))?;
+    let runs = s.runner.store.runs(
+        q.experiment.as_deref(),
+        q.parent.as_deref(),
+        q.limit.unwrap_or(50),
+    )?;
     Ok(Json(
         runs.into_iter()
             .map(|r| view(&s, r, false))

@@ -207,11 +207,16 @@ fn a_sweep_index_is_taken_once_and_trials_come_back_in_order() {
     assert_eq!(children, ["sw_0", "sw_1"], "newest first");
 
     s.set_trial_stopped("sw", 0, "bandit: ...").unwrap();
-    s.set_sweep_outcome("sw", Some("sw_1"), Some("done")).unwrap();
+    s.set_sweep_outcome("sw", Some("sw_1"), Some("done"))
+        .unwrap();
     s.set_sweep_outcome("sw", Some("sw_1"), None).unwrap();
     let rec = s.sweep("sw").unwrap();
     assert_eq!(rec.best_trial.as_deref(), Some("sw_1"));
-    assert_eq!(rec.note.as_deref(), Some("done"), "a later None keeps the note");
+    assert_eq!(
+        rec.note.as_deref(),
+        Some("done"),
+        "a later None keeps the note"
+    );
     assert_eq!(
         s.trials("sw").unwrap()[0].stopped_by.as_deref(),
         Some("bandit: ...")

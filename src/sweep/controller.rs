@@ -172,10 +172,8 @@ impl Controller {
             }
             let run = self.store.run(id)?;
             let trials = self.snapshots(id, &sub, &mut ended_series)?;
-            let live: Vec<&TrialSnapshot> = trials
-                .iter()
-                .filter(|t| !t.status.is_terminal())
-                .collect();
+            let live: Vec<&TrialSnapshot> =
+                trials.iter().filter(|t| !t.status.is_terminal()).collect();
             let timed_out = sub.limits.timeout_seconds.is_some_and(|limit| {
                 elapsed_since(run.started_at.as_deref()) >= Duration::from_secs(limit)
             });

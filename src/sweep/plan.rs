@@ -220,7 +220,10 @@ pub fn ending(stop: Stop, trials: &[TrialSnapshot], limits: &SweepLimits) -> (Ru
         ),
         Stop::TotalReached => (
             RunStatus::Completed,
-            format!("max_total_trials ({}) reached; {tally}", limits.max_total_trials),
+            format!(
+                "max_total_trials ({}) reached; {tally}",
+                limits.max_total_trials
+            ),
         ),
     }
 }

@@ -28,6 +28,9 @@ pause = args.pause * (3 if args.a == args.slow else 1)
 for step in range(args.steps):
     time.sleep(pause)
     tug.log("score", score)
+import os
+os.makedirs("outputs", exist_ok=True)
+open("outputs/score.txt", "w").write(str(score))
 print("done", score, flush=True)
 "#;
 
@@ -122,6 +125,19 @@ fn grid_covers_the_product_within_the_concurrency_limit_and_ranks_the_best_first
         overlap <= 2,
         "{overlap} trials ran at once with max_concurrent_trials 2"
     );
+    // On the parent: the best trial's metrics, and its outputs as the sweep's.
+    let listed = ws.json(&["job", "list"]);
+    let parent = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == id.as_str())
+        .expect("the sweep is listed; its trials are not");
+    assert_eq!(parent["metrics"]["score"], 31.0);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed:#}");
+    ws.ok(&["job", "download", &id, "-p", "dl"]);
+    let best = std::fs::read_to_string(ws.path().join("dl/artifacts/outputs/score.txt")).unwrap();
+    assert_eq!(best, "31.0");
     // The human view ranks too.
     let shown = ws.ok(&["job", "show", &id]);
     assert!(shown.contains("RANK"), "{shown}");

@@ -145,7 +145,15 @@ pub struct JobView {
 }
 
 pub(crate) fn view(s: &AppState, run: RunRecord, detail: bool) -> ApiResult<JobView> {
-    let metrics = s.runner.store.last_metrics(&run.id)?;
+    // A sweep's metrics are its best trial's, as Azure shows them on the parent.
+    let metrics_of = match run.kind.as_str() {
+        "sweep" => s.runner.store.sweep(&run.id)?.best_trial,
+        _ => None,
+    };
+    let metrics = s
+        .runner
+        .store
+        .last_metrics(metrics_of.as_deref().unwrap_or(&run.id))?;
     let history = if detail {
         s.runner.store.events(&run.id)?
     } else {
@@ -259,7 +267,17 @@ async fn download_job(
     Path(id): Path<String>,
     Query(q): Query<DownloadQuery>,
 ) -> ApiResult<Response> {
-    let run = s.runner.store.run(&id)?;
+    let mut run = s.runner.store.run(&id)?;
+    // A sweep's outputs are its best trial's (Azure's `best_child_run_id`).
+    if run.kind == "sweep" {
+        let best = s.runner.store.sweep(&id)?.best_trial.ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("sweep `{id}` has no best trial yet, so nothing to download; `tug job show {id}` shows its trials"),
+            )
+        })?;
+        run = s.runner.store.run(&best)?;
+    }
     let dir = s.runner.ws.run_dir(&run.id);
     // (folder under the run, name in the tar)
     let mut parts: Vec<(std::path::PathBuf, String)> = Vec::new();

@@ -89,10 +89,7 @@ fn exit(status: RunStatus) -> ExitCode {
 fn params(t: &TrialView) -> String {
     t.params
         .iter()
-        .map(|(k, v)| match v {
-            serde_json::Value::String(s) => format!("{k}={s}"),
-            other => format!("{k}={other}"),
-        })
+        .map(|(k, v)| format!("{k}={}", crate::spec::render_param(v)))
         .collect::<Vec<_>>()
         .join(" ")
 }

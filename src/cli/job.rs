@@ -319,6 +319,9 @@ fn detail(v: &JobView) -> String {
         kv("display_name", d);
     }
     kv("experiment", &r.experiment);
+    if let Some(parent) = &r.parent_id {
+        kv("sweep", parent);
+    }
     kv("status", r.status.as_str());
     kv("compute", &r.compute);
     if let Some(i) = &r.image {

@@ -3,10 +3,13 @@
 
 usage: p3_report.py --model-dir DIR --harness HARNESS results.jsonl ...
 
-Per (server, payload, conns) the median req/s over passes. The digits ceiling is what
-the script itself allows: its run() cost is measured in-process here (init() once, then
-run(body) in a loop, CPU time per call), and the ceiling is the CPU left after wrk in
-that cell (2 cores − wrk's cores) divided by that cost.
+Per (server, payload, conns) the median req/s over passes. The digits ceiling is what the
+script itself allows, measured in the same pass as tug's cells (`ceiling_probe.py`: two
+processes, like the two workers, each calling run(body) in-process in a loop at the same
+time): their calls per second together, scaled to the CPU wrk leaves in that cell
+(× (2 − wrk cores) / 2). tug/ceiling is the median over passes of each pass's ratio.
+When no probe is recorded (older results), the cost of run() in one process measured at
+report time stands in: 2 cores minus wrk's, divided by that cost.
 """
 import argparse
 import importlib.util
@@ -37,11 +40,16 @@ def main():
     ap.add_argument("files", nargs="+")
     a = ap.parse_args()
     rows = {}
+    probes = {}
     for path in a.files:
         for line in open(path):
             rec = json.loads(line)
             if "error" in rec:
                 continue
+            if rec["name"] == "ceiling-digits":
+                probes[path] = rec  # one pass per results file
+                continue
+            rec["_file"] = path
             rows.setdefault((rec["name"], rec["conns"]), []).append(rec)
 
     def med(name, conns, key="rps"):
@@ -50,7 +58,25 @@ def main():
 
     body = open(os.path.join(a.harness, "bodies", "digits.json")).read()
     cost = run_cost_us(os.path.join(a.harness, "scoring", "digits.py"), body, a.model_dir)
-    print(f"digits.py run() in-process: {cost:.1f} µs CPU per call\n")
+    print(f"digits.py run() in one process now: {cost:.1f} µs CPU per call")
+    for path, rec in sorted(probes.items()):
+        print(f"pass {rec['pass']}: two processes calling run() together: {rec['rps']:.0f} calls/s, "
+              f"{rec['cost_us']:.1f} µs CPU per call")
+    print()
+
+    def ceiling_ratio(conns):
+        """Median over passes of tug's req/s over that pass's ceiling (and the ceilings)."""
+        ratios, ceilings = [], []
+        for rec in rows.get(("tug-digits-w2", conns), []):
+            probe = probes.get(rec["_file"])
+            if probe is None:
+                continue
+            c = probe["rps"] * (2 - (rec.get("wrk_cpu_cores") or 0)) / 2
+            ratios.append(rec["rps"] / c)
+            ceilings.append(c)
+        if not ratios:
+            return None
+        return statistics.median(ceilings), statistics.median(ratios)
     print("| payload | conns | azmlinfsrv req/s (p99 ms) | tug req/s (p99 ms) | tug/azml | p99 tug/azml | tug conn-close req/s (p99 ms) | ceiling req/s | tug/ceiling |")
     print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     for payload in ("echo", "digits"):
@@ -60,9 +86,13 @@ def main():
             cc, ccp = med(f"tug-{payload}-w2-close", conns), med(f"tug-{payload}-w2-close", conns, "p99_ms")
             ceiling = ratio_c = ""
             if payload == "digits" and tu:
-                wrk = med(f"tug-{payload}-w2", conns, "wrk_cpu_cores") or 0
-                c = (2 - wrk) * 1e6 / cost
-                ceiling, ratio_c = f"{c:.0f}", f"{tu / c:.0%}"
+                probed = ceiling_ratio(conns)
+                if probed:
+                    ceiling, ratio_c = f"{probed[0]:.0f}", f"{probed[1]:.0%}"
+                else:
+                    wrk = med(f"tug-{payload}-w2", conns, "wrk_cpu_cores") or 0
+                    c = (2 - wrk) * 1e6 / cost
+                    ceiling, ratio_c = f"{c:.0f}", f"{tu / c:.0%}"
             fmt = lambda r, p: f"{r:.0f} ({p:.1f})" if r else "-"
             print(f"| {payload} | {conns} | {fmt(az, azp)} | {fmt(tu, tup)} | "
                   f"{(tu / az) if az and tu else 0:.2f}× | {(tup / azp) if azp and tup else 0:.2f} | "

@@ -8,7 +8,9 @@
 # are not used), trains the harness's digits model, builds the static release tug-infsrv,
 # then per pass: azmlinfsrv and tug-infsrv, both 2 workers, on echo.py and digits.py at
 # 1/8/64 connections, plus tug with one connection per request (CONN_CLOSE=1).
-# Finally `p3_report.py` prints the table with the ratios and the digits ceiling.
+# After tug's digits cells, `ceiling_probe.py` measures what digits.py allows by itself
+# (2 processes calling run() in a loop). Finally `p3_report.py` prints the table with the
+# ratios and the digits ceiling.
 # Env: WORK (/tmp/tug-servebench), SHARED (the harness), DURATION (10), REUSE_VENV=1.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -45,6 +47,11 @@ for pass in $(seq 1 "$PASSES"); do
       "$V/azmlinfsrv" --entry_script "$script" --model_dir "$WORK/model" --port 5301 --worker_count 2
     LABELS="server=tug-infsrv workers=2" "$B" "tug-$payload-w2" 5302 "$payload" -- \
       "$TUG" --entry_script "$script" --model_dir "$WORK/model" --port 5302 --worker_count 2 --python "$V/python"
+    if [ "$payload" = digits ]; then
+      # The script's own ceiling, measured now: the VM's speed moves within minutes.
+      "$V/python" "$HERE/ceiling_probe.py" "$script" "$WORK/model" "$H/bodies/digits.json" \
+        --procs 2 --seconds 5 --name ceiling-digits --pass "$pass" >> "$OUT"
+    fi
     CONN_CLOSE=1 PROBE=0 LABELS="server=tug-infsrv workers=2" "$B" "tug-$payload-w2-close" 5303 "$payload" -- \
       "$TUG" --entry_script "$script" --model_dir "$WORK/model" --port 5303 --worker_count 2 --python "$V/python"
   done

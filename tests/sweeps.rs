@@ -22,7 +22,10 @@ p.add_argument("--b", default="x")
 p.add_argument("--steps", type=int, default=1)
 p.add_argument("--pause", type=float, default=0.0)
 p.add_argument("--slow", type=float, default=-1)
+p.add_argument("--fail", action="store_true")
 args = p.parse_args()
+if args.fail:
+    raise SystemExit("broken on purpose")
 score = args.a * 10 + (1 if args.b == "y" else 0)
 pause = args.pause * (3 if args.a == args.slow else 1)
 for step in range(args.steps):
@@ -261,6 +264,59 @@ fn a_server_killed_mid_sweep_resumes_with_no_duplicate_and_no_lost_trial() {
     }
     let a: BTreeSet<String> = ts.iter().map(|t| t["params"]["a"].to_string()).collect();
     assert_eq!(a.len(), 6, "six distinct draws");
+    let ws_id = ws.workspace_id().unwrap();
+    assert!(ws.containers(&ws_id).is_empty());
+}
+
+#[test]
+fn a_sweep_whose_first_trials_fail_stops_proposing_and_fails() {
+    let ws = Ws::new();
+    ws.write("src/trial.py", TRIAL);
+    let id = ws.submit(
+        "sweep.yml",
+        &sweep_yaml(
+            "--fail",
+            "sampling_algorithm: random\n\
+             search_space:\n  a:\n    type: uniform\n    min_value: 0\n    max_value: 1\n\
+             limits:\n  max_total_trials: 20\n  max_concurrent_trials: 2\n",
+        ),
+    );
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Failed", "{v:#}");
+    let note = v["sweep"]["note"].as_str().unwrap();
+    assert!(note.contains("first 3 trials failed"), "{note}");
+    let n = trials(&v).len();
+    // Three failures decide it; at most the two then live are canceled, nothing after.
+    assert!(
+        (3..=5).contains(&n),
+        "{n} trials for a broken script: {v:#}"
+    );
+    assert!(
+        v["error"].as_str().unwrap().contains("tug job show"),
+        "{v:#}"
+    );
+}
+
+#[test]
+fn the_sweep_timeout_cancels_live_trials_and_ends_the_sweep() {
+    let ws = Ws::new();
+    ws.write("src/trial.py", TRIAL);
+    let id = ws.submit(
+        "sweep.yml",
+        &sweep_yaml(
+            "--steps 200 --pause 0.5",
+            "sampling_algorithm: random\n\
+             search_space:\n  a:\n    type: uniform\n    min_value: 0\n    max_value: 1\n\
+             limits:\n  max_total_trials: 6\n  max_concurrent_trials: 2\n  timeout: 5\n",
+        ),
+    );
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Canceled", "{v:#}");
+    let note = v["sweep"]["note"].as_str().unwrap();
+    assert!(note.contains("limits.timeout of 5 s"), "{note}");
+    let ts = trials(&v);
+    assert_eq!(ts.len(), 2, "{v:#}");
+    assert!(ts.iter().all(|t| t["status"] == "Canceled"), "{v:#}");
     let ws_id = ws.workspace_id().unwrap();
     assert!(ws.containers(&ws_id).is_empty());
 }

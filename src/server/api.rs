@@ -159,7 +159,13 @@ pub(crate) fn view(s: &AppState, run: RunRecord, detail: bool) -> ApiResult<JobV
     } else {
         vec![]
     };
-    let artifacts = s.runner.ws.run_dir(&run.id).display().to_string();
+    // A sweep's artifacts are its best trial's, as its downloads are.
+    let artifacts = s
+        .runner
+        .ws
+        .run_dir(metrics_of.as_deref().unwrap_or(&run.id))
+        .display()
+        .to_string();
     let sweep = if detail && run.kind == "sweep" {
         Some(super::sweep_api::sweep_view(s, &run)?)
     } else {

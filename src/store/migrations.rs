@@ -92,7 +92,8 @@ const STEPS: &[&str] = &[
         spec TEXT NOT NULL,
         seed INTEGER NOT NULL,
         best_trial TEXT,
-        note TEXT
+        note TEXT,
+        halt TEXT
      );
      CREATE TABLE sweep_trials (
         sweep_id TEXT NOT NULL REFERENCES runs (id),

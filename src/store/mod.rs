@@ -7,7 +7,7 @@ mod models;
 mod sweeps;
 
 pub use models::ModelRecord;
-pub use sweeps::{SweepRecord, TrialRecord};
+pub use sweeps::{SweepRecord, TrialInsert, TrialRecord};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -170,6 +170,7 @@ impl Store {
     /// An in-memory store, for tests.
     pub fn in_memory() -> Result<Store> {
         let conn = Connection::open_in_memory()?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
         migrations::migrate(&conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
@@ -518,8 +519,10 @@ pub(crate) fn insert_run_row(
         ],
     );
     match res {
+        // The id is taken (UNIQUE or PRIMARY KEY); other constraints are real errors.
         Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
         {
             return Err(Error::RunExists(id.to_string()));
         }

@@ -19,6 +19,20 @@ pub struct SweepRecord {
     pub best_trial: Option<String>,
     /// Why the sweep ended (limit reached, timeout, ...).
     pub note: Option<String>,
+    /// Why the sweep stopped proposing before its limits (its first trials all failed, the
+    /// sampler failed), kept so the decision survives the live trials ending or a restart.
+    #[serde(default)]
+    pub halt: Option<String>,
+}
+
+/// What became of a trial the controller asked to store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrialInsert {
+    Inserted,
+    /// That index exists already: a proposal is made at most once.
+    IndexTaken,
+    /// The sweep was asked to cancel (or has ended) meanwhile: nothing is started.
+    SweepStopping,
 }
 
 /// One trial: its index in the sweep, its run, the parameters it was given, and the
@@ -53,8 +67,8 @@ impl Store {
         Ok(())
     }
 
-    /// Stores trial `index` of `sweep` and its Queued run in one transaction. `Ok(false)`
-    /// when that index exists already: a proposal is made at most once.
+    /// Stores trial `index` of `sweep` and its Queued run in one transaction, unless the
+    /// index is taken or the sweep is stopping. A run id in use is [`Error::RunExists`].
     pub fn insert_trial(
         &self,
         sweep: &str,
@@ -63,9 +77,17 @@ impl Store {
         submission: &JobSubmission,
         nonce: &str,
         params_json: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<bool> {
+    ) -> Result<TrialInsert> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let (status, cancel): (String, bool) = tx.query_row(
+            "SELECT status, cancel_requested FROM runs WHERE id = ?1",
+            params![sweep],
+            |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)),
+        )?;
+        if cancel || matches!(status.as_str(), "Completed" | "Failed" | "Canceled") {
+            return Ok(TrialInsert::SweepStopping);
+        }
         let taken: bool = tx
             .query_row(
                 "SELECT 1 FROM sweep_trials WHERE sweep_id = ?1 AND idx = ?2",
@@ -75,7 +97,7 @@ impl Store {
             .optional()?
             .is_some();
         if taken {
-            return Ok(false);
+            return Ok(TrialInsert::IndexTaken);
         }
         insert_run_row(&tx, run_id, submission, nonce, "command", Some(sweep))?;
         tx.execute(
@@ -90,17 +112,18 @@ impl Store {
         tx.commit()?;
         drop(conn);
         self.changed();
-        Ok(true)
+        Ok(TrialInsert::Inserted)
     }
 
     pub fn sweep(&self, id: &str) -> Result<SweepRecord> {
         let run = self.run(id)?;
         let conn = self.conn();
-        let (spec, seed, best_trial, note): (String, i64, Option<String>, Option<String>) = conn
+        type Row = (String, i64, Option<String>, Option<String>, Option<String>);
+        let (spec, seed, best_trial, note, halt): Row = conn
             .query_row(
-                "SELECT spec, seed, best_trial, note FROM sweeps WHERE run_id = ?1",
+                "SELECT spec, seed, best_trial, note, halt FROM sweeps WHERE run_id = ?1",
                 params![id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .optional()?
             .ok_or_else(|| Error::NoRun(id.to_string()))?;
@@ -110,6 +133,7 @@ impl Store {
             seed: seed as u64,
             best_trial,
             note,
+            halt,
         })
     }
 
@@ -146,11 +170,25 @@ impl Store {
         Ok(out)
     }
 
-    /// Records why a trial is being stopped, before it is canceled.
-    pub fn set_trial_stopped(&self, sweep: &str, index: u64, reason: &str) -> Result<()> {
-        self.conn().execute(
-            "UPDATE sweep_trials SET stopped_by = ?3 WHERE sweep_id = ?1 AND idx = ?2",
+    /// Records why a trial is being stopped, before it is canceled; only while its run has
+    /// not begun to end (a trial that is already finishing is not "stopped early"). True
+    /// when recorded.
+    pub fn set_trial_stopped(&self, sweep: &str, index: u64, reason: &str) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE sweep_trials SET stopped_by = ?3
+             WHERE sweep_id = ?1 AND idx = ?2 AND stopped_by IS NULL AND run_id IN
+               (SELECT id FROM runs WHERE status IN ('Queued','Preparing','Starting','Running'))",
             params![sweep, index as i64, reason],
+        )?;
+        self.changed();
+        Ok(n == 1)
+    }
+
+    /// Records that a sweep stops proposing, and why (kept until it ends).
+    pub fn set_sweep_halt(&self, sweep: &str, halt: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE sweeps SET halt = COALESCE(halt, ?2) WHERE run_id = ?1",
+            params![sweep, halt],
         )?;
         self.changed();
         Ok(())

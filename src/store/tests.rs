@@ -162,25 +162,15 @@ fn a_sweep_index_is_taken_once_and_trials_come_back_in_order() {
         m.insert("x".into(), serde_json::json!(x));
         m
     };
-    assert!(
-        s.insert_trial("sw", 1, "sw_1", &submission(), "n1", &params(1))
-            .unwrap()
-    );
-    assert!(
-        s.insert_trial("sw", 0, "sw_0", &submission(), "n0", &params(0))
-            .unwrap()
-    );
+    let insert =
+        |i: u64, id: &str| s.insert_trial("sw", i, id, &submission(), "n", &params(i as i64));
+    assert_eq!(insert(1, "sw_1").unwrap(), TrialInsert::Inserted);
+    assert_eq!(insert(0, "sw_0").unwrap(), TrialInsert::Inserted);
     // The same index again (a restarted controller re-proposing) stores nothing.
-    assert!(
-        !s.insert_trial("sw", 1, "sw_1b", &submission(), "n", &params(9))
-            .unwrap()
-    );
+    assert_eq!(insert(1, "sw_1b").unwrap(), TrialInsert::IndexTaken);
     assert!(matches!(s.run("sw_1b"), Err(Error::NoRun(_))));
     // A taken run id fails the whole transaction: no trial row without its run.
-    assert!(matches!(
-        s.insert_trial("sw", 2, "sw_0", &submission(), "n", &params(2)),
-        Err(Error::RunExists(_))
-    ));
+    assert!(matches!(insert(2, "sw_0"), Err(Error::RunExists(_))));
     let trials = s.trials("sw").unwrap();
     assert_eq!(
         trials.iter().map(|t| t.index).collect::<Vec<_>>(),
@@ -206,7 +196,20 @@ fn a_sweep_index_is_taken_once_and_trials_come_back_in_order() {
         .collect();
     assert_eq!(children, ["sw_0", "sw_1"], "newest first");
 
-    s.set_trial_stopped("sw", 0, "bandit: ...").unwrap();
+    assert!(s.set_trial_stopped("sw", 0, "bandit: ...").unwrap());
+    assert!(
+        !s.set_trial_stopped("sw", 0, "again").unwrap(),
+        "the first reason stays"
+    );
+    s.transition("sw_1", RunStatus::Completed, Transition::default())
+        .unwrap();
+    assert!(
+        !s.set_trial_stopped("sw", 1, "late").unwrap(),
+        "an ended trial is not stopped"
+    );
+    s.set_sweep_halt("sw", "failing").unwrap();
+    s.set_sweep_halt("sw", "other").unwrap();
+    assert_eq!(s.sweep("sw").unwrap().halt.as_deref(), Some("failing"));
     s.set_sweep_outcome("sw", Some("sw_1"), Some("done"))
         .unwrap();
     s.set_sweep_outcome("sw", Some("sw_1"), None).unwrap();
@@ -221,4 +224,8 @@ fn a_sweep_index_is_taken_once_and_trials_come_back_in_order() {
         s.trials("sw").unwrap()[0].stopped_by.as_deref(),
         Some("bandit: ...")
     );
+    // A sweep asked to cancel starts nothing more.
+    s.request_cancel("sw").unwrap();
+    assert_eq!(insert(5, "sw_5").unwrap(), TrialInsert::SweepStopping);
+    assert!(matches!(s.run("sw_5"), Err(Error::NoRun(_))));
 }

@@ -23,7 +23,7 @@ use super::sampler::{self, Sampler};
 use super::space::Params;
 use crate::run::lifecycle::{self, Runner};
 use crate::run::model::{RunStatus, new_run_id, valid_run_id};
-use crate::store::{RunRecord, Store, Transition};
+use crate::store::{RunRecord, Store, Transition, TrialInsert};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -45,6 +45,15 @@ pub enum Error {
 const TICK: Duration = Duration::from_secs(2);
 /// The least time between two passes: metrics arrive in bursts.
 const SETTLE: Duration = Duration::from_millis(200);
+/// Store errors in a row a sweep rides out before it fails.
+const MAX_PASS_ERRORS: u32 = 5;
+
+/// What a sweep's task keeps between passes.
+struct DriveState {
+    /// Per trial: the last metric row read and the primary metric's values so far.
+    series: HashMap<String, (i64, Vec<f64>)>,
+    best_stored: Option<String>,
+}
 
 pub struct Controller {
     store: Arc<Store>,
@@ -155,85 +164,24 @@ impl Controller {
     async fn drive(&self, id: &str, mut wake: watch::Receiver<()>) -> Result<(), Error> {
         let record = self.store.sweep(id)?;
         let sub: SweepSubmission = serde_json::from_value(record.spec.clone())?;
-        let sampler: Box<dyn Sampler> =
-            sampler::sampler_for(&sub.sampling_algorithm, &sub.search_space, record.seed)?;
+        let sampler: Arc<dyn Sampler> =
+            sampler::sampler_for(&sub.sampling_algorithm, &sub.search_space, record.seed)?.into();
+        let mut state = DriveState {
+            series: HashMap::new(),
+            best_stored: record.best_trial.clone(),
+        };
         let mut changes = self.store.subscribe();
-        // Series of trials that have ended never change again.
-        let mut ended_series: HashMap<String, Vec<f64>> = HashMap::new();
-        let mut best_stored = record.best_trial.clone();
+        let mut errors = 0;
         loop {
-            let run = self.store.run(id)?;
-            if run.status.is_terminal() {
-                return Ok(());
-            }
-            if run.status == RunStatus::Queued {
-                self.store
-                    .transition(id, RunStatus::Running, Transition::default())?;
-            }
-            let run = self.store.run(id)?;
-            let trials = self.snapshots(id, &sub, &mut ended_series)?;
-            let live: Vec<&TrialSnapshot> =
-                trials.iter().filter(|t| !t.status.is_terminal()).collect();
-            let timed_out = sub.limits.timeout_seconds.is_some_and(|limit| {
-                elapsed_since(run.started_at.as_deref()) >= Duration::from_secs(limit)
-            });
-            let best = plan::best(&trials, &sub.objective).map(|t| t.run_id.clone());
-            if best != best_stored {
-                self.store.set_sweep_outcome(id, best.as_deref(), None)?;
-                best_stored = best.clone();
-            }
-
-            let halt = if run.cancel_requested {
-                Some(Stop::Canceled)
-            } else if timed_out {
-                Some(Stop::TimedOut)
-            } else if plan::failing(&trials) {
-                Some(Stop::Failing)
-            } else {
-                None
-            };
-            if let Some(stop) = halt {
-                for t in &live {
-                    self.runner.cancel(&t.run_id)?;
+            match self.pass(id, &sub, &sampler, &mut state).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => errors = 0,
+                // The store can be busy for a moment; a pass is safe to repeat.
+                Err(Error::Store(e)) if errors < MAX_PASS_ERRORS => {
+                    errors += 1;
+                    tracing::warn!(sweep = %id, error = %e, "sweep pass failed; retrying");
                 }
-                if live.is_empty() {
-                    return self.finish(id, stop, &trials, &sub, best.as_deref());
-                }
-            } else {
-                if let Some(rule) = &sub.early_termination {
-                    self.apply_policy(id, rule, &sub, &trials)?;
-                }
-                let mut proposed = trials.len() as u64;
-                let mut live_count = live.len() as u64;
-                let mut exhausted = false;
-                let mut history = plan::observations(&trials, sub.objective.goal);
-                while plan::open_slots(&sub.limits, proposed, live_count) > 0 {
-                    let Some(params) = sampler.suggest(proposed, &history)? else {
-                        exhausted = true;
-                        break;
-                    };
-                    self.start_trial(id, &sub, proposed, &params)?;
-                    history.push(super::space::Observation {
-                        params,
-                        state: super::space::TrialState::Pending,
-                    });
-                    proposed += 1;
-                    live_count += 1;
-                }
-                if live_count == 0 {
-                    let stop = if proposed >= sub.limits.max_total_trials {
-                        Some(Stop::TotalReached)
-                    } else if exhausted {
-                        Some(Stop::Exhausted)
-                    } else {
-                        None
-                    };
-                    if let Some(stop) = stop {
-                        let trials = self.snapshots(id, &sub, &mut ended_series)?;
-                        let best = plan::best(&trials, &sub.objective).map(|t| t.run_id.clone());
-                        return self.finish(id, stop, &trials, &sub, best.as_deref());
-                    }
-                }
+                Err(e) => return Err(e),
             }
             // Wait for a change (a metric, a trial's status), a cancel, or the tick.
             tokio::select! {
@@ -246,38 +194,142 @@ impl Controller {
         }
     }
 
-    /// Reads the trials with their primary metric series.
+    /// One look at the sweep: halt, stop, propose or finish. True once the sweep has ended.
+    async fn pass(
+        &self,
+        id: &str,
+        sub: &SweepSubmission,
+        sampler: &Arc<dyn Sampler>,
+        state: &mut DriveState,
+    ) -> Result<bool, Error> {
+        let record = self.store.sweep(id)?;
+        if record.run.status.is_terminal() {
+            return Ok(true);
+        }
+        if record.run.status == RunStatus::Queued {
+            self.store
+                .transition(id, RunStatus::Running, Transition::default())?;
+        }
+        let run = self.store.run(id)?;
+        let trials = self.snapshots(id, sub, &mut state.series)?;
+        let live: Vec<&TrialSnapshot> = trials.iter().filter(|t| !t.status.is_terminal()).collect();
+        let best = plan::best(&trials, &sub.objective).map(|t| t.run_id.clone());
+        if best != state.best_stored {
+            self.store.set_sweep_outcome(id, best.as_deref(), None)?;
+            state.best_stored = best.clone();
+        }
+        let timed_out = sub.limits.timeout_seconds.is_some_and(|limit| {
+            elapsed_since(run.started_at.as_deref()) >= Duration::from_secs(limit)
+        });
+        let halt = if run.cancel_requested {
+            Some(Stop::Canceled)
+        } else if timed_out {
+            Some(Stop::TimedOut)
+        } else if let Some(text) = &record.halt {
+            Some(Stop::from_halt(text))
+        } else if plan::failing(&trials) {
+            self.halt(id, &Stop::Failing)?;
+            Some(Stop::Failing)
+        } else {
+            None
+        };
+        if let Some(stop) = halt {
+            // A failed sampler lets live trials finish; every other halt cancels them.
+            if !matches!(stop, Stop::SamplerFailed(_)) {
+                for t in &live {
+                    self.runner.cancel(&t.run_id)?;
+                }
+            }
+            if live.is_empty() {
+                self.finish(id, stop, &trials, sub, best.as_deref())?;
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+        if let Some(rule) = &sub.early_termination {
+            self.apply_policy(id, rule, sub, &trials)?;
+        }
+        let mut proposed = trials.len() as u64;
+        let mut live_count = live.len() as u64;
+        let mut exhausted = false;
+        let mut history = plan::observations(&trials, sub.objective.goal);
+        while plan::open_slots(&sub.limits, proposed, live_count) > 0 {
+            // A Bayesian proposal fits Gaussian processes: keep it off the async threads.
+            let (s, h) = (sampler.clone(), history.clone());
+            let suggested = match tokio::task::spawn_blocking(move || s.suggest(proposed, &h)).await
+            {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(e) => Err(format!("the sampler panicked: {e}")),
+            };
+            let params = match suggested {
+                Ok(Some(params)) => params,
+                Ok(None) => {
+                    exhausted = true;
+                    break;
+                }
+                Err(message) => {
+                    tracing::error!(sweep = %id, error = %message, "the sampler failed");
+                    self.halt(id, &Stop::SamplerFailed(message))?;
+                    return Ok(false);
+                }
+            };
+            if !self.start_trial(id, sub, proposed, &params)? {
+                return Ok(false); // canceled meanwhile: the next pass winds down
+            }
+            history.push(super::space::Observation {
+                params,
+                state: super::space::TrialState::Pending,
+            });
+            proposed += 1;
+            live_count += 1;
+        }
+        if live_count > 0 {
+            return Ok(false);
+        }
+        let stop = if proposed >= sub.limits.max_total_trials {
+            Stop::TotalReached
+        } else if exhausted {
+            Stop::Exhausted
+        } else {
+            return Ok(false);
+        };
+        self.finish(id, stop, &trials, sub, best.as_deref())?;
+        Ok(true)
+    }
+
+    fn halt(&self, id: &str, stop: &Stop) -> Result<(), Error> {
+        if let Some(text) = stop.halt_text() {
+            tracing::warn!(sweep = %id, halt = %text, "the sweep stops proposing trials");
+            self.store.set_sweep_halt(id, &text)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the trials with their primary metric series (only the new points of each).
     fn snapshots(
         &self,
         id: &str,
         sub: &SweepSubmission,
-        ended_series: &mut HashMap<String, Vec<f64>>,
+        series: &mut HashMap<String, (i64, Vec<f64>)>,
     ) -> Result<Vec<TrialSnapshot>, Error> {
         let metric = sub.objective.primary_metric.as_str();
         let mut out = Vec::new();
         for t in self.store.trials(id)? {
-            let series = match ended_series.get(&t.run.id) {
-                Some(s) => s.clone(),
-                None => {
-                    let s: Vec<f64> = self
-                        .store
-                        .metrics(&t.run.id, Some(metric), 0)?
-                        .into_iter()
-                        .map(|(_, p)| p.value)
-                        .collect();
-                    if t.run.status.is_terminal() {
-                        ended_series.insert(t.run.id.clone(), s.clone());
-                    }
-                    s
-                }
-            };
+            let (after, values) = series.entry(t.run.id.clone()).or_default();
+            for (row, point) in self.store.metrics(&t.run.id, Some(metric), *after)? {
+                *after = row;
+                values.push(point.value);
+            }
             out.push(TrialSnapshot {
                 index: t.index,
                 run_id: t.run.id,
                 status: t.run.status,
                 params: t.params.into_iter().collect(),
-                series,
-                stopped_by: t.stopped_by,
+                series: values.clone(),
+                // A trial that completed was not stopped, whatever raced with its end.
+                stopped_by: t
+                    .stopped_by
+                    .filter(|_| t.run.status != RunStatus::Completed),
             });
         }
         Ok(out)
@@ -290,11 +342,21 @@ impl Controller {
         sub: &SweepSubmission,
         trials: &[TrialSnapshot],
     ) -> Result<(), Error> {
+        // Only a trial whose script runs can be stopped; one that is finishing is done.
+        let running =
+            |t: &TrialSnapshot| matches!(t.status, RunStatus::Starting | RunStatus::Running);
+        for t in trials
+            .iter()
+            .filter(|t| running(t) && t.stopped_by.is_some())
+        {
+            // Stopped before a restart that came before the cancel: send it again.
+            self.runner.cancel(&t.run_id)?;
+        }
         let progress: Vec<policy::TrialProgress> = trials
             .iter()
             .map(|t| policy::TrialProgress {
                 id: t.run_id.clone(),
-                running: !t.status.is_terminal(),
+                running: running(t),
                 metrics: t.series.clone(),
             })
             .collect();
@@ -302,38 +364,62 @@ impl Controller {
             let Some(t) = trials.iter().find(|t| t.run_id == decision.id) else {
                 continue;
             };
-            if t.stopped_by.is_some() || t.status.is_terminal() {
+            if t.stopped_by.is_some() {
                 continue;
             }
-            tracing::info!(sweep = %id, trial = %t.run_id, reason = %decision.reason, "early termination");
-            // Stored before the cancel: a restart in between still knows why.
-            self.store
-                .set_trial_stopped(id, t.index, &decision.reason)?;
-            self.runner.cancel(&t.run_id)?;
+            // Stored before the cancel, and only while the trial runs: a restart in
+            // between still knows why, and a trial that already ended keeps its result.
+            if self
+                .store
+                .set_trial_stopped(id, t.index, &decision.reason)?
+            {
+                tracing::info!(sweep = %id, trial = %t.run_id, reason = %decision.reason, "early termination");
+                self.runner.cancel(&t.run_id)?;
+            }
         }
         Ok(())
     }
 
+    /// Stores and starts trial `index`; false when the sweep is stopping.
     fn start_trial(
         &self,
         id: &str,
         sub: &SweepSubmission,
         index: u64,
         params: &Params,
-    ) -> Result<(), Error> {
-        let trial = plan::trial_submission(sub, id, index, params);
-        let run_id = plan::trial_run_id(id, index);
-        let nonce = crate::workspace::random_hex(12);
+    ) -> Result<bool, Error> {
         let json: serde_json::Map<String, serde_json::Value> =
             params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        if self
-            .store
-            .insert_trial(id, index, &run_id, &trial, &nonce, &json)?
-        {
-            tracing::info!(sweep = %id, trial = %run_id, ?params, "trial proposed");
-            self.runner.spawn(run_id);
+        let nonce = crate::workspace::random_hex(12);
+        let mut run_id = plan::trial_run_id(id, index);
+        let mut trial = plan::trial_submission(sub, id, index, params);
+        let inserted = loop {
+            match self
+                .store
+                .insert_trial(id, index, &run_id, &trial, &nonce, &json)
+            {
+                // Another run already has the name (a job named like a trial): the index,
+                // not the name, is the trial's identity.
+                Err(crate::store::Error::RunExists(_)) => {
+                    run_id = format!(
+                        "{}_{}",
+                        plan::trial_run_id(id, index),
+                        crate::workspace::random_hex(2)
+                    );
+                    trial.name = Some(run_id.clone());
+                }
+                other => break other?,
+            }
+        };
+        match inserted {
+            TrialInsert::Inserted => {
+                tracing::info!(sweep = %id, trial = %run_id, ?params, "trial proposed");
+                self.runner.spawn(run_id);
+                Ok(true)
+            }
+            TrialInsert::IndexTaken => Ok(true),
+            TrialInsert::SweepStopping => Ok(false),
         }
-        Ok(())
     }
 
     fn finish(

@@ -149,7 +149,7 @@ pub fn open_slots(limits: &SweepLimits, proposed: u64, live: u64) -> u64 {
 }
 
 /// Why a sweep stops proposing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
     /// `limits.max_total_trials` trials were proposed.
     TotalReached,
@@ -161,19 +161,46 @@ pub enum Stop {
     Canceled,
     /// The first trials all failed: more of the same would only burn compute.
     Failing,
+    /// The sampler could not propose (its message): live trials finish, nothing more starts.
+    SamplerFailed(String),
+}
+
+impl Stop {
+    /// The stored form of a halt (a stop decided before the limits, kept across passes and
+    /// restarts): only `Failing` and `SamplerFailed` are stored.
+    pub fn halt_text(&self) -> Option<String> {
+        match self {
+            Stop::Failing => Some("failing".into()),
+            Stop::SamplerFailed(m) => Some(format!("sampler: {m}")),
+            _ => None,
+        }
+    }
+
+    /// Reads back what [`Stop::halt_text`] stored.
+    pub fn from_halt(text: &str) -> Stop {
+        match text.strip_prefix("sampler: ") {
+            Some(m) => Stop::SamplerFailed(m.to_string()),
+            None => Stop::Failing,
+        }
+    }
 }
 
 /// How many trials must have failed, with none succeeding, before a sweep gives up.
 pub const FAIL_FAST_TRIALS: usize = 3;
 
-/// Whether the sweep should give up: its first [`FAIL_FAST_TRIALS`] ended trials all failed
-/// and none reported a value (a broken script or environment, not a bad region).
+/// Whether the sweep should give up: [`FAIL_FAST_TRIALS`] trials failed without a value
+/// and none ended well (a broken script or environment, not a bad region). Trials canceled
+/// (by the user or a policy) do not count either way. The controller stores the decision,
+/// so the trials it then cancels cannot undo it.
 pub fn failing(trials: &[TrialSnapshot]) -> bool {
-    let ended: Vec<&TrialSnapshot> = trials.iter().filter(|t| t.status.is_terminal()).collect();
-    ended.len() >= FAIL_FAST_TRIALS
-        && ended
-            .iter()
-            .all(|t| t.status == RunStatus::Failed && t.final_value().is_none())
+    let failed = trials
+        .iter()
+        .filter(|t| t.status == RunStatus::Failed && t.final_value().is_none())
+        .count();
+    let succeeded = trials
+        .iter()
+        .any(|t| t.status == RunStatus::Completed || t.final_value().is_some());
+    failed >= FAIL_FAST_TRIALS && !succeeded
 }
 
 /// The sweep's final status and note once nothing is live and no more trials will come.
@@ -193,6 +220,10 @@ pub fn ending(stop: Stop, trials: &[TrialSnapshot], limits: &SweepLimits) -> (Ru
     );
     match stop {
         Stop::Canceled => (RunStatus::Canceled, format!("canceled by request; {tally}")),
+        Stop::SamplerFailed(m) => (
+            RunStatus::Failed,
+            format!("the sampler could not propose more trials ({m}); {tally}"),
+        ),
         Stop::Failing => (
             RunStatus::Failed,
             format!(
@@ -352,7 +383,26 @@ mod tests {
         ];
         assert!(failing(&three));
         assert!(!failing(&three[..3]));
+        // Canceling the live trial after the decision does not undo it.
+        let mut halted = three.clone();
+        halted[2].status = RunStatus::Canceled;
+        assert!(failing(&halted));
+        let mut late_success = three.clone();
+        late_success[2].status = RunStatus::Completed;
+        late_success[2].series = vec![1.0];
+        assert!(!failing(&late_success));
+        assert_eq!(
+            Stop::from_halt(&Stop::Failing.halt_text().unwrap()),
+            Stop::Failing
+        );
+        let sampler = Stop::SamplerFailed("no".into());
+        assert_eq!(Stop::from_halt(&sampler.halt_text().unwrap()), sampler);
+        assert_eq!(Stop::TimedOut.halt_text(), None);
         assert_eq!(ending(Stop::Failing, &three, &limits).0, RunStatus::Failed);
+        assert_eq!(
+            ending(Stop::SamplerFailed("x".into()), &mixed, &limits).0,
+            RunStatus::Failed
+        );
         let (status, note) = ending(Stop::TimedOut, &mixed, &limits);
         assert_eq!(status, RunStatus::Canceled);
         assert!(note.contains("60 s"), "{note}");

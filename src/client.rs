@@ -92,14 +92,24 @@ impl Client {
         .await
         .expect("lock task")
         .map_err(Error::Spawn)?;
-        // Another CLI may have started one while we waited for the lock.
-        if let Some(c) = Client::existing(ws).await? {
-            return Ok(c);
+        // Another CLI may have started one while we waited for the lock. A server holds
+        // its own lock for as long as it lives: while one does, it is starting or merely
+        // slow to answer (a loaded machine), so wait for it rather than start a second one
+        // that could only give up.
+        let limit = Duration::from_secs(90);
+        let start = Instant::now();
+        loop {
+            if let Some(c) = Client::existing(ws).await? {
+                return Ok(c);
+            }
+            if !server_holds_lock(ws) || start.elapsed() >= limit {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let mut child = spawn_server(ws)?;
         // Generous: a server that is alive but slow (a busy engine answers its first calls
         // late on 2 cores) is worth waiting for; one that exits is reported at once below.
-        let limit = Duration::from_secs(90);
         let start = Instant::now();
         while start.elapsed() < limit {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -219,6 +229,20 @@ impl Client {
             .await
             .map(|_| ())
     }
+}
+
+/// Whether a server process holds the workspace's server lock (it does from start to exit).
+fn server_holds_lock(ws: &Workspace) -> bool {
+    let Ok(f) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(ws.server_lock())
+    else {
+        return false;
+    };
+    // Taking it means nobody held it; it is let go again when `f` drops.
+    matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock))
 }
 
 /// Starts `tug server` detached: its own session, no terminal, output to the

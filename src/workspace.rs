@@ -82,8 +82,11 @@ impl Workspace {
         let token = self.token_path();
         if !token.exists() {
             let value = random_hex(32);
-            // Write to a private temporary file, then rename: a reader never sees a
-            // half-written token and the file is never world-readable.
+            // Write to a private temporary file, then link it into place: a reader never
+            // sees a half-written token, the file is never world-readable, and when several
+            // processes create the workspace at once the first link wins and the others
+            // keep it (a rename would let a later one replace the token a server already
+            // read, locking every client out).
             let tmp = self.dir.join(format!(".token.{}", std::process::id()));
             let mut f = fs::OpenOptions::new()
                 .write(true)
@@ -95,13 +98,18 @@ impl Workspace {
                     path: tmp.clone(),
                     source,
                 })?;
-            f.write_all(value.as_bytes())
+            let linked = f
+                .write_all(value.as_bytes())
                 .and_then(|_| f.sync_all())
-                .and_then(|_| fs::rename(&tmp, &token))
-                .map_err(|source| Error::Create {
-                    path: token.clone(),
-                    source,
-                })?;
+                .and_then(|_| match fs::hard_link(&tmp, &token) {
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                    other => other,
+                });
+            let _ = fs::remove_file(&tmp);
+            linked.map_err(|source| Error::Create {
+                path: token.clone(),
+                source,
+            })?;
         }
         let config = self.config_path();
         if !config.exists() {

@@ -196,12 +196,19 @@ fn two_concurrent_clis_share_one_server() {
         .map(|_| {
             ws.tug_cmd(&["job", "list", "-o", "json"])
                 .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
         })
         .collect();
     for h in handles {
-        assert!(h.wait_with_output().unwrap().status.success());
+        let out = h.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a CLI failed: {}\nserver log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            ws.server_log()
+        );
     }
     let listening = ws.server_log().matches("tug server listening").count();
     assert_eq!(

@@ -5,6 +5,7 @@
 //! parameters as [`Params`], and a history of [`Observation`]s in "lower is better" form (the
 //! controller negates `maximize` objectives before a sampler or policy sees them).
 
+pub mod sampler;
 pub mod space;
 
 pub use space::{

@@ -26,12 +26,12 @@ pub(crate) struct Priors {
 }
 
 impl Priors {
-    /// Our defaults for `width` unit-cube coordinates: length scales around 0.35·√width
+    /// Our defaults for `width` unit-cube coordinates: length scales around 0.35·width^¼
     /// (longer in more dimensions, where points are further apart), an almost noise-free
     /// objective (sweeps mostly train deterministic models; the fit may raise it).
     pub(crate) fn for_width(width: usize) -> Priors {
         Priors {
-            length_scale_mean: (0.35f64).ln() + 0.5 * (width.max(1) as f64).ln(),
+            length_scale_mean: (0.35f64).ln() + 0.25 * (width.max(1) as f64).ln(),
             length_scale_sd: 1.0,
             length_scale_bounds: ((0.01f64).ln(), (30.0f64).ln()),
             signal_mean: 0.0,

@@ -1,17 +1,35 @@
 //! The little numerical linear algebra and optimisation the Gaussian process needs: Cholesky
 //! factorisation, triangular solves and a bounded limited-memory quasi-Newton minimiser.
 
+/// `Σ a_i b_i` with four independent accumulators, so the compiler can vectorise it (a single
+/// running sum is a dependency chain it must keep in order).
+#[inline]
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0; 4];
+    let chunks = n / 4;
+    for c in 0..chunks {
+        let (x, y) = (&a[c * 4..c * 4 + 4], &b[c * 4..c * 4 + 4]);
+        acc[0] += x[0] * y[0];
+        acc[1] += x[1] * y[1];
+        acc[2] += x[2] * y[2];
+        acc[3] += x[3] * y[3];
+    }
+    let mut sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for i in chunks * 4..n {
+        sum += a[i] * b[i];
+    }
+    sum
+}
+
 /// Lower-triangular Cholesky factor of a symmetric positive-definite `n x n` row-major matrix;
 /// `None` when a pivot is not positive (the caller adds jitter and retries).
 pub(crate) fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
     let mut l = vec![0.0; n * n];
     for i in 0..n {
         for j in 0..=i {
-            let mut sum = a[i * n + j];
-            let (ri, rj) = (&l[i * n..i * n + j], &l[j * n..j * n + j]);
-            for k in 0..j {
-                sum -= ri[k] * rj[k];
-            }
+            let sum = a[i * n + j] - dot(&l[i * n..i * n + j], &l[j * n..j * n + j]);
             if i == j {
                 if sum <= 0.0 || !sum.is_finite() {
                     return None;
@@ -28,47 +46,59 @@ pub(crate) fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
 /// Solve `L x = b` in place (forward substitution).
 pub(crate) fn solve_lower(l: &[f64], n: usize, b: &mut [f64]) {
     for i in 0..n {
-        let row = &l[i * n..i * n + i];
-        let mut sum = b[i];
-        for k in 0..i {
-            sum -= row[k] * b[k];
-        }
+        let sum = b[i] - dot(&l[i * n..i * n + i], &b[..i]);
         b[i] = sum / l[i * n + i];
     }
 }
 
 /// Solve `Lᵀ x = b` in place (back substitution).
 pub(crate) fn solve_upper_transposed(l: &[f64], n: usize, b: &mut [f64]) {
+    // Column-oriented: once x_i is known, remove its share from the rows above (row i of L is
+    // contiguous, column i is not).
     for i in (0..n).rev() {
-        let mut sum = b[i];
-        for k in i + 1..n {
-            sum -= l[k * n + i] * b[k];
+        b[i] /= l[i * n + i];
+        let xi = b[i];
+        for (bk, lik) in b[..i].iter_mut().zip(&l[i * n..i * n + i]) {
+            *bk -= lik * xi;
         }
-        b[i] = sum / l[i * n + i];
     }
 }
 
 /// `A⁻¹` from the Cholesky factor of `A` (row-major, symmetric).
 pub(crate) fn inverse_from_cholesky(l: &[f64], n: usize) -> Vec<f64> {
-    // L⁻¹ column by column, then A⁻¹ = L⁻ᵀ L⁻¹.
-    let mut linv = vec![0.0; n * n];
-    for j in 0..n {
-        let mut e = vec![0.0; n];
-        e[j] = 1.0;
-        solve_lower(l, n, &mut e);
-        for i in 0..n {
-            linv[i * n + j] = e[i];
+    // M = L⁻¹ (lower triangular), row by row: M_ij = -(Σ_{j<=k<i} L_ik M_kj) / L_ii, M_ii = 1/L_ii.
+    let mut m = vec![0.0; n * n];
+    for i in 0..n {
+        let inv_diag = 1.0 / l[i * n + i];
+        m[i * n + i] = inv_diag;
+        let (done, rest) = m.split_at_mut(i * n);
+        let row = &mut rest[..i];
+        let li = &l[i * n..i * n + i];
+        for (k, &lik) in li.iter().enumerate() {
+            if lik != 0.0 {
+                let mk = &done[k * n..k * n + k + 1];
+                for (r, &v) in row[..=k].iter_mut().zip(mk) {
+                    *r -= lik * v;
+                }
+            }
+        }
+        row.iter_mut().for_each(|r| *r *= inv_diag);
+    }
+    // A⁻¹ = Mᵀ M: (A⁻¹)_ij = Σ_{k >= max(i,j)} M_ki M_kj, accumulated row by row of M.
+    let mut inv = vec![0.0; n * n];
+    for k in 0..n {
+        let mk = &m[k * n..k * n + k + 1];
+        for i in 0..=k {
+            let a = mk[i];
+            let out = &mut inv[i * n..i * n + i + 1];
+            for (o, &b) in out.iter_mut().zip(&mk[..=i]) {
+                *o += a * b;
+            }
         }
     }
-    let mut inv = vec![0.0; n * n];
     for i in 0..n {
-        for j in 0..=i {
-            let mut sum = 0.0;
-            for k in i..n {
-                sum += linv[k * n + i] * linv[k * n + j];
-            }
-            inv[i * n + j] = sum;
-            inv[j * n + i] = sum;
+        for j in 0..i {
+            inv[j * n + i] = inv[i * n + j];
         }
     }
     inv
@@ -200,10 +230,6 @@ where
         }
     }
     (x, fx)
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 fn dot_free(a: &[f64], b: &[f64], free: &[bool]) -> f64 {

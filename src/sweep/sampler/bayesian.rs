@@ -3,7 +3,7 @@
 //! quasi-Newton refinement.
 //!
 //! How it works, per trial:
-//! 1. The first [`initial_trials`] trials (and any trial while fewer than two have completed)
+//! 1. The first [`INITIAL_TRIALS`] trials (and any trial while fewer than two have completed)
 //!    take points of a seeded, scrambled Sobol sequence.
 //! 2. Completed values (lower is better) are warped by a Box–Cox transform chosen by maximum
 //!    likelihood — heavy-tailed objectives such as Rosenbrock are modelled on a log-like scale —
@@ -63,17 +63,17 @@ const CANDIDATE_STREAM: u64 = 0x6361_6E64;
 /// How many trials use the Sobol initial design before the GP takes over. Ten, whatever the
 /// width: fewer made the GP lock onto a local basin more often on the P4 objectives (2 to 6
 /// dimensions).
-pub fn initial_trials(width: usize) -> u64 {
-    let _ = width;
-    10
-}
+pub const INITIAL_TRIALS: u64 = 10;
+
+/// The GP is fitted to at most this many completed trials (its cost grows with the cube of the
+/// count): beyond it, the best half and the most recent of the rest.
+pub const MAX_MODEL_POINTS: usize = 250;
 
 /// The Bayesian sampler (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct BayesianSampler {
     encoding: Encoding,
     seed: u64,
-    initial: u64,
     design: Option<Sobol>,
     enumerated: Option<Vec<Vec<f64>>>,
     priors: Priors,
@@ -84,7 +84,6 @@ impl BayesianSampler {
         let encoding = Encoding::new(space);
         let width = encoding.width();
         BayesianSampler {
-            initial: initial_trials(width),
             design: Sobol::new(encoding.dimensions(), seed),
             enumerated: encoding.enumerate(),
             priors: Priors::for_width(width),
@@ -207,10 +206,13 @@ impl Sampler for BayesianSampler {
             }
         }
         // (A space of single-value choices has width 0: nothing to model.)
-        if index < self.initial || done_y.len() < 2 || width == 0 {
+        if index < INITIAL_TRIALS || done_y.len() < 2 || width == 0 {
             return Ok(self.untried_design_point(index, &seen));
         }
 
+        if done_y.len() > MAX_MODEL_POINTS {
+            (done_x, done_y) = model_subset(&done_x, &done_y, width);
+        }
         let y = warp(&done_y);
         let theta = gp::fit(&done_x, &y, width, &self.priors, FIT_ITERATIONS);
         let Some(fitted) = Posterior::new(&done_x, &y, width, &theta) else {
@@ -280,6 +282,34 @@ impl Sampler for BayesianSampler {
         }
         Ok(self.untried_design_point(index, &seen))
     }
+}
+
+/// The completed trials the GP is fitted to when there are more than [`MAX_MODEL_POINTS`]: the
+/// best half of the budget, then the most recent others, in history order.
+fn model_subset(x: &[f64], y: &[f64], width: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut by_value: Vec<usize> = (0..y.len()).collect();
+    by_value.sort_by(|&a, &b| y[a].total_cmp(&y[b]).then(a.cmp(&b)));
+    let mut keep = vec![false; y.len()];
+    for &i in by_value.iter().take(MAX_MODEL_POINTS / 2) {
+        keep[i] = true;
+    }
+    let mut others = MAX_MODEL_POINTS - MAX_MODEL_POINTS / 2;
+    for i in (0..y.len()).rev() {
+        if others == 0 {
+            break;
+        }
+        if !keep[i] {
+            keep[i] = true;
+            others -= 1;
+        }
+    }
+    let kept: Vec<usize> = (0..y.len()).filter(|&i| keep[i]).collect();
+    (
+        kept.iter()
+            .flat_map(|&i| x[i * width..(i + 1) * width].iter().copied())
+            .collect(),
+        kept.iter().map(|&i| y[i]).collect(),
+    )
 }
 
 fn sort_descending(scored: &mut [(f64, Vec<f64>)]) {
@@ -510,6 +540,18 @@ mod tests {
             let d = o.params["d"].as_f64().unwrap();
             assert!(d >= (-5.0f64).exp() && d <= 1.0);
         }
+    }
+
+    #[test]
+    fn long_histories_are_modelled_on_a_subset() {
+        let y: Vec<f64> = (0..300).map(|i| ((i * 37) % 300) as f64).collect();
+        let x: Vec<f64> = (0..300).map(|i| i as f64 / 300.0).collect();
+        let (sx, sy) = model_subset(&x, &y, 1);
+        assert_eq!((sx.len(), sy.len()), (MAX_MODEL_POINTS, MAX_MODEL_POINTS));
+        assert!(
+            sy.contains(&0.0) && sy.contains(&y[299]),
+            "keeps the best and the latest"
+        );
     }
 
     #[test]

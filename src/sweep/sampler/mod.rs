@@ -22,6 +22,7 @@ mod linalg;
 pub mod random;
 mod rng;
 mod sobol;
+mod validate;
 
 use crate::sweep::{Observation, Params, RandomRule, SamplingAlgorithm, SearchSpace};
 
@@ -66,7 +67,7 @@ pub fn sampler_for(
     space: &SearchSpace,
     seed: u64,
 ) -> Result<Box<dyn Sampler>, SamplerError> {
-    encoding::validate_space(space)?;
+    validate::validate_space(space)?;
     Ok(match algorithm {
         SamplingAlgorithm::Grid => Box::new(GridSampler::new(space)?),
         SamplingAlgorithm::Random {

@@ -72,6 +72,71 @@ pub(crate) fn validate_space(space: &SearchSpace) -> Result<(), SamplerError> {
                 }
             }
         }
+        if log_exponent_too_large(dist) {
+            return bad(format!(
+                "`{}` bounds are natural-log exponents and e^{} overflows (the largest is \
+                 e^{MAX_EXPONENT}): did you mean ln of the value?",
+                dist.type_name(),
+                match *dist {
+                    Distribution::Loguniform { max_value, .. }
+                    | Distribution::Qloguniform { max_value, .. } => max_value,
+                    _ => 0.0,
+                }
+            ));
+        }
     }
     Ok(())
+}
+
+/// `ln(f64::MAX)`, rounded down: a larger exponent overflows to infinity.
+const MAX_EXPONENT: f64 = 709.0;
+
+/// Whether a log distribution's upper exponent would overflow.
+fn log_exponent_too_large(dist: &Distribution) -> bool {
+    match *dist {
+        Distribution::Loguniform { max_value, .. }
+        | Distribution::Qloguniform { max_value, .. } => max_value > MAX_EXPONENT,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(dist: Distribution) -> SearchSpace {
+        [("lr".to_string(), dist)].into_iter().collect()
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let cases = [
+            Distribution::Choice { values: vec![] },
+            Distribution::Randint { upper: 0 },
+            Distribution::Quniform {
+                min_value: 0.0,
+                max_value: 1.0,
+                q: 0.0,
+            },
+            Distribution::Normal {
+                mu: 0.0,
+                sigma: -1.0,
+            },
+            Distribution::Loguniform {
+                min_value: 0.0,
+                max_value: 1000.0,
+            },
+        ];
+        for dist in cases {
+            let err = validate_space(&one(dist.clone())).unwrap_err();
+            assert!(err.to_string().contains("`lr`"), "{dist:?}: {err}");
+        }
+        assert!(
+            validate_space(&one(Distribution::Loguniform {
+                min_value: -9.0,
+                max_value: 0.0
+            }))
+            .is_ok()
+        );
+    }
 }

@@ -11,9 +11,9 @@
 //! 3. A Matérn-5/2 GP with one length scale per coordinate is fitted by maximising the marginal
 //!    likelihood with log-normal priors, always from the same starting point (so the answer
 //!    depends only on the history).
-//! 4. Pending trials (still running) join the model at the GP's predicted mean ("kriging
-//!    believer"): the variance there collapses, so parallel trials spread out instead of piling
-//!    onto one point.
+//! 4. Pending trials (still running) join the model, noise-free, at the GP's predicted mean
+//!    ("kriging believer", the incumbent included): the variance there collapses, so parallel
+//!    trials spread out instead of piling onto one point.
 //! 5. log EI is maximised over 256 Sobol candidates and Gaussian perturbations of the best
 //!    points, the best few refined by projected L-BFGS; every candidate is snapped to the value it
 //!    decodes to and a point already evaluated, failed or pending is never proposed again while
@@ -218,17 +218,25 @@ impl Sampler for BayesianSampler {
         let Some(fitted) = Posterior::new(&done_x, &y, width, &theta) else {
             return Ok(self.untried_design_point(index, &seen));
         };
+        // Kriging believer: pending points count as observed, exactly, at the predicted mean, and
+        // the incumbent includes those beliefs (else a pending point predicted below the best
+        // value would promise a sure improvement right where it already runs).
+        let mut best = y.iter().cloned().fold(f64::INFINITY, f64::min);
         let model = if pending_x.is_empty() {
             fitted
         } else {
-            // Kriging believer: pending points count as observed at the predicted mean.
+            let beliefs: Vec<f64> = pending_x
+                .chunks(width)
+                .map(|p| fitted.predict(p).0)
+                .collect();
+            best = beliefs.iter().cloned().fold(best, f64::min);
             let mut all_y = y.clone();
-            all_y.extend(pending_x.chunks(width).map(|p| fitted.predict(p).0));
+            all_y.extend_from_slice(&beliefs);
             let mut all_x = done_x.clone();
             all_x.extend_from_slice(&pending_x);
-            Posterior::new(&all_x, &all_y, width, &theta).unwrap_or(fitted)
+            Posterior::with_exact_tail(&all_x, &all_y, width, &theta, beliefs.len())
+                .unwrap_or(fitted)
         };
-        let best = y.iter().cloned().fold(f64::INFINITY, f64::min);
 
         if let Some(all) = &self.enumerated {
             let chosen = all
@@ -448,6 +456,54 @@ mod tests {
         let distance = (first["x"].as_f64().unwrap() - second["x"].as_f64().unwrap()).abs()
             + (first["y"].as_f64().unwrap() - second["y"].as_f64().unwrap()).abs();
         assert!(distance > 1e-3, "{first:?} vs {second:?}");
+    }
+
+    #[test]
+    fn parallel_proposals_spread_out() {
+        // Four trials proposed while none of them has finished stay apart from each other.
+        let sampler = BayesianSampler::new(&square(), 5);
+        let mut history = run(&sampler, 12, quadratic);
+        let mut batch: Vec<Params> = Vec::new();
+        for i in 12..16 {
+            let params = sampler.suggest(i, &history).unwrap().unwrap();
+            history.push(Observation {
+                params: params.clone(),
+                state: TrialState::Pending,
+            });
+            batch.push(params);
+        }
+        let coords = |p: &Params| (p["x"].as_f64().unwrap(), p["y"].as_f64().unwrap());
+        for (i, a) in batch.iter().enumerate() {
+            for b in &batch[..i] {
+                let ((ax, ay), (bx, by)) = (coords(a), coords(b));
+                assert!((ax - bx).hypot(ay - by) > 0.01, "{a:?} and {b:?} collapsed");
+            }
+        }
+    }
+
+    #[test]
+    fn pending_points_are_not_proposed_again_in_discrete_spaces() {
+        let space: SearchSpace = [("k", Distribution::Randint { upper: 12 })]
+            .into_iter()
+            .map(|(n, d)| (n.to_string(), d))
+            .collect();
+        let sampler = BayesianSampler::new(&space, 8);
+        let mut history: Vec<Observation> = Vec::new();
+        for i in 0..12 {
+            let params = sampler.suggest(i, &history).unwrap().unwrap();
+            assert!(
+                history.iter().all(|o| o.params != params),
+                "repeated {params:?}"
+            );
+            // The first three finish, the rest stay pending.
+            let state = if i < 3 {
+                TrialState::Complete(params["k"].as_f64().unwrap())
+            } else {
+                TrialState::Pending
+            };
+            history.push(Observation { params, state });
+        }
+        assert_eq!(sampler.suggest(12, &history).unwrap(), None);
     }
 
     #[test]

@@ -192,6 +192,19 @@ pub(crate) struct Posterior {
 impl Posterior {
     /// `None` only if the kernel matrix cannot be factorised even with added jitter.
     pub(crate) fn new(x: &[f64], y: &[f64], width: usize, theta: &[f64]) -> Option<Posterior> {
+        Posterior::with_exact_tail(x, y, width, theta, 0)
+    }
+
+    /// Like [`Posterior::new`], but the last `exact` points are taken as noise-free: the
+    /// "fantasy" values of pending trials, where the variance must collapse so that the
+    /// acquisition looks elsewhere.
+    pub(crate) fn with_exact_tail(
+        x: &[f64],
+        y: &[f64],
+        width: usize,
+        theta: &[f64],
+        exact: usize,
+    ) -> Option<Posterior> {
         let n = y.len();
         let inv_ls2: Vec<f64> = theta[..width].iter().map(|l| (-2.0 * l).exp()).collect();
         let signal = theta[width].exp();
@@ -212,6 +225,7 @@ impl Posterior {
         let mut jitter = JITTER;
         let chol = loop {
             for i in 0..n {
+                let noise = if i + exact >= n { 0.0 } else { noise };
                 k[i * n + i] = signal + noise + jitter;
             }
             if let Some(l) = cholesky(&k, n) {

@@ -49,7 +49,8 @@ def main(path):
         vals = [timing.get(f"{o}/{s}", {}).get("ask_s", {}).get("at_last_median") for o in OBJECTIVES]
         shown = [f"{v * 1e3:.3g}" if v is not None else "-" for v in vals]
         present = [v for v in vals if v is not None]
-        print(f"| {s} | " + " | ".join(shown) + f" | {max(present) * 1e3:.3g} |" if present else f"| {s} | " + " | ".join(shown) + " | - |")
+        worst = f"{max(present) * 1e3:.3g}" if present else "-"
+        print(f"| {s} | " + " | ".join(shown) + f" | {worst} |")
 
     def med(o, s):
         e = summ.get(f"{o}/{s}")

@@ -80,6 +80,8 @@ pub struct BayesianSampler {
 }
 
 impl BayesianSampler {
+    /// `space` must be valid (non-empty choices, ordered bounds, ...): build samplers through
+    /// [`super::sampler_for`], which checks it and names the offending parameter.
     pub fn new(space: &SearchSpace, seed: u64) -> BayesianSampler {
         let encoding = Encoding::new(space);
         let width = encoding.width();

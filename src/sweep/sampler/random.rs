@@ -19,6 +19,8 @@ pub struct RandomSampler {
 }
 
 impl RandomSampler {
+    /// `space` must be valid (non-empty choices, ordered bounds, ...): build samplers through
+    /// [`super::sampler_for`], which checks it and names the offending parameter.
     pub fn new(space: &SearchSpace, seed: u64) -> RandomSampler {
         RandomSampler {
             dims: space.iter().map(|(n, d)| (n.clone(), d.clone())).collect(),

@@ -33,6 +33,8 @@ mod model_path;
 mod overrides;
 mod scan;
 mod sweep;
+mod sweep_settings;
+mod sweep_space;
 
 #[cfg(test)]
 mod tests_corpus;

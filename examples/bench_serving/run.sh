@@ -11,7 +11,8 @@
 # After tug's digits cells, `ceiling_probe.py` measures what digits.py allows by itself
 # (2 processes calling run() in a loop). Finally `p3_report.py` prints the table with the
 # ratios and the digits ceiling.
-# Env: WORK (/tmp/tug-servebench), SHARED (the harness), DURATION (10), REUSE_VENV=1.
+# Env: WORK (/tmp/tug-servebench), SHARED (the harness), DURATION (10), REUSE_VENV=1,
+# TUG_INFSRV (a tug-infsrv binary to measure instead of building this checkout's).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -32,10 +33,13 @@ if [ "${REUSE_VENV:-0}" != 1 ] || [ ! -x "$V/azmlinfsrv" ]; then
 fi
 "$V/python" "$H/scoring/train_digits.py" "$WORK/model" "$H/bodies" >/dev/null
 
-TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
-(cd "$REPO" && env "CARGO_TARGET_$(echo "$TRIPLE" | tr a-z- A-Z_)_RUSTFLAGS=-C target-feature=+crt-static" \
-  cargo build --release --locked --target "$TRIPLE" --bin tug-infsrv)
-TUG=$REPO/target/$TRIPLE/release/tug-infsrv
+TUG=${TUG_INFSRV:-}
+if [ -z "$TUG" ]; then
+  TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
+  (cd "$REPO" && env "CARGO_TARGET_$(echo "$TRIPLE" | tr a-z- A-Z_)_RUSTFLAGS=-C target-feature=+crt-static" \
+    cargo build --release --locked --target "$TRIPLE" --bin tug-infsrv)
+  TUG=$REPO/target/$TRIPLE/release/tug-infsrv
+fi
 
 B=$H/bench_one.sh
 for pass in $(seq 1 "$PASSES"); do

@@ -349,7 +349,16 @@ pub fn valid_io_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn check_name(doc: &Document, section: &str, name: &str) -> Result<(), SpecError> {
+/// Checks a key of `section` that commands refer to as `${{section.name}}` (an input, output
+/// or search-space name); the fix names a valid spelling and the reference to update in
+/// `used_in`.
+pub(crate) fn check_name(
+    doc: &Document,
+    section: &str,
+    what: &str,
+    name: &str,
+    used_in: &str,
+) -> Result<(), SpecError> {
     if valid_io_name(name) {
         return Ok(());
     }
@@ -365,8 +374,8 @@ fn check_name(doc: &Document, section: &str, name: &str) -> Result<(), SpecError
     Err(doc.invalid(
         &join(section, name),
         true,
-        format!("`{name}` is not a valid {} name: names start with a letter or `_` and contain only letters, digits and `_`", &section[..section.len() - 1]),
-        format!("rename it, e.g. to `{fixed}` (and update `${{{{{section}.{name}}}}}` in the command)"),
+        format!("`{name}` is not a valid {what} name: names start with a letter or `_` and contain only letters, digits and `_`"),
+        format!("rename it, e.g. to `{fixed}` (and update `${{{{{section}.{name}}}}}` in {used_in})"),
     ))
 }
 
@@ -378,7 +387,7 @@ pub(crate) fn finish_inputs(
 ) -> Result<(), SpecError> {
     let base = doc.path.parent().unwrap_or(Path::new(""));
     for (name, input) in inputs.iter_mut() {
-        check_name(doc, "inputs", name)?;
+        check_name(doc, "inputs", "input", name, "the command")?;
         let field = join("inputs", name);
         match input {
             Input::Literal(lit) => {
@@ -452,5 +461,5 @@ pub(crate) fn finish_outputs(
 ) -> Result<(), SpecError> {
     outputs
         .keys()
-        .try_for_each(|name| check_name(doc, "outputs", name))
+        .try_for_each(|name| check_name(doc, "outputs", "output", name, "the command"))
 }

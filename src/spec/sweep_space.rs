@@ -15,7 +15,7 @@ use super::document::Document;
 use super::enums::parse_choice;
 use super::error::{Marked, MarkedKind, SpecError, backticked};
 use super::index::join;
-use super::io::valid_io_name;
+use super::io::check_name;
 use super::literal::{Literal, python_float_repr};
 use crate::sweep::{Distribution, ParamValue, SamplingAlgorithm, SearchSpace};
 
@@ -130,23 +130,13 @@ pub(super) fn search_space(
     let mut out = SearchSpace::new();
     for (name, dim) in raw {
         let field = join("search_space", &name);
-        if !valid_io_name(&name) {
-            let fixed: String = name
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                .collect();
-            let fixed = if fixed.starts_with(|c: char| c.is_ascii_digit()) {
-                format!("_{fixed}")
-            } else {
-                fixed
-            };
-            return Err(doc.invalid(
-                &field,
-                true,
-                format!("`{name}` is not a valid search-space name: names start with a letter or `_` and contain only letters, digits and `_`"),
-                format!("rename it, e.g. to `{fixed}` (and update `${{{{search_space.{name}}}}}` in the trial command)"),
-            ));
-        }
+        check_name(
+            doc,
+            "search_space",
+            "search-space",
+            &name,
+            "the trial command",
+        )?;
         let d = dimension(doc, &field, dim)?;
         if *sampler == SamplingAlgorithm::Grid && !matches!(d, Distribution::Choice { .. }) {
             return Err(doc.invalid(

@@ -12,21 +12,16 @@ When no probe is recorded (older results), the cost of run() in one process meas
 report time stands in: 2 cores minus wrk's, divided by that cost.
 """
 import argparse
-import importlib.util
 import json
 import os
 import statistics
 import time
 
+from ceiling_probe import load  # this folder is on sys.path when run as a script
+
 
 def run_cost_us(script, body, model_dir, n=20000):
-    os.environ["AZUREML_MODEL_DIR"] = model_dir
-    spec = importlib.util.spec_from_file_location("scoring", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    mod.init()
-    for _ in range(500):
-        mod.run(body)
+    mod = load(script, model_dir, body, warmup=500)
     t0 = time.process_time()
     for _ in range(n):
         mod.run(body)

@@ -16,25 +16,14 @@ use crate::spec::{self, CommandJob, EnvironmentRef, EnvironmentSource, Environme
 use crate::store::EnvironmentRecord;
 use crate::sweep::SweepSubmission;
 
-/// Reads and validates a job file. No I/O beyond reading it.
-pub fn load_job(
-    cwd: &Path,
-    file: &Path,
-    overrides: &[(String, String)],
-) -> anyhow::Result<CommandJob> {
-    let text = read_spec_file(cwd, file)?;
-    let job = spec::parse_command_job(file, &text, &borrowed(overrides)).map_err(spec_error)?;
-    check_supported(file, &job)?;
-    Ok(job)
-}
-
 /// A job file of either kind tug runs.
 pub enum LoadedJob {
     Command(Box<CommandJob>),
     Sweep(Box<SweepJob>),
 }
 
-/// Reads and validates a job file, choosing the reader by its `type:`.
+/// Reads and validates a job file, choosing the reader by its `type:`. No I/O beyond
+/// reading it (once).
 pub fn load_any_job(
     cwd: &Path,
     file: &Path,
@@ -56,9 +45,9 @@ pub fn load_any_job(
         }
         return Ok(LoadedJob::Sweep(Box::new(sweep)));
     }
-    Ok(LoadedJob::Command(Box::new(load_job(
-        cwd, file, overrides,
-    )?)))
+    let job = spec::parse_command_job(file, &text, &borrowed(overrides)).map_err(spec_error)?;
+    check_supported(file, &job)?;
+    Ok(LoadedJob::Command(Box::new(job)))
 }
 
 /// Each search-space value as the reference itself (strings render bare), so the rendered

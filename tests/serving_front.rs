@@ -513,7 +513,7 @@ async fn a_worker_killed_mid_request_fails_only_that_request_and_is_replaced() {
 }
 
 #[tokio::test]
-async fn a_worker_dying_with_a_pipelined_request_fails_both() {
+async fn a_worker_dying_fails_only_its_request_and_the_ones_pipelined_behind_it_run_later() {
     if !python_available() {
         return;
     }
@@ -525,17 +525,59 @@ async fn a_worker_dying_with_a_pipelined_request_fails_both() {
             .send(),
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // The only worker is busy: this request is written to it behind the first one.
-    let second = server.score("{}").await;
+    // The only worker is busy: these are written to it behind the first one. The worker never
+    // starts them, so they wait for the replacement instead of failing.
+    let behind: Vec<_> = (0..3)
+        .map(|i| {
+            tokio::spawn(
+                client()
+                    .post(server.url("/score"))
+                    .body(format!("{{\"n\": {i}}}"))
+                    .send(),
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        server.metric("tug_infsrv_queue_depth").await,
+        3.0,
+        "the three requests wait behind the first"
+    );
     let first = first.await.unwrap().unwrap();
-    for response in [first, second] {
-        assert_eq!(response.status(), 500);
-        assert_eq!(header(&response, "x-ms-run-function-failed"), "True");
-        assert!(response.text().await.unwrap().contains("died"));
+    assert_eq!(first.status(), 500);
+    assert_eq!(header(&first, "x-ms-run-function-failed"), "True");
+    assert!(first.text().await.unwrap().contains("died"));
+    for (i, call) in behind.into_iter().enumerate() {
+        let response = call.await.unwrap().unwrap();
+        assert_eq!(response.status(), 200, "request {i} behind the dead one");
+        let text = response.text().await.unwrap();
+        assert!(text.contains(&format!("\"n\": {i}}}")), "{i}: {text}");
     }
-    // The replacement serves the next request.
-    assert_eq!(server.score("{}").await.status(), 200);
     assert_eq!(server.metric("tug_infsrv_worker_restarts_total").await, 1.0);
+    assert_eq!(
+        server
+            .metric(r#"tug_infsrv_requests_total{route="/score",code="500"}"#)
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn with_pipelining_off_a_queued_request_waits_for_the_replacement_too() {
+    if !python_available() {
+        return;
+    }
+    let server = Server::start("behaviours.py", 1, &[("TUG_PIPELINE", "0")]).await;
+    let first = tokio::spawn(
+        client()
+            .post(server.url("/score"))
+            .body("sleep_die:0.5")
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = server.score("{}").await;
+    assert_eq!(first.await.unwrap().unwrap().status(), 500);
+    assert_eq!(second.status(), 200);
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! goes wrong: put back after a clean answer, drained when the client gave up while `run()` was
 //! working, killed (and so replaced) after a loss, a protocol error or WORKER_TIMEOUT.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -55,8 +56,9 @@ pub(super) fn encode(
 }
 
 /// A queued request whose REQUEST was written to a busy worker behind the current one: it
-/// gets the worker once the current answer is read. Dropped without that (the worker was
-/// lost), it fails the request.
+/// gets the worker once the answers before it are read. Dropped without that (the worker was
+/// lost before it got to this request), the request queues again: a worker answers in order,
+/// so one that never answered the request ahead never started this one.
 pub(super) struct Next {
     tx: Option<oneshot::Sender<Grant>>,
     id: u64,
@@ -67,19 +69,23 @@ impl Drop for Next {
     fn drop(&mut self) {
         self.shared.unpipelined();
         if let Some(tx) = self.tx.take() {
-            let _ = tx.send(Err(CallError::WorkerLost(
-                "the worker was lost while this request was pipelined behind another".into(),
-            )));
+            let _ = tx.send(None);
         }
     }
 }
 
-/// Gives the worker to the pipelined request; if that request was abandoned meanwhile, its
-/// answer is drained (the returned lease, dropped, does that).
-fn hand_off(shared: &Arc<Shared>, mut next: Next, worker: Worker) {
+/// Gives the worker to the first pipelined request, with the ones pipelined behind it; if
+/// that request was abandoned meanwhile, its answer is drained (the returned lease, dropped,
+/// does that).
+fn hand_off(shared: &Arc<Shared>, mut behind: VecDeque<Next>, worker: Worker) {
+    let Some(mut next) = behind.pop_front() else {
+        let _ = shared.release(worker);
+        return;
+    };
     let tx = next.tx.take().expect("a Next is handed off once");
-    let lease = Lease::new(worker, shared.clone(), Phase::Sent { id: next.id });
-    if let Err(Ok(lease)) = tx.send(Ok(lease)) {
+    let mut lease = Lease::new(worker, shared.clone(), Phase::Sent { id: next.id });
+    lease.behind = behind;
+    if let Err(Some(lease)) = tx.send(Some(lease)) {
         drop(lease);
     }
 }
@@ -90,8 +96,8 @@ pub(super) struct Lease {
     pub(super) worker: Option<Worker>,
     pub(super) shared: Arc<Shared>,
     pub(super) phase: Phase,
-    /// The request pipelined behind this one on the same worker.
-    pub(super) next: Option<Next>,
+    /// The requests pipelined behind this one on the same worker, in the order written.
+    pub(super) behind: VecDeque<Next>,
 }
 
 #[derive(Clone, Copy)]
@@ -142,7 +148,7 @@ impl Lease {
             worker: Some(worker),
             shared,
             phase,
-            next: None,
+            behind: VecDeque::new(),
         }
     }
 
@@ -153,13 +159,11 @@ impl Lease {
         let Some(worker) = self.worker.take() else {
             return false;
         };
-        match self.next.take() {
-            Some(next) => {
-                hand_off(&self.shared, next, worker);
-                true
-            }
-            None => self.shared.release(worker),
+        if self.behind.is_empty() {
+            return self.shared.release(worker);
         }
+        hand_off(&self.shared, std::mem::take(&mut self.behind), worker);
+        true
     }
 
     pub(super) async fn exchange(&mut self, request: &CallRequest<'_>) -> Result<Reply, CallError> {
@@ -260,18 +264,26 @@ impl Lease {
         let read = loop {
             let queued = shared.queued.notified();
             tokio::pin!(queued);
-            let may_pipeline = config.pipeline && self.next.is_none();
+            // Room behind this request, and no pipelined frame half written.
+            let room = |behind: &VecDeque<Next>, unsent: &Option<Bytes>| {
+                unsent.is_none() && behind.len() < config.pipeline
+            };
+            let may_pipeline = room(&self.behind, &unsent);
             if may_pipeline {
                 queued.as_mut().enable();
-                if let Some((next, rest)) = pipeline(&shared, stream, wants_headers) {
-                    self.next = Some(next);
+                while room(&self.behind, &unsent) {
+                    let held = self.behind.len();
+                    let Some((next, rest)) = pipeline(&shared, stream, wants_headers, held) else {
+                        break;
+                    };
+                    self.behind.push_back(next);
                     if let Some(rest) = rest {
                         unsent = Some(rest);
                         self.phase = Phase::Writing;
                     }
                 }
             }
-            let wait_queue = may_pipeline && self.next.is_none();
+            let wait_queue = room(&self.behind, &unsent);
             let step = {
                 let (mut rd, mut wr) = stream.split();
                 let read = read_frame(&mut rd, rbuf);
@@ -328,7 +340,7 @@ impl Lease {
             }
         }
         // Bytes after the RESPONSE are the pipelined request's answer, if there is one.
-        Ok((reply, rbuf.is_empty() || self.next.is_some()))
+        Ok((reply, rbuf.is_empty() || !self.behind.is_empty()))
     }
 
     /// Marks the worker broken (it is killed when the lease drops) and describes the loss.
@@ -358,15 +370,18 @@ impl Lease {
     }
 }
 
-/// Writes the first queued request to this busy worker when no worker is idle. Returns it, with
-/// the part of its frame the socket did not take yet.
+/// Writes the first queued request to this busy worker (which holds `held` pipelined ones
+/// already) when no worker is idle and this one holds no more than its share of the pipelined
+/// requests, so that one worker does not collect a backlog while another runs dry. Returns it,
+/// with the part of its frame the socket did not take yet.
 fn pipeline(
     shared: &Arc<Shared>,
     stream: &mut tokio::net::UnixStream,
     wants_headers: bool,
+    held: usize,
 ) -> Option<(Next, Option<Bytes>)> {
     let mut st = lock(&shared.state);
-    if !st.idle.is_empty() {
+    if !st.idle.is_empty() || held * st.ready_count() > st.pipelined {
         return None;
     }
     while st.waiters.front().is_some_and(|w| w.tx.is_closed()) {
@@ -451,8 +466,8 @@ impl Drop for Lease {
                     // The client went away while run() was working: let the worker finish,
                     // then put it back, rather than kill a healthy worker and re-run init().
                     Ok(runtime) => {
-                        let next = self.next.take();
-                        runtime.spawn(drain(self.shared.clone(), worker, id, deadline, next));
+                        let behind = std::mem::take(&mut self.behind);
+                        runtime.spawn(drain(self.shared.clone(), worker, id, deadline, behind));
                     }
                     Err(_) => worker.life.kill(),
                 }
@@ -467,7 +482,7 @@ async fn drain(
     mut worker: Worker,
     id: u64,
     deadline: Option<Instant>,
-    next: Option<Next>,
+    behind: VecDeque<Next>,
 ) {
     let finished = {
         let Worker {
@@ -480,18 +495,13 @@ async fn drain(
         tokio::pin!(sleep);
         match guarded(read_frame(stream, rbuf), exited, sleep).await {
             Step::Done(Ok(head)) => {
-                take_response(rbuf, head, id).is_ok() && (rbuf.is_empty() || next.is_some())
+                take_response(rbuf, head, id).is_ok() && (rbuf.is_empty() || !behind.is_empty())
             }
             _ => false,
         }
     };
     if finished {
-        match next {
-            Some(next) => hand_off(&shared, next, worker),
-            None => {
-                let _ = shared.release(worker);
-            }
-        }
+        hand_off(&shared, behind, worker);
     } else {
         tracing::warn!(
             slot = worker.life.slot,

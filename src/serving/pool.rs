@@ -1,16 +1,16 @@
 //! The worker pool: N Python processes running `tug_worker.py`, one request in flight each,
-//! plus at most one pipelined behind it.
+//! plus up to TUG_PIPELINE (default 1) pipelined behind it.
 //!
 //! Each worker talks over a Unix socket pair (its end is fd 3, `TUG_WORKER_FD=3`). A request
 //! [`Pool::call`]s: it takes an idle worker, or waits in a bounded FIFO queue for one, writes the
 //! REQUEST frame and reads the RESPONSE on its own task (no hop to a per-worker task).
-//! With TUG_PIPELINE (the default), while no worker is idle the holder of a busy worker also
-//! writes the first queued request to it, so the worker finds its next request waiting when it
-//! answers (no sleep, no wake-up between requests); that request then gets the worker from the
-//! holder, reads its RESPONSE and may pipeline the next. Its WORKER_TIMEOUT starts when it gets
-//! the worker; if the worker is lost first, it fails as the current request does (a
-//! request can thus wait behind a slow one although a worker became idle meanwhile; it is only
-//! pipelined while none is).
+//! With TUG_PIPELINE (on by default), while no worker is idle the holder of a busy worker also
+//! writes the first queued requests to it, so the worker finds its next request waiting when it
+//! answers (no sleep, no wake-up between requests); the first of them then gets the worker from
+//! the holder, with the rest behind it, reads its RESPONSE and may pipeline more. Its
+//! WORKER_TIMEOUT starts when it gets the worker; if the worker is lost first, it queues again:
+//! it was never started, because a worker answers in order (a request can wait behind a slow
+//! one although a worker became idle meanwhile; requests are only pipelined while none is).
 //!
 //! A worker that dies, breaks the protocol or exceeds WORKER_TIMEOUT mid-request costs that
 //! request a [`CallError`] and is replaced; the replacement runs `init()` again. A worker whose `init()`
@@ -46,9 +46,9 @@ pub struct PoolConfig {
     pub worker_timeout: Option<Duration>,
     pub max_queue: usize,
     pub scoring_timeout_ms: u64,
-    /// Pipelining: when no worker is idle, a busy worker is sent the next queued request
-    /// before it answers its current one (at most one extra in flight per worker).
-    pub pipeline: bool,
+    /// Pipelining: when no worker is idle, a busy worker is sent up to this many queued
+    /// requests before it answers its current one (0 = off).
+    pub pipeline: usize,
 }
 
 /// Why a request got no answer from a worker.
@@ -118,9 +118,9 @@ pub(super) struct Shared {
     pub(super) queued: Notify,
 }
 
-/// What a waiting request receives: a worker, or (when it was pipelined onto a worker that
-/// was then lost) the error.
-pub(super) type Grant = Result<Lease, CallError>;
+/// What a waiting request receives: a worker, or `None` when it was pipelined onto a worker
+/// that was lost before starting it (it then queues again).
+pub(super) type Grant = Option<Lease>;
 
 /// A request waiting for a worker.
 pub(super) struct Waiter {
@@ -150,6 +150,10 @@ pub(super) struct State {
 impl State {
     pub(super) fn waiting(&self) -> usize {
         self.waiters.len() + self.pipelined
+    }
+
+    pub(super) fn ready_count(&self) -> usize {
+        self.ready
     }
 }
 
@@ -221,6 +225,10 @@ impl Pool {
     /// worker (the lease then comes back with its REQUEST already written).
     async fn acquire(&self, request: &CallRequest<'_>) -> Result<Lease, CallError> {
         let shared = &self.shared;
+        let queue_deadline = shared
+            .config
+            .worker_timeout
+            .map(|limit| (tokio::time::Instant::now() + limit, limit));
         loop {
             let idle = lock(&shared.state).idle.pop();
             let waiting = match idle {
@@ -231,13 +239,16 @@ impl Pool {
             let mut lease = match waiting {
                 Ok(worker) => Lease::new(worker, shared.clone(), Phase::Idle),
                 Err(rx) => {
-                    let received = match shared.config.worker_timeout {
-                        Some(limit) => tokio::time::timeout(limit, rx)
+                    let received = match queue_deadline {
+                        Some((at, limit)) => tokio::time::timeout_at(at, rx)
                             .await
                             .map_err(|_| CallError::QueueTimeout(limit))?,
                         None => rx.await,
                     };
-                    received.map_err(|_| CallError::ShuttingDown)??
+                    match received.map_err(|_| CallError::ShuttingDown)? {
+                        Some(lease) => lease,
+                        None => continue, // pipelined onto a worker lost before it got there
+                    }
                 }
             };
             // A worker that died while idle is the reaper's to replace; try another.
@@ -255,7 +266,7 @@ impl Pool {
     /// request would have to wait.
     fn pipe_frame(&self, request: &CallRequest<'_>) -> Option<PipeFrame> {
         let shared = &self.shared;
-        if !shared.config.pipeline || request.body.len() > exchange::INLINE_BODY_MAX {
+        if shared.config.pipeline == 0 || request.body.len() > exchange::INLINE_BODY_MAX {
             return None;
         }
         let wants_headers = *shared.wants_headers.get()?;
@@ -283,6 +294,9 @@ impl Pool {
     ) -> Result<Result<Worker, oneshot::Receiver<Grant>>, CallError> {
         let shared = &self.shared;
         let mut st = lock(&shared.state);
+        if st.shutting_down {
+            return Err(CallError::ShuttingDown);
+        }
         if let Some(worker) = st.idle.pop() {
             return Ok(Ok(worker));
         }
@@ -380,12 +394,12 @@ impl Shared {
         }
         let mut lease = Lease::new(worker, self.clone(), Phase::Idle);
         while let Some(waiter) = st.waiters.pop_front() {
-            match waiter.tx.send(Ok(lease)) {
+            match waiter.tx.send(Some(lease)) {
                 Ok(()) => {
                     self.metrics.set_queue_depth(st.waiting());
                     return true;
                 }
-                Err(returned) => lease = returned.expect("sent Ok"),
+                Err(returned) => lease = returned.expect("sent Some"),
             }
         }
         self.metrics.set_queue_depth(st.waiting());

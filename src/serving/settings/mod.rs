@@ -17,6 +17,10 @@ use file::{find_config_file, read_config_file};
 pub const DEFAULT_APP_ROOT: &str = "/var/azureml-app";
 /// REQUEST frames are at most 2^31 − 1 bytes; keep room for the meta next to the body.
 pub const MAX_BODY_LIMIT: u64 = (i32::MAX as u64) - (1 << 20);
+/// Queued requests a busy worker holds behind its current one by default (TUG_PIPELINE).
+pub const DEFAULT_PIPELINE: u64 = 8;
+/// More than this only makes requests wait behind a slow one while other workers free up.
+pub const MAX_PIPELINE: u64 = 16;
 
 /// Command-line flags, azmlinfsrv's spelling first (`--entry_script`), tug's as aliases.
 #[derive(Debug, Default, Clone, clap::Parser)]
@@ -27,7 +31,7 @@ pub const MAX_BODY_LIMIT: u64 = (i32::MAX as u64) - (1 << 20);
     after_help = "Environment: SCORING_TIMEOUT_MS, WORKER_COUNT, WORKER_TIMEOUT, SERVICE_NAME, \
                   SERVICE_VERSION, SERVICE_PATH_PREFIX, AML_APP_ROOT, AZUREML_ENTRY_SCRIPT, \
                   AZUREML_MODEL_DIR, AML_CORS_ORIGINS, AZUREML_CONFIG_FILE, TUG_AUTH_KEY_SHA256, \
-                  TUG_MAX_REQUEST_BYTES, TUG_MAX_QUEUE, TUG_PIPELINE, TUG_SHUTDOWN_GRACE_S, TUG_FRONT_THREADS, \
+                  TUG_MAX_REQUEST_BYTES, TUG_MAX_QUEUE, TUG_PIPELINE, TUG_SHUTDOWN_GRACE_S, TUG_FRONT_THREADS, TUG_FRONT_SCHED, \
                   TUG_LOG (log filter, default info).\n\
                   `tug-infsrv router ...` runs the endpoint router instead."
 )]
@@ -100,12 +104,15 @@ pub struct Settings {
     pub auth_key_sha256: Vec<[u8; 32]>,
     pub max_request_bytes: u64,
     pub max_queue: usize,
-    /// TUG_PIPELINE: when no worker is idle, write the next queued request to a busy worker
-    /// before it answers (at most one ahead per worker).
-    pub pipeline: bool,
+    /// TUG_PIPELINE: when no worker is idle, write up to this many queued requests to a busy
+    /// worker behind the one it is answering (0 = never).
+    pub pipeline: usize,
     pub shutdown_grace: Duration,
     /// Runtime threads for the front (TUG_FRONT_THREADS); `None` = decide from the CPU count.
     pub front_threads: Option<usize>,
+    /// TUG_FRONT_SCHED: run the front's threads under SCHED_BATCH (the default) or as
+    /// ordinary threads.
+    pub front_batch_scheduling: bool,
     /// Things worth telling the user that do not stop the server.
     pub warnings: Vec<String>,
 }
@@ -394,11 +401,12 @@ impl Settings {
         )? as usize;
         let pipeline = parse_count(
             layers.env("TUG_PIPELINE"),
-            1,
+            DEFAULT_PIPELINE,
             0,
-            1,
-            "set TUG_PIPELINE to 1 (pipeline queued requests to busy workers, the default) or 0",
-        )? == 1;
+            MAX_PIPELINE,
+            "set TUG_PIPELINE to how many queued requests a busy worker may hold behind its current \
+             one (default 8; 0 turns pipelining off)",
+        )? as usize;
         let shutdown_grace_s = parse_count(
             layers.env("TUG_SHUTDOWN_GRACE_S"),
             30,
@@ -415,6 +423,21 @@ impl Settings {
                 "set TUG_FRONT_THREADS to the front's runtime threads, or unset it",
             )? as usize),
             None => None,
+        };
+        let front_batch_scheduling = match layers.env("TUG_FRONT_SCHED") {
+            None => true,
+            Some(found) => match found.value.trim() {
+                "batch" => true,
+                "normal" => false,
+                _ => {
+                    return Err(invalid(
+                        &found,
+                        "is neither batch nor normal".to_string(),
+                        "set TUG_FRONT_SCHED to batch (the front's threads never preempt a busy \
+                         worker, the default) or normal",
+                    ));
+                }
+            },
         };
         if flags.appinsights_instrumentation_key.is_some() {
             warnings.push("--appinsights_instrumentation_key is ignored: tug does not send to Application Insights".into());
@@ -443,6 +466,7 @@ impl Settings {
             pipeline,
             shutdown_grace: Duration::from_secs(shutdown_grace_s),
             front_threads,
+            front_batch_scheduling,
             warnings,
         })
     }

@@ -253,3 +253,37 @@ fn path_prefix_is_normalized_but_passed_to_workers_as_given() {
     assert!(env.contains(&("AML_APP_ROOT".into(), "/work/app".into())));
     assert_eq!(normalize_prefix("/"), "");
 }
+
+#[test]
+fn pipeline_depth_and_front_scheduling_have_defaults_and_checked_overrides() {
+    let s = resolve(
+        &["--entry_script", "app/score.py"],
+        &FakeHost::with_script(),
+    )
+    .unwrap();
+    assert_eq!(s.pipeline, DEFAULT_PIPELINE as usize);
+    assert!(s.front_batch_scheduling);
+
+    let host = FakeHost::with_script()
+        .env("TUG_PIPELINE", "0")
+        .env("TUG_FRONT_SCHED", "normal");
+    let s = resolve(&["--entry_script", "app/score.py"], &host).unwrap();
+    assert_eq!(s.pipeline, 0);
+    assert!(!s.front_batch_scheduling);
+
+    let host = FakeHost::with_script().env("TUG_PIPELINE", "17");
+    let err = resolve(&["--entry_script", "app/score.py"], &host).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("TUG_PIPELINE") && text.contains("0 to 16"),
+        "{text}"
+    );
+
+    let host = FakeHost::with_script().env("TUG_FRONT_SCHED", "fifo");
+    let err = resolve(&["--entry_script", "app/score.py"], &host).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("TUG_FRONT_SCHED") && text.contains("batch") && text.contains("normal"),
+        "{text}"
+    );
+}

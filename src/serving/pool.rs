@@ -1,5 +1,5 @@
 //! The worker pool: N Python processes running `tug_worker.py`, one request in flight each,
-//! plus up to TUG_PIPELINE (default 1) pipelined behind it.
+//! plus up to TUG_PIPELINE (default 8) pipelined behind it.
 //!
 //! Each worker talks over a Unix socket pair (its end is fd 3, `TUG_WORKER_FD=3`). A request
 //! [`Pool::call`]s: it takes an idle worker, or waits in a bounded FIFO queue for one, writes the

@@ -563,6 +563,78 @@ async fn a_worker_dying_fails_only_its_request_and_the_ones_pipelined_behind_it_
 }
 
 #[tokio::test]
+async fn a_pipelined_request_that_kills_the_worker_fails_and_the_ones_behind_run_once() {
+    if !python_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runs");
+    let server = Server::start("behaviours.py", 1, &[("RUN_LOG", log.to_str().unwrap())]).await;
+    let post = |body: &str| {
+        tokio::spawn(
+            client()
+                .post(server.url("/score"))
+                .body(body.to_string())
+                .send(),
+        )
+    };
+    let first = post("sleep:0.5");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Both are written to the busy worker behind the first; the first of them kills it.
+    let killer = post("die");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let after = post("append:after");
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.status(), 200, "the request ahead is answered");
+    let first_pid = first.json::<serde_json::Value>().await.unwrap()["pid"].clone();
+    let killer = killer.await.unwrap().unwrap();
+    assert_eq!(killer.status(), 500);
+    assert!(killer.text().await.unwrap().contains("died"));
+    let after = after.await.unwrap().unwrap();
+    assert_eq!(
+        after.status(),
+        200,
+        "the request behind the killer waits for the replacement"
+    );
+    let after_pid = after.json::<serde_json::Value>().await.unwrap()["pid"].clone();
+    assert_ne!(after_pid, first_pid, "answered by the replacement");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "after\n",
+        "it ran exactly once"
+    );
+    assert_eq!(server.metric("tug_infsrv_worker_restarts_total").await, 1.0);
+}
+
+#[tokio::test]
+async fn a_pipelined_request_is_not_timed_out_in_the_queue() {
+    if !python_available() {
+        return;
+    }
+    // WORKER_TIMEOUT bounds both the wait for a worker and each request's time on one. The
+    // third request is pipelined at once and waits ~1.6 s behind two of 0.9 s: past the
+    // limit in all, but it is no longer waiting in the queue once it is on the worker.
+    let server = Server::start("behaviours.py", 1, &[("WORKER_TIMEOUT", "1")]).await;
+    let post = |body: &str| {
+        tokio::spawn(
+            client()
+                .post(server.url("/score"))
+                .body(body.to_string())
+                .send(),
+        )
+    };
+    let first = post("sleep:0.9");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = post("sleep:0.9");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let third = server.score("{}").await;
+    assert_eq!(third.status(), 200, "{}", third.text().await.unwrap());
+    assert_eq!(first.await.unwrap().unwrap().status(), 200);
+    assert_eq!(second.await.unwrap().unwrap().status(), 200);
+    assert_eq!(server.metric("tug_infsrv_worker_restarts_total").await, 0.0);
+}
+
+#[tokio::test]
 async fn with_pipelining_off_a_queued_request_waits_for_the_replacement_too() {
     if !python_available() {
         return;

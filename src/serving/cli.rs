@@ -74,13 +74,12 @@ pub fn main() -> ExitCode {
 /// slower inside the server than in a loop). A batch thread waits for the running worker to
 /// block or use up its slice, then handles everything that arrived meanwhile in one go; it
 /// keeps its fair share of CPU, and while a core is idle it runs at once as before.
-/// SCHED_RESET_ON_FORK keeps the workers (and any thread the front does not configure) ordinary.
+/// Threads started later inherit the policy; worker processes are set back to SCHED_OTHER
+/// between fork and exec (`worker::spawn`).
 fn use_batch_scheduling() {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: plain syscall on the calling thread (pid 0) with a valid parameter struct.
-    let rc = unsafe {
-        libc::sched_setscheduler(0, libc::SCHED_BATCH | libc::SCHED_RESET_ON_FORK, &param)
-    };
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
     if rc != 0 {
         tracing::debug!(
             "cannot use SCHED_BATCH for the front: {}",

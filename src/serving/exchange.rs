@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
@@ -18,6 +19,10 @@ use super::worker::{AFTER_EXIT_READ, ReadError, Worker, read_frame};
 
 /// Bodies up to this size are copied behind the meta so a request is one `write`.
 pub(super) const INLINE_BODY_MAX: usize = 64 << 10;
+
+/// Beyond the first, only REQUEST frames this small are pipelined, so that the socket takes
+/// each whole (eight of them fit the default Unix socket buffer several times over).
+const DEEP_PIPELINE_FRAME_MAX: usize = 16 << 10;
 
 /// Frames a REQUEST whose body is at most [`INLINE_BODY_MAX`] (head and body) into `buf`,
 /// or only its head for a larger body.
@@ -57,19 +62,29 @@ pub(super) fn encode(
 
 /// A queued request whose REQUEST was written to a busy worker behind the current one: it
 /// gets the worker once the answers before it are read. Dropped without that (the worker was
-/// lost before it got to this request), the request queues again: a worker answers in order,
-/// so one that never answered the request ahead never started this one.
+/// lost), the request queues again, because a worker answers in order: one that never
+/// answered the request ahead never started this one. The exception is a worker lost while
+/// a later REQUEST was still being written (see [`Lease::unsent`]): it may have answered the
+/// request ahead unread and moved on, so those behind fail rather than risk running twice.
 pub(super) struct Next {
     tx: Option<oneshot::Sender<Grant>>,
     id: u64,
     shared: Arc<Shared>,
+    requeue: bool,
 }
 
 impl Drop for Next {
     fn drop(&mut self) {
         self.shared.unpipelined();
         if let Some(tx) = self.tx.take() {
-            let _ = tx.send(None);
+            let grant = if self.requeue {
+                Grant::Requeue
+            } else {
+                Grant::Lost(CallError::WorkerLost(
+                    "the worker was lost after it may have started this request".into(),
+                ))
+            };
+            let _ = tx.send(grant);
         }
     }
 }
@@ -85,7 +100,7 @@ fn hand_off(shared: &Arc<Shared>, mut behind: VecDeque<Next>, worker: Worker) {
     let tx = next.tx.take().expect("a Next is handed off once");
     let mut lease = Lease::new(worker, shared.clone(), Phase::Sent { id: next.id });
     lease.behind = behind;
-    if let Err(Some(lease)) = tx.send(Some(lease)) {
+    if let Err(Grant::Worker(lease)) = tx.send(Grant::Worker(lease)) {
         drop(lease);
     }
 }
@@ -98,6 +113,10 @@ pub(super) struct Lease {
     pub(super) phase: Phase,
     /// The requests pipelined behind this one on the same worker, in the order written.
     pub(super) behind: VecDeque<Next>,
+    /// The rest of the last pipelined REQUEST, which the socket did not take at once. While
+    /// it is pending the worker may answer this request and go on to the ones behind it
+    /// before the answer is read.
+    pub(super) unsent: Option<Bytes>,
 }
 
 #[derive(Clone, Copy)]
@@ -149,6 +168,7 @@ impl Lease {
             shared,
             phase,
             behind: VecDeque::new(),
+            unsent: None,
         }
     }
 
@@ -169,16 +189,17 @@ impl Lease {
     pub(super) async fn exchange(&mut self, request: &CallRequest<'_>) -> Result<Reply, CallError> {
         let outcome = self.exchange_frames(request).await;
         match outcome {
-            Ok((reply, clean)) => {
-                if clean {
-                    if self.finish() {
-                        // A queued request got the worker: let it write its REQUEST before
-                        // this task spends time on its own response, so the worker waits less.
-                        tokio::task::yield_now().await;
-                    }
-                } else {
-                    let _ = self.lost("it sent bytes after its RESPONSE".into());
+            Ok((reply, None)) => {
+                if self.finish() {
+                    // A queued request got the worker: let it write its REQUEST before this
+                    // task spends time on its own response, so the worker waits less.
+                    tokio::task::yield_now().await;
                 }
+                Ok(reply)
+            }
+            // The answer stands; the worker does not.
+            Ok((reply, Some(why))) => {
+                let _ = self.lost(why);
                 Ok(reply)
             }
             Err(Failure::TooLarge(e)) => Err(CallError::TooLarge(e)),
@@ -187,12 +208,13 @@ impl Lease {
         }
     }
 
-    /// Writes the REQUEST (unless it was pipelined) and reads the RESPONSE; `clean` is false
-    /// when the worker sent more than the one frame (it is then replaced).
+    /// Writes the REQUEST (unless it was pipelined) and reads the RESPONSE. With the reply
+    /// comes why the worker must be replaced after all, if it must (it sent more than the one
+    /// frame, or the rest of a pipelined REQUEST could not be written).
     async fn exchange_frames(
         &mut self,
         request: &CallRequest<'_>,
-    ) -> Result<(Reply, bool), Failure> {
+    ) -> Result<(Reply, Option<String>), Failure> {
         let shared = self.shared.clone();
         let config = &shared.config;
         let worker = self
@@ -259,8 +281,7 @@ impl Lease {
             deadline: deadline_at,
         };
         self.phase = reading;
-        // The rest of a pipelined REQUEST the socket did not take at once.
-        let mut unsent: Option<Bytes> = None;
+        let unsent = &mut self.unsent;
         let read = loop {
             let queued = shared.queued.notified();
             tokio::pin!(queued);
@@ -268,22 +289,22 @@ impl Lease {
             let room = |behind: &VecDeque<Next>, unsent: &Option<Bytes>| {
                 unsent.is_none() && behind.len() < config.pipeline
             };
-            let may_pipeline = room(&self.behind, &unsent);
+            let may_pipeline = room(&self.behind, unsent);
             if may_pipeline {
                 queued.as_mut().enable();
-                while room(&self.behind, &unsent) {
+                while room(&self.behind, unsent) {
                     let held = self.behind.len();
                     let Some((next, rest)) = pipeline(&shared, stream, wants_headers, held) else {
                         break;
                     };
                     self.behind.push_back(next);
                     if let Some(rest) = rest {
-                        unsent = Some(rest);
+                        *unsent = Some(rest);
                         self.phase = Phase::Writing;
                     }
                 }
             }
-            let wait_queue = room(&self.behind, &unsent);
+            let wait_queue = room(&self.behind, unsent);
             let step = {
                 let (mut rd, mut wr) = stream.split();
                 let read = read_frame(&mut rd, rbuf);
@@ -309,7 +330,7 @@ impl Lease {
                     let rest = unsent.as_mut().expect("writing");
                     let _ = rest.split_to(n);
                     if rest.is_empty() {
-                        unsent = None;
+                        *unsent = None;
                         self.phase = reading;
                     }
                 }
@@ -328,19 +349,29 @@ impl Lease {
         };
         let head = read.map_err(|e| Failure::Lost(e.to_string()))?;
         let reply = take_response(rbuf, head, id).map_err(|e| Failure::Lost(e.to_string()))?;
-        if let Some(rest) = unsent {
-            // The worker answered before it read all of the pipelined REQUEST: finish it.
-            match guarded(stream.write_all(&rest), exited.as_mut(), deadline.as_mut()).await {
-                Step::Done(Ok(())) => self.phase = reading,
-                Step::Done(Err(e)) => {
-                    return Err(Failure::Lost(format!("writing to its socket failed: {e}")));
-                }
-                Step::Exited => return Err(Failure::Lost("the process exited".to_string())),
-                Step::TimedOut => return Err(Failure::TimedOut),
+        if let Some(rest) = unsent.clone() {
+            // The worker answered before it read all of the pipelined REQUEST: finish it. If
+            // that fails, this answer still stands; the requests behind may have started.
+            let why = match guarded(stream.write_all(&rest), exited.as_mut(), deadline.as_mut())
+                .await
+            {
+                Step::Done(Ok(())) => None,
+                Step::Done(Err(e)) => Some(format!("writing to its socket failed: {e}")),
+                Step::Exited => Some("the process exited".to_string()),
+                Step::TimedOut => Some("it did not take a pipelined request in time".to_string()),
+            };
+            if why.is_some() {
+                return Ok((reply, why));
             }
+            *unsent = None;
+            self.phase = reading;
         }
         // Bytes after the RESPONSE are the pipelined request's answer, if there is one.
-        Ok((reply, rbuf.is_empty() || !self.behind.is_empty()))
+        let clean = rbuf.is_empty() || !self.behind.is_empty();
+        Ok((
+            reply,
+            (!clean).then(|| "it sent bytes after its RESPONSE".to_string()),
+        ))
     }
 
     /// Marks the worker broken (it is killed when the lease drops) and describes the loss.
@@ -389,7 +420,9 @@ fn pipeline(
     }
     let front = st.waiters.front()?;
     let frame = front.frame.as_ref()?;
-    if frame.wants_headers != wants_headers {
+    if frame.wants_headers != wants_headers
+        || (held > 0 && frame.bytes.len() > DEEP_PIPELINE_FRAME_MAX)
+    {
         return None;
     }
     let written = match stream.try_write(&frame.bytes) {
@@ -397,6 +430,7 @@ fn pipeline(
         _ => return None, // full (or broken): it waits for a worker as usual
     };
     let waiter = st.waiters.pop_front().expect("checked");
+    waiter.pipelined.store(true, SeqCst);
     st.pipelined += 1;
     shared.metrics.set_queue_depth(st.waiting());
     drop(st);
@@ -407,6 +441,7 @@ fn pipeline(
             tx: Some(waiter.tx),
             id: frame.id,
             shared: shared.clone(),
+            requeue: true,
         },
         rest,
     ))
@@ -441,6 +476,14 @@ fn take_response(
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        if self.unsent.is_some() {
+            // Lost while a pipelined REQUEST was half written (the last one behind): the worker
+            // may have answered this request unread and started the complete ones.
+            let complete = self.behind.len().saturating_sub(1);
+            for next in self.behind.iter_mut().take(complete) {
+                next.requeue = false;
+            }
+        }
         let Some(worker) = self.worker.take() else {
             return;
         };
@@ -448,7 +491,8 @@ impl Drop for Lease {
             Phase::Idle => {
                 let _ = self.shared.release(worker);
             }
-            // A request pipelined behind this one fails when its Next drops.
+            // The requests pipelined behind this one queue again (or fail, see above) as their
+            // Nexts drop.
             Phase::Writing | Phase::Broken => worker.life.kill(),
             Phase::Reading { .. } | Phase::Sent { .. } => {
                 let (id, deadline) = match self.phase {

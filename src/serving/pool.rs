@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -118,13 +118,22 @@ pub(super) struct Shared {
     pub(super) queued: Notify,
 }
 
-/// What a waiting request receives: a worker, or `None` when it was pipelined onto a worker
-/// that was lost before starting it (it then queues again).
-pub(super) type Grant = Option<Lease>;
+/// What a waiting request receives.
+pub(super) enum Grant {
+    /// The worker (with this request's REQUEST already written when it was pipelined).
+    Worker(Lease),
+    /// It was pipelined onto a worker that was lost before it got to this request: queue again.
+    Requeue,
+    /// It was pipelined onto a worker that was lost after it may have started this request.
+    Lost(CallError),
+}
 
 /// A request waiting for a worker.
 pub(super) struct Waiter {
     pub(super) tx: oneshot::Sender<Grant>,
+    /// Set once its REQUEST is written to a busy worker: from then on it no longer waits in
+    /// the queue (no QueueTimeout: the worker may already be about to run it).
+    pub(super) pipelined: Arc<AtomicBool>,
     /// Its REQUEST frame, ready to be pipelined onto a busy worker (small bodies only).
     pub(super) frame: Option<PipeFrame>,
 }
@@ -229,25 +238,24 @@ impl Pool {
             .config
             .worker_timeout
             .map(|limit| (tokio::time::Instant::now() + limit, limit));
+        let mut requeued = false;
         loop {
             let idle = lock(&shared.state).idle.pop();
             let waiting = match idle {
                 Some(worker) => Ok(worker),
                 // Framed outside the lock, only when it has to wait.
-                None => self.enqueue(self.pipe_frame(request))?,
+                None => self.enqueue(self.pipe_frame(request), requeued)?,
             };
             let mut lease = match waiting {
                 Ok(worker) => Lease::new(worker, shared.clone(), Phase::Idle),
-                Err(rx) => {
-                    let received = match queue_deadline {
-                        Some((at, limit)) => tokio::time::timeout_at(at, rx)
-                            .await
-                            .map_err(|_| CallError::QueueTimeout(limit))?,
-                        None => rx.await,
-                    };
-                    match received.map_err(|_| CallError::ShuttingDown)? {
-                        Some(lease) => lease,
-                        None => continue, // pipelined onto a worker lost before it got there
+                Err((rx, pipelined)) => {
+                    match wait_grant(shared, rx, &pipelined, queue_deadline).await? {
+                        Grant::Worker(lease) => lease,
+                        Grant::Requeue => {
+                            requeued = true;
+                            continue;
+                        }
+                        Grant::Lost(err) => return Err(err),
                     }
                 }
             };
@@ -287,11 +295,15 @@ impl Pool {
         })
     }
 
-    /// A place in the queue (FIFO), unless no worker is idle any more.
+    /// A place in the queue (FIFO), unless no worker is idle any more. A request queued
+    /// again after its worker was lost (`requeued`) was admitted already: it goes first and
+    /// is not refused for a full queue.
+    #[allow(clippy::type_complexity)]
     fn enqueue(
         &self,
         frame: Option<PipeFrame>,
-    ) -> Result<Result<Worker, oneshot::Receiver<Grant>>, CallError> {
+        requeued: bool,
+    ) -> Result<Result<Worker, (oneshot::Receiver<Grant>, Arc<AtomicBool>)>, CallError> {
         let shared = &self.shared;
         let mut st = lock(&shared.state);
         if st.shutting_down {
@@ -300,7 +312,7 @@ impl Pool {
         if let Some(worker) = st.idle.pop() {
             return Ok(Ok(worker));
         }
-        if st.waiting() >= shared.config.max_queue {
+        if !requeued && st.waiting() >= shared.config.max_queue {
             st.waiters.retain(|w| !w.tx.is_closed());
             if st.waiting() >= shared.config.max_queue {
                 return Err(CallError::QueueFull);
@@ -308,13 +320,23 @@ impl Pool {
         }
         let (tx, rx) = oneshot::channel();
         let pipelinable = frame.is_some();
-        st.waiters.push_back(Waiter { tx, frame });
+        let pipelined = Arc::new(AtomicBool::new(false));
+        let waiter = Waiter {
+            tx,
+            pipelined: pipelined.clone(),
+            frame,
+        };
+        if requeued {
+            st.waiters.push_front(waiter);
+        } else {
+            st.waiters.push_back(waiter);
+        }
         shared.metrics.set_queue_depth(st.waiting());
         drop(st);
         if pipelinable {
             shared.queued.notify_waiters();
         }
-        Ok(Err(rx))
+        Ok(Err((rx, pipelined)))
     }
 
     /// Stops the workers: closes their sockets (they exit on EOF), then SIGTERM, then SIGKILL,
@@ -394,12 +416,13 @@ impl Shared {
         }
         let mut lease = Lease::new(worker, self.clone(), Phase::Idle);
         while let Some(waiter) = st.waiters.pop_front() {
-            match waiter.tx.send(Some(lease)) {
+            match waiter.tx.send(Grant::Worker(lease)) {
                 Ok(()) => {
                     self.metrics.set_queue_depth(st.waiting());
                     return true;
                 }
-                Err(returned) => lease = returned.expect("sent Some"),
+                Err(Grant::Worker(returned)) => lease = returned,
+                Err(_) => unreachable!("a worker was sent"),
             }
         }
         self.metrics.set_queue_depth(st.waiting());
@@ -472,6 +495,33 @@ impl Shared {
             tracing::debug!(slot = life.slot, pid = life.pid, "worker exited ({status})");
         }
     }
+}
+
+/// Waits for a queued request's grant. The queue deadline (WORKER_TIMEOUT) stops counting
+/// once the request is pipelined onto a worker: it is then the worker's to answer, and its
+/// own WORKER_TIMEOUT starts when it gets the worker.
+async fn wait_grant(
+    shared: &Shared,
+    mut rx: oneshot::Receiver<Grant>,
+    pipelined: &AtomicBool,
+    deadline: Option<(tokio::time::Instant, Duration)>,
+) -> Result<Grant, CallError> {
+    if let Some((at, limit)) = deadline {
+        tokio::select! {
+            received = &mut rx => return received.map_err(|_| CallError::ShuttingDown),
+            _ = tokio::time::sleep_until(at) => {
+                // Under the lock `pipeline()` holds while it writes a waiter's REQUEST and
+                // sets the flag: either it has done both, or it sees this request gone.
+                let st = lock(&shared.state);
+                if !pipelined.load(SeqCst) {
+                    drop(rx);
+                    drop(st);
+                    return Err(CallError::QueueTimeout(limit));
+                }
+            }
+        }
+    }
+    rx.await.map_err(|_| CallError::ShuttingDown)
 }
 
 /// Spawns the worker for `slot`, waits for its READY and registers it.

@@ -139,9 +139,12 @@ impl std::fmt::Display for ReadError {
     }
 }
 
-/// In the child between fork and exec: make `fd` the worker's fd 3 and keep it across exec.
-fn move_fd_to_3(fd: RawFd) -> std::io::Result<()> {
-    // SAFETY: dup2 and fcntl are async-signal-safe and touch only this process's fd table.
+/// In the child between fork and exec: make `fd` the worker's fd 3 and keep it across exec,
+/// and give the worker ordinary scheduling (the front's threads may run under SCHED_BATCH,
+/// which a child inherits; the script, its threads and its subprocesses must not).
+fn prepare_child(fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: dup2, fcntl and sched_setscheduler are async-signal-safe syscalls that touch
+    // only this process; `param` is a valid struct on the stack.
     let rc = unsafe {
         if fd == 3 {
             libc::fcntl(3, libc::F_SETFD, 0)
@@ -152,6 +155,9 @@ fn move_fd_to_3(fd: RawFd) -> std::io::Result<()> {
     if rc < 0 {
         return Err(std::io::Error::last_os_error());
     }
+    let param = libc::sched_param { sched_priority: 0 };
+    // Failure only leaves the inherited policy; not worth refusing to start over.
+    let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
     Ok(())
 }
 
@@ -172,9 +178,9 @@ pub fn spawn(config: &PoolConfig, slot: usize) -> Result<Spawned, StartError> {
         // finishes in-flight requests before stopping the workers.
         .process_group(0);
     let child_fd = child_end.as_raw_fd();
-    // SAFETY: the closure only calls async-signal-safe functions (see move_fd_to_3).
+    // SAFETY: the closure only calls async-signal-safe functions (see prepare_child).
     unsafe {
-        command.pre_exec(move || move_fd_to_3(child_fd));
+        command.pre_exec(move || prepare_child(child_fd));
     }
     let child = command.spawn().map_err(|source| StartError::Spawn {
         python: config.python.clone(),

@@ -1,6 +1,7 @@
 """Scoring script for tests/serving_front.rs: each request body picks a behaviour.
 
 "die" kills the worker mid-request, "raise" makes run() raise, "sleep:S" sleeps S seconds,
+"append:X" appends the line X to $RUN_LOG (so a test can count how often a request ran),
 anything else is parsed as JSON (so bad JSON makes run() raise) and echoed with the pid.
 Every init() appends the worker's pid to $INIT_LOG, so a test can count inits. With
 $FAIL_REINIT set, only the first init() succeeds (it creates that file; later ones raise).
@@ -30,6 +31,10 @@ def run(raw_data):
     if raw_data.startswith("sleep_die:"):
         time.sleep(float(raw_data[len("sleep_die:"):]))
         os._exit(1)
+    if raw_data.startswith("append:"):
+        with open(os.environ["RUN_LOG"], "a") as fh:
+            fh.write(raw_data[len("append:"):] + "\n")
+        return {"appended": raw_data[len("append:"):], "pid": os.getpid()}
     if raw_data.startswith("sleep:"):
         seconds = float(raw_data[len("sleep:"):])
         time.sleep(seconds)

@@ -122,6 +122,20 @@ impl Server {
         unsafe { libc::kill(self.child.id() as i32, signal) };
     }
 
+    /// POSTs `body` to /score in the background (for requests that must be in flight while
+    /// the test goes on).
+    fn score_in_background(
+        &self,
+        body: &str,
+    ) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+        tokio::spawn(
+            client()
+                .post(self.url("/score"))
+                .body(body.to_string())
+                .send(),
+        )
+    }
+
     async fn score(&self, body: &str) -> reqwest::Response {
         client()
             .post(self.url("/score"))
@@ -482,7 +496,7 @@ async fn a_worker_killed_mid_request_fails_only_that_request_and_is_replaced() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let slow = tokio::spawn(client().post(server.url("/score")).body("sleep:1").send());
+    let slow = server.score_in_background("sleep:1");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let died = server.score("die").await;
     assert_eq!(died.status(), 500);
@@ -518,24 +532,12 @@ async fn a_worker_dying_fails_only_its_request_and_the_ones_pipelined_behind_it_
         return;
     }
     let server = Server::start("behaviours.py", 1, &[]).await;
-    let first = tokio::spawn(
-        client()
-            .post(server.url("/score"))
-            .body("sleep_die:1")
-            .send(),
-    );
+    let first = server.score_in_background("sleep_die:1");
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The only worker is busy: these are written to it behind the first one. The worker never
     // starts them, so they wait for the replacement instead of failing.
     let behind: Vec<_> = (0..3)
-        .map(|i| {
-            tokio::spawn(
-                client()
-                    .post(server.url("/score"))
-                    .body(format!("{{\"n\": {i}}}"))
-                    .send(),
-            )
-        })
+        .map(|i| server.score_in_background(&format!("{{\"n\": {i}}}")))
         .collect();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
@@ -570,20 +572,12 @@ async fn a_pipelined_request_that_kills_the_worker_fails_and_the_ones_behind_run
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("runs");
     let server = Server::start("behaviours.py", 1, &[("RUN_LOG", log.to_str().unwrap())]).await;
-    let post = |body: &str| {
-        tokio::spawn(
-            client()
-                .post(server.url("/score"))
-                .body(body.to_string())
-                .send(),
-        )
-    };
-    let first = post("sleep:0.5");
+    let first = server.score_in_background("sleep:0.5");
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Both are written to the busy worker behind the first; the first of them kills it.
-    let killer = post("die");
+    let killer = server.score_in_background("die");
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let after = post("append:after");
+    let after = server.score_in_background("append:after");
     let first = first.await.unwrap().unwrap();
     assert_eq!(first.status(), 200, "the request ahead is answered");
     let first_pid = first.json::<serde_json::Value>().await.unwrap()["pid"].clone();
@@ -615,17 +609,9 @@ async fn a_pipelined_request_is_not_timed_out_in_the_queue() {
     // third request is pipelined at once and waits ~1.6 s behind two of 0.9 s: past the
     // limit in all, but it is no longer waiting in the queue once it is on the worker.
     let server = Server::start("behaviours.py", 1, &[("WORKER_TIMEOUT", "1")]).await;
-    let post = |body: &str| {
-        tokio::spawn(
-            client()
-                .post(server.url("/score"))
-                .body(body.to_string())
-                .send(),
-        )
-    };
-    let first = post("sleep:0.9");
+    let first = server.score_in_background("sleep:0.9");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let second = post("sleep:0.9");
+    let second = server.score_in_background("sleep:0.9");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let third = server.score("{}").await;
     assert_eq!(third.status(), 200, "{}", third.text().await.unwrap());
@@ -640,12 +626,7 @@ async fn with_pipelining_off_a_queued_request_waits_for_the_replacement_too() {
         return;
     }
     let server = Server::start("behaviours.py", 1, &[("TUG_PIPELINE", "0")]).await;
-    let first = tokio::spawn(
-        client()
-            .post(server.url("/score"))
-            .body("sleep_die:0.5")
-            .send(),
-    );
+    let first = server.score_in_background("sleep_die:0.5");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let second = server.score("{}").await;
     assert_eq!(first.await.unwrap().unwrap().status(), 500);
@@ -726,9 +707,9 @@ async fn a_full_queue_answers_503_with_retry_after() {
         return;
     }
     let server = Server::start("behaviours.py", 1, &[("TUG_MAX_QUEUE", "1")]).await;
-    let busy = tokio::spawn(client().post(server.url("/score")).body("sleep:1.5").send());
+    let busy = server.score_in_background("sleep:1.5");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let queued = tokio::spawn(client().post(server.url("/score")).body("sleep:0.1").send());
+    let queued = server.score_in_background("sleep:0.1");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(server.metric("tug_infsrv_queue_depth").await, 1.0);
 
@@ -778,7 +759,7 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
         return;
     }
     let mut server = Server::start("behaviours.py", 1, &[]).await;
-    let in_flight = tokio::spawn(client().post(server.url("/score")).body("sleep:1.5").send());
+    let in_flight = server.score_in_background("sleep:1.5");
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.signal(libc::SIGTERM);
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -128,6 +128,10 @@ pub(super) enum Grant {
     Lost(CallError),
 }
 
+/// A queued request's side of its place in the queue: where its grant arrives, and whether it
+/// has been pipelined (see [`Waiter::pipelined`]).
+type Place = (oneshot::Receiver<Grant>, Arc<AtomicBool>);
+
 /// A request waiting for a worker.
 pub(super) struct Waiter {
     pub(super) tx: oneshot::Sender<Grant>,
@@ -298,12 +302,11 @@ impl Pool {
     /// A place in the queue (FIFO), unless no worker is idle any more. A request queued
     /// again after its worker was lost (`requeued`) was admitted already: it goes first and
     /// is not refused for a full queue.
-    #[allow(clippy::type_complexity)]
     fn enqueue(
         &self,
         frame: Option<PipeFrame>,
         requeued: bool,
-    ) -> Result<Result<Worker, (oneshot::Receiver<Grant>, Arc<AtomicBool>)>, CallError> {
+    ) -> Result<Result<Worker, Place>, CallError> {
         let shared = &self.shared;
         let mut st = lock(&shared.state);
         if st.shutting_down {

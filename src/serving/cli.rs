@@ -70,8 +70,8 @@ pub fn main() -> ExitCode {
 ///
 /// The front is woken for every request and every answer. Under load each of those wake-ups
 /// used to interrupt a worker in the middle of `run()`, and the switches cost more than the
-/// front's own work: the script's caches were cold again after each one (run() measured ~40 %
-/// slower inside the server than in a loop). A batch thread waits for the running worker to
+/// front's own work (about 2 per request, each also slowing the interrupted `run()`; see
+/// `examples/bench_serving/wake_cost.py`). A batch thread waits for the running worker to
 /// block or use up its slice, then handles everything that arrived meanwhile in one go; it
 /// keeps its fair share of CPU, and while a core is idle it runs at once as before.
 /// Threads started later inherit the policy; worker processes are set back to SCHED_OTHER

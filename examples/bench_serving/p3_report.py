@@ -36,6 +36,7 @@ def main():
     a = ap.parse_args()
     rows = {}
     probes = {}
+    paired = {}
     for path in a.files:
         for line in open(path):
             rec = json.loads(line)
@@ -43,6 +44,9 @@ def main():
                 continue
             if rec["name"] == "ceiling-digits":
                 probes[path] = rec  # one pass per results file
+                continue
+            if rec["name"].startswith("paired-"):
+                paired.setdefault((rec["name"], rec["conns"]), []).append(rec)
                 continue
             rec["_file"] = path
             rows.setdefault((rec["name"], rec["conns"]), []).append(rec)
@@ -92,6 +96,30 @@ def main():
             print(f"| {payload} | {conns} | {fmt(az, azp)} | {fmt(tu, tup)} | "
                   f"{(tu / az) if az and tu else 0:.2f}× | {(tup / azp) if azp and tup else 0:.2f} | "
                   f"{fmt(cc, ccp)} | {ceiling} | {ratio_c} |")
+
+    print_paired(paired)
+
+
+def print_paired(paired):
+    """tug and the no-front bound against the ceiling measured in alternating slices."""
+    if not paired:
+        return
+    print()
+    print("Against the ceiling in alternating half-second slices (paired_ceiling.py), per pass:")
+    print()
+    print("| server | conns | req/s | ceiling req/s | of the ceiling, median [range] | errors |")
+    print("|---|--:|--:|--:|--:|--:|")
+    labels = {"paired-tug": "tug-infsrv", "paired-bound": "no-front bound"}
+    for name in ("paired-tug", "paired-bound"):
+        for conns in (8, 64):
+            recs = paired.get((name, conns), [])
+            if not recs:
+                continue
+            ratios = [r["ratio"] for r in recs]
+            errors = sum(len(r["errors"]) for r in recs)
+            print(f"| {labels[name]} | {conns} | {statistics.median(r['rps'] for r in recs):.0f} | "
+                  f"{statistics.median(r['ceiling'] for r in recs):.0f} | "
+                  f"**{statistics.median(ratios):.0%}** [{min(ratios):.0%}–{max(ratios):.0%}] | {errors} |")
 
 
 if __name__ == "__main__":

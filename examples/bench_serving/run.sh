@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # P3: tug-infsrv against azmlinfsrv on the shared serving harness, interleaved in one sitting.
 #
-#   examples/bench_serving/run.sh [PASSES]      (default 3 passes; ~4 min per pass)
+#   examples/bench_serving/run.sh [PASSES]      (default 3 passes; ~6 min per pass)
 #
 # Copies ../shared/bench/serving (read-only there) to $WORK/harness, makes a venv with
 # azureml-inference-server-http + scikit-learn from PyPI (the host needs PyPI; containers
@@ -9,7 +9,9 @@
 # then per pass: azmlinfsrv and tug-infsrv, both 2 workers, on echo.py and digits.py at
 # 1/8/64 connections, plus tug with one connection per request (CONN_CLOSE=1).
 # After tug's digits cells, `ceiling_probe.py` measures what digits.py allows by itself
-# (2 processes calling run() in a loop). Finally `p3_report.py` prints the table with the
+# (2 processes calling run() in a loop), and `paired_ceiling.py` measures tug, and the
+# no-front bound (`no_front_bound.py`), against that ceiling in alternating half-second
+# slices, which the VM's speed swings cannot skew (~100 s per pass). Finally `p3_report.py` prints the table with the
 # ratios and the digits ceiling.
 # Env: WORK (/tmp/tug-servebench), SHARED (the harness), DURATION (10), REUSE_VENV=1,
 # TUG_INFSRV (a tug-infsrv binary to measure instead of building this checkout's).
@@ -41,6 +43,20 @@ if [ -z "$TUG" ]; then
   TUG=$REPO/target/$TRIPLE/release/tug-infsrv
 fi
 
+# One server on 127.0.0.1:$2 against its ceiling, in alternating slices (paired_ceiling.py).
+paired() {
+  local name=$1 port=$2 conns=$3; shift 3
+  setsid "$@" >"$WORK/paired-server.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.2; done
+  BODY_FILE=$H/bodies/digits.json wrk -t1 -c8 -d3s -s "$H/post.lua" "http://127.0.0.1:$port/score" >/dev/null
+  "$V/python" "$HERE/paired_ceiling.py" --url "http://127.0.0.1:$port/score" --body "$H/bodies/digits.json" \
+    --lua "$H/post.lua" --script "$H/scoring/digits.py" --model-dir "$WORK/model" --conns "$conns" \
+    --seconds "${PAIRED_SECONDS:-20}" --name "$name" --pass "$pass" >> "$OUT" || true
+  kill -- "-$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
 B=$H/bench_one.sh
 for pass in $(seq 1 "$PASSES"); do
   export OUT=$WORK/results/pass$pass/results.jsonl
@@ -55,6 +71,11 @@ for pass in $(seq 1 "$PASSES"); do
       # The script's own ceiling, measured now: the VM's speed moves within minutes.
       "$V/python" "$HERE/ceiling_probe.py" "$script" "$WORK/model" "$H/bodies/digits.json" \
         --procs 2 --seconds 5 --name ceiling-digits --pass "$pass" >> "$OUT"
+      for conns in 8 64; do
+        paired paired-tug 5304 "$conns" "$TUG" --entry_script "$script" --model_dir "$WORK/model" \
+          --port 5304 --worker_count 2 --python "$V/python"
+        paired paired-bound 5305 "$conns" "$V/python" "$HERE/no_front_bound.py" "$script" "$WORK/model" 5305 2
+      done
     fi
     CONN_CLOSE=1 PROBE=0 LABELS="server=tug-infsrv workers=2" "$B" "tug-$payload-w2-close" 5303 "$payload" -- \
       "$TUG" --entry_script "$script" --model_dir "$WORK/model" --port 5303 --worker_count 2 --python "$V/python"

@@ -46,7 +46,8 @@ def main():
                 probes[path] = rec  # one pass per results file
                 continue
             if rec["name"].startswith("paired-"):
-                paired.setdefault((rec["name"], rec["conns"]), []).append(rec)
+                body = rec.get("body", "digits.json")
+                paired.setdefault((rec["name"], body, rec["conns"]), []).append(rec)
                 continue
             rec["_file"] = path
             rows.setdefault((rec["name"], rec["conns"]), []).append(rec)
@@ -105,21 +106,30 @@ def print_paired(paired):
     if not paired:
         return
     print()
-    print("Against the ceiling in alternating half-second slices (paired_ceiling.py), per pass:")
+    print("Against the ceiling in alternating half-second slices (paired_ceiling.py), per pass;")
+    print("run() µs: the probes' time per call, and the server's own x-ms-run-fn-exec-ms under load:")
     print()
-    print("| server | conns | req/s | ceiling req/s | of the ceiling, median [range] | errors |")
-    print("|---|--:|--:|--:|--:|--:|")
+    print("| body | server | conns | req/s | ceiling req/s | of the ceiling, median [range] "
+          "| run() µs probe / in server | errors |")
+    print("|---|---|--:|--:|--:|--:|--:|--:|")
     labels = {"paired-tug": "tug-infsrv", "paired-bound": "no-front bound"}
-    for name in ("paired-tug", "paired-bound"):
-        for conns in (8, 64):
-            recs = paired.get((name, conns), [])
-            if not recs:
-                continue
-            ratios = [r["ratio"] for r in recs]
-            errors = sum(len(r["errors"]) for r in recs)
-            print(f"| {labels[name]} | {conns} | {statistics.median(r['rps'] for r in recs):.0f} | "
-                  f"{statistics.median(r['ceiling'] for r in recs):.0f} | "
-                  f"**{statistics.median(ratios):.0%}** [{min(ratios):.0%}–{max(ratios):.0%}] | {errors} |")
+    for body in ("digits.json", "digits-heavy.json"):
+        for name in ("paired-tug", "paired-bound"):
+            for conns in (8, 64):
+                recs = paired.get((name, body, conns), [])
+                if not recs:
+                    continue
+                ratios = [r["ratio"] for r in recs]
+                errors = sum(len(r["errors"]) for r in recs)
+                sampled = [r for r in recs if "run_us_server" in r]
+                run_us = "-"
+                if sampled:
+                    run_us = (f"{statistics.median(r['run_us_probe'] for r in sampled):.0f} / "
+                              f"{statistics.median(r['run_us_server'] for r in sampled):.0f}")
+                print(f"| {body} | {labels[name]} | {conns} | {statistics.median(r['rps'] for r in recs):.0f} | "
+                      f"{statistics.median(r['ceiling'] for r in recs):.0f} | "
+                      f"**{statistics.median(ratios):.0%}** [{min(ratios):.0%}–{max(ratios):.0%}] | "
+                      f"{run_us} | {errors} |")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 
 usage: paired_ceiling.py --url URL --body BODY --lua POST_LUA --script SCRIPT --model-dir DIR
                          [--conns 8] [--seconds 20] [--slice 0.5] [--gap 0.03] [--procs 2]
+                         [--sample-exec RATE]
 
 Why: on the benchmark VM the cost of the same run() call moves by up to 1.5x within tens of
 seconds, so a ceiling probed after a 10 s wrk run can be 20 % off the one that held during
@@ -17,6 +18,12 @@ turns every SLICE seconds for SECONDS in all, so both see the same machine:
     calls over the B time, and the ceiling is the probe's rate scaled to the CPU wrk leaves
     (x (cores - wrk cores) / cores), as the issue defines it.
 
+With --sample-exec RATE, a side connection also sends RATE requests per second during the A
+slices and records each answer's `x-ms-run-fn-exec-ms` (the server's own timing of run());
+`run_us_server` is their median and `run_us_probe` the probes' time per call, so the JSON line
+shows how much slower run() itself is inside a loaded server than in the probes' loop
+(cache sharing with the server's I/O). The side requests are not counted in `rps`.
+
 Prints one JSON line. Requests in flight when wrk stops finish in the gap: at most CONNS per
 slice, a bias of under 2 % in the server's favour at the defaults (stated with the figures).
 """
@@ -26,8 +33,12 @@ import multiprocessing as mp
 import os
 import re
 import signal
+import statistics
 import subprocess
+import threading
 import time
+import urllib.parse
+from http.client import HTTPConnection
 
 from ceiling_probe import load  # this folder is on sys.path when run as a script
 
@@ -41,6 +52,28 @@ def probe_loop(script, model_dir, body, counter, ready):
             mod.run(body)
         n += 10
         counter.value = n
+
+
+def sample_exec(url, body, rate, during_a, stop, out):
+    """While `during_a` is set, one request per 1/rate s; appends run()'s exec ms to `out`."""
+    u = urllib.parse.urlsplit(url)
+    conn = HTTPConnection(u.hostname, u.port, timeout=10)
+    data = body.encode()
+    while not stop.is_set():
+        if not during_a.wait(0.1):
+            continue
+        try:
+            conn.request("POST", u.path, data, {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+        except OSError:
+            conn.close()  # reconnects on the next request
+            time.sleep(0.1)
+            continue
+        value = resp.getheader("x-ms-run-fn-exec-ms")
+        if value is not None:
+            out.append(float(value))
+        time.sleep(1.0 / rate)
 
 
 def signal_all(pids, sig):
@@ -60,6 +93,8 @@ def main():
     ap.add_argument("--slice", type=float, default=0.5)
     ap.add_argument("--gap", type=float, default=0.03)
     ap.add_argument("--procs", type=int, default=2)
+    ap.add_argument("--sample-exec", type=float, default=0.0, metavar="RATE",
+                    help="requests/s on a side connection to sample x-ms-run-fn-exec-ms (0: off)")
     ap.add_argument("--name", default="paired")
     ap.add_argument("--pass", dest="pass_", type=int, default=0)
     a = ap.parse_args()
@@ -83,10 +118,16 @@ def main():
     wrk = subprocess.Popen(["wrk", "-t1", f"-c{a.conns}", f"-d{int(total)}s", "-s", a.lua, a.url],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     calls = 0
+    during_a, stop, exec_ms = threading.Event(), threading.Event(), []
+    if a.sample_exec > 0:
+        threading.Thread(target=sample_exec, args=(a.url, body, a.sample_exec, during_a, stop, exec_ms),
+                         daemon=True).start()
     try:
         # The first slice also opens the connections; it counts as A time like the others.
         t0 = time.perf_counter()
+        during_a.set()
         time.sleep(a.slice)
+        during_a.clear()
         os.kill(wrk.pid, signal.SIGSTOP)
         a_time, b_time = time.perf_counter() - t0, 0.0
         time.sleep(a.gap)
@@ -103,7 +144,9 @@ def main():
                 break
             t0 = time.perf_counter()
             os.kill(wrk.pid, signal.SIGCONT)
+            during_a.set()
             time.sleep(a.slice)
+            during_a.clear()
             os.kill(wrk.pid, signal.SIGSTOP)
             a_time += time.perf_counter() - t0
             time.sleep(a.gap)
@@ -113,6 +156,7 @@ def main():
         _, _, usage = os.wait4(wrk.pid, 0)
         wrk.returncode = 0  # reaped here, for its rusage
     finally:
+        stop.set()
         if wrk.returncode is None:
             wrk.kill()
         for p in probes:
@@ -127,9 +171,15 @@ def main():
     probe_rps = calls / b_time
     cores = os.cpu_count() or 1
     ceiling = probe_rps * (cores - wrk_cores) / cores
-    print(json.dumps({"name": a.name, "pass": a.pass_, "conns": a.conns, "slices": slices,
-                      "rps": server_rps, "probe_rps": probe_rps, "wrk_cpu_cores": wrk_cores,
-                      "ceiling": ceiling, "ratio": server_rps / ceiling, "errors": errors}))
+    record = {"name": a.name, "pass": a.pass_, "conns": a.conns, "slices": slices,
+              "body": os.path.basename(a.body), "rps": server_rps, "probe_rps": probe_rps,
+              "wrk_cpu_cores": wrk_cores, "ceiling": ceiling, "ratio": server_rps / ceiling,
+              "errors": errors}
+    if exec_ms:
+        record["run_us_server"] = statistics.median(exec_ms) * 1000
+        record["run_us_probe"] = a.procs * 1e6 / probe_rps
+        record["exec_samples"] = len(exec_ms)
+    print(json.dumps(record))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # P3: tug-infsrv against azmlinfsrv on the shared serving harness, interleaved in one sitting.
 #
-#   examples/bench_serving/run.sh [PASSES]      (default 3 passes; ~6 min per pass)
+#   examples/bench_serving/run.sh [PASSES]      (default 3 passes; ~8 min per pass)
 #
 # Copies ../shared/bench/serving (read-only there) to $WORK/harness, makes a venv with
 # azureml-inference-server-http + scikit-learn from PyPI (the host needs PyPI; containers
@@ -11,8 +11,9 @@
 # After tug's digits cells, `ceiling_probe.py` measures what digits.py allows by itself
 # (2 processes calling run() in a loop), and `paired_ceiling.py` measures tug, and the
 # no-front bound (`no_front_bound.py`), against that ceiling in alternating half-second
-# slices, which the VM's speed swings cannot skew (~100 s per pass). Finally `p3_report.py` prints the table with the
-# ratios and the digits ceiling.
+# slices, which the VM's speed swings cannot skew; once with the harness's body and once with
+# one sized to the goal's ~0.4 ms per call (`heavy_body.py`) (~200 s per pass). Finally
+# `p3_report.py` prints the table with the ratios and the digits ceiling.
 # Env: WORK (/tmp/tug-servebench), SHARED (the harness), DURATION (10), REUSE_VENV=1,
 # TUG_INFSRV (a tug-infsrv binary to measure instead of building this checkout's).
 set -euo pipefail
@@ -43,16 +44,23 @@ if [ -z "$TUG" ]; then
   TUG=$REPO/target/$TRIPLE/release/tug-infsrv
 fi
 
-# One server on 127.0.0.1:$2 against its ceiling, in alternating slices (paired_ceiling.py).
+# The goal's premise: a digits body whose run() costs ~0.4 ms here (heavy_body.py).
+"$V/python" "$HERE/heavy_body.py" "$H/scoring/digits.py" "$WORK/model" "$H/bodies/digits.json" \
+  "$H/bodies/digits-heavy.json" | tee "$WORK/heavy-body.json"
+
+# One server on 127.0.0.1:$3 against its ceiling with body $2, in alternating slices
+# (paired_ceiling.py); tug's runs also sample run()'s own time inside the server.
 paired() {
-  local name=$1 port=$2 conns=$3; shift 3
+  local name=$1 body=$2 port=$3 conns=$4; shift 4
+  local sample=0
+  [ "$name" = paired-tug ] && sample=50
   setsid "$@" >"$WORK/paired-server.log" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.2; done
-  BODY_FILE=$H/bodies/digits.json wrk -t1 -c8 -d3s -s "$H/post.lua" "http://127.0.0.1:$port/score" >/dev/null
-  "$V/python" "$HERE/paired_ceiling.py" --url "http://127.0.0.1:$port/score" --body "$H/bodies/digits.json" \
+  BODY_FILE=$H/bodies/$body.json wrk -t1 -c8 -d3s -s "$H/post.lua" "http://127.0.0.1:$port/score" >/dev/null
+  "$V/python" "$HERE/paired_ceiling.py" --url "http://127.0.0.1:$port/score" --body "$H/bodies/$body.json" \
     --lua "$H/post.lua" --script "$H/scoring/digits.py" --model-dir "$WORK/model" --conns "$conns" \
-    --seconds "${PAIRED_SECONDS:-20}" --name "$name" --pass "$pass" >> "$OUT" || true
+    --seconds "${PAIRED_SECONDS:-20}" --sample-exec "$sample" --name "$name" --pass "$pass" >> "$OUT" || true
   kill -- "-$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
@@ -71,10 +79,12 @@ for pass in $(seq 1 "$PASSES"); do
       # The script's own ceiling, measured now: the VM's speed moves within minutes.
       "$V/python" "$HERE/ceiling_probe.py" "$script" "$WORK/model" "$H/bodies/digits.json" \
         --procs 2 --seconds 5 --name ceiling-digits --pass "$pass" >> "$OUT"
-      for conns in 8 64; do
-        paired paired-tug 5304 "$conns" "$TUG" --entry_script "$script" --model_dir "$WORK/model" \
-          --port 5304 --worker_count 2 --python "$V/python"
-        paired paired-bound 5305 "$conns" "$V/python" "$HERE/no_front_bound.py" "$script" "$WORK/model" 5305 2
+      for body in digits digits-heavy; do
+        for conns in 8 64; do
+          paired paired-tug "$body" 5304 "$conns" "$TUG" --entry_script "$script" --model_dir "$WORK/model" \
+            --port 5304 --worker_count 2 --python "$V/python"
+          paired paired-bound "$body" 5305 "$conns" "$V/python" "$HERE/no_front_bound.py" "$script" "$WORK/model" 5305 2
+        done
       done
     fi
     CONN_CLOSE=1 PROBE=0 LABELS="server=tug-infsrv workers=2" "$B" "tug-$payload-w2-close" 5303 "$payload" -- \

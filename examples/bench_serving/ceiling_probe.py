@@ -30,6 +30,14 @@ def load(script, model_dir, body, warmup=300):
     return mod
 
 
+def call_cost_us(mod, body, n):
+    """CPU µs per run(body) call, over n calls in this process."""
+    t0 = time.process_time()
+    for _ in range(n):
+        mod.run(body)
+    return (time.process_time() - t0) / n * 1e6
+
+
 def worker(script, model_dir, body, seconds, start, out):
     mod = load(script, model_dir, body)
     start.wait()

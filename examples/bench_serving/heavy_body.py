@@ -11,16 +11,8 @@ the paired measurement can also be made at the cost the goal was set for. Prints
 """
 import argparse
 import json
-import time
 
-from ceiling_probe import load  # this folder is on sys.path when run as a script
-
-
-def cost_us(mod, body, n=1000):
-    t0 = time.process_time()
-    for _ in range(n):
-        mod.run(body)
-    return (time.process_time() - t0) / n * 1e6
+from ceiling_probe import call_cost_us, load  # this folder is on sys.path when run as a script
 
 
 def main():
@@ -37,7 +29,7 @@ def main():
         body = json.dumps({"data": rows * k}, separators=(",", ":"))
         for _ in range(100):
             mod.run(body)
-        cost = cost_us(mod, body)
+        cost = call_cost_us(mod, body, 1000)
         if cost >= a.target_us:
             break
     with open(a.out, "w") as fh:

@@ -15,17 +15,12 @@ import argparse
 import json
 import os
 import statistics
-import time
 
-from ceiling_probe import load  # this folder is on sys.path when run as a script
+from ceiling_probe import call_cost_us, load  # this folder is on sys.path when run as a script
 
 
 def run_cost_us(script, body, model_dir, n=20000):
-    mod = load(script, model_dir, body, warmup=500)
-    t0 = time.process_time()
-    for _ in range(n):
-        mod.run(body)
-    return (time.process_time() - t0) / n * 1e6
+    return call_cost_us(load(script, model_dir, body, warmup=500), body, n)
 
 
 def main():

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # P3: tug-infsrv against azmlinfsrv on the shared serving harness, interleaved in one sitting.
 #
-#   examples/bench_serving/run.sh [PASSES]      (default 3 passes; ~8 min per pass)
+#   examples/bench_serving/run.sh [PASSES]      (default 3 passes; ~11 min per pass)
 #
 # Copies ../shared/bench/serving (read-only there) to $WORK/harness, makes a venv with
 # azureml-inference-server-http + scikit-learn from PyPI (the host needs PyPI; containers

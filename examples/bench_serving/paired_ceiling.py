@@ -122,15 +122,23 @@ def main():
     if a.sample_exec > 0:
         threading.Thread(target=sample_exec, args=(a.url, body, a.sample_exec, during_a, stop, exec_ms),
                          daemon=True).start()
-    try:
-        # The first slice also opens the connections; it counts as A time like the others.
+
+    def server_slice(resume):
+        """One A slice: wrk (resumed first if stopped) and the sampler load the server; then both stop."""
         t0 = time.perf_counter()
+        if resume:
+            os.kill(wrk.pid, signal.SIGCONT)
         during_a.set()
         time.sleep(a.slice)
         during_a.clear()
         os.kill(wrk.pid, signal.SIGSTOP)
-        a_time, b_time = time.perf_counter() - t0, 0.0
+        elapsed = time.perf_counter() - t0
         time.sleep(a.gap)
+        return elapsed
+
+    try:
+        # The first slice also opens the connections; it counts as A time like the others.
+        a_time, b_time = server_slice(resume=False), 0.0
         for i in range(slices):
             before = sum(c.value for c in counters)
             t0 = time.perf_counter()
@@ -142,14 +150,7 @@ def main():
             calls += sum(c.value for c in counters) - before
             if i == slices - 1:
                 break
-            t0 = time.perf_counter()
-            os.kill(wrk.pid, signal.SIGCONT)
-            during_a.set()
-            time.sleep(a.slice)
-            during_a.clear()
-            os.kill(wrk.pid, signal.SIGSTOP)
-            a_time += time.perf_counter() - t0
-            time.sleep(a.gap)
+            a_time += server_slice(resume=True)
         os.kill(wrk.pid, signal.SIGINT)  # wrk stops and prints its summary on SIGINT
         os.kill(wrk.pid, signal.SIGCONT)
         out = wrk.stdout.read()

@@ -3,14 +3,9 @@
 
 CARGO ?= cargo
 
-# Static binaries: `tug-infsrv` is copied into scoring images (any base, any C library)
-# and into a `FROM scratch` router image. glibc links statically when the target is
-# given explicitly (build scripts and proc macros stay dynamic).
-HOST_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
-ifneq ($(filter %-linux-gnu,$(HOST_TRIPLE)),)
-export CARGO_BUILD_TARGET ?= $(HOST_TRIPLE)
-export CARGO_TARGET_$(shell echo $(HOST_TRIPLE) | tr a-z- A-Z_)_RUSTFLAGS ?= -C target-feature=+crt-static
-endif
+# No special build flags: `tug-infsrv` is copied into scoring images and a `FROM scratch`
+# router image, and a dynamically linked build travels with its own loader and libraries
+# (src/endpoint/runtime.rs), so `make`, `cargo build` and `cargo install` give the same tug.
 
 # Install what the tests need when it is missing (needs root; Debian/Ubuntu).
 prereqs:

@@ -388,3 +388,118 @@ fn a_failing_init_fails_the_deployment_fast_with_the_traceback() {
     let d: Value = ws.json(&["online-deployment", "show", "-n", "bad", "-e", "ep-test"]);
     assert_eq!(d["state"], "Failed");
 }
+
+/// The runtime this suite ships is the one plain `cargo build` gives: dynamically linked
+/// (the Makefile does not link it statically), so every endpoint test above runs the
+/// bundled-loader path that a `cargo install` user gets.
+#[test]
+fn the_suite_ships_the_dynamic_runtime_a_plain_cargo_build_gives() {
+    let infsrv = std::path::Path::new(env!("CARGO_BIN_EXE_tug")).with_file_name("tug-infsrv");
+    let bytes = std::fs::read(&infsrv).unwrap();
+    let loader = tug::endpoint::runtime::elf_interpreter(&bytes).unwrap();
+    assert!(
+        loader.is_some(),
+        "{} is static; the tests should exercise the dynamic build",
+        infsrv.display()
+    );
+}
+
+#[test]
+fn a_router_that_cannot_start_fails_the_create_with_its_log_and_leaves_nothing() {
+    let ws = Ws::new();
+    // A runtime that cannot start in a `FROM scratch` image, as a dynamic binary without
+    // its loader could not: the router container exits at once.
+    let broken = ws.write("broken-infsrv", "#!/bin/sh\nexit 3\n");
+    ws.write("endpoint.yml", "name: ep-test\nauth_mode: key\n");
+    let out = ws
+        .tug_cmd(&["online-endpoint", "create", "-f", "endpoint.yml"])
+        .env("TUG_INFSRV", &broken)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("router did not start"), "{stderr}");
+    assert!(
+        stderr.contains("exec /tug-infsrv"),
+        "the router's own log is in the error: {stderr}"
+    );
+    let ep: Value = ws.json(&["online-endpoint", "show", "-n", "ep-test"]);
+    assert_eq!(ep["state"], "Failed", "{ep}");
+    let id = ws.workspace_id().unwrap();
+    assert!(ws.containers(&id).is_empty(), "{:?}", ws.containers(&id));
+    assert!(ws.networks(&id).is_empty(), "{:?}", ws.networks(&id));
+    ws.ok(&["online-endpoint", "delete", "-n", "ep-test"]);
+}
+
+#[test]
+fn a_deployment_is_ready_only_when_the_endpoint_answers_for_it() {
+    let ws = Ws::new();
+    let (port, key) = setup(&ws);
+    let id = ws.workspace_id().unwrap();
+    let router = format!("tug-{id}-ep-ep-test-router");
+    // The router runs but cannot reach anything: cut it off its endpoint network. The
+    // instance answers on its own port; only a request through the endpoint shows the fault.
+    let net = format!("tug-{id}-ep-ep-test");
+    let status = std::process::Command::new("docker")
+        .args(["network", "disconnect", &net, &router])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    ws.write("blue.yml", &deployment("blue", ""));
+    let out = ws.tug(&[
+        "online-deployment",
+        "create",
+        "-f",
+        "blue.yml",
+        "--all-traffic",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("does not answer for it"),
+        "says what is wrong: {stderr}"
+    );
+    assert!(
+        instance_containers(&ws, "blue").is_empty(),
+        "no instance left"
+    );
+    let d: Value = ws.json(&["online-deployment", "show", "-n", "blue", "-e", "ep-test"]);
+    assert_eq!(d["state"], "Failed", "{d}");
+    let ep: Value = ws.json(&["online-endpoint", "show", "-n", "ep-test"]);
+    assert!(
+        ep["traffic"].as_object().is_none_or(|t| t.is_empty()),
+        "{ep}"
+    );
+
+    // Reconnected, the same file deploys and scores through the endpoint.
+    let status = std::process::Command::new("docker")
+        .args(["network", "connect", &net, &router])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    ws.ok(&["online-deployment", "update", "-f", "blue.yml"]);
+    ws.ok(&[
+        "online-endpoint",
+        "update",
+        "-n",
+        "ep-test",
+        "--traffic",
+        "blue=100",
+    ]);
+    let (code, _, body) = score(port, Some(&key), r#"{"data": [1]}"#);
+    assert_eq!(code, 200, "{body}");
+
+    // A stopped router fails a deployment at once, with the router's state.
+    let status = std::process::Command::new("docker")
+        .args(["stop", &router])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    ws.write("green.yml", &deployment("green", ""));
+    let out = ws.tug(&["online-deployment", "create", "-f", "green.yml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("is not running"), "{stderr}");
+    ws.ok(&["online-endpoint", "delete", "-n", "ep-test"]);
+    assert!(ws.containers(&id).is_empty(), "{:?}", ws.containers(&id));
+}

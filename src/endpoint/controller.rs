@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::docker::{Engine, State};
 use super::plan;
+use super::runtime::{self, Runtime};
 use super::*;
 use crate::build::BuildPlan;
 use crate::build::docker::Builder;
@@ -228,23 +229,22 @@ impl Controller {
         Ok(rec)
     }
 
-    pub(super) async fn infsrv(&self) -> Result<Vec<u8>> {
+    /// `tug-infsrv` with what it needs to start in any image (see [`runtime`]).
+    pub(super) async fn infsrv(&self) -> Result<Runtime> {
         let path = infsrv_path();
-        let bytes = tokio::fs::read(&path).await.map_err(|source| Error::Io {
-            what: format!(
-                "reading the scoring runtime {} (build it with `cargo build --bin tug-infsrv`, or set TUG_INFSRV)",
-                path.display()
-            ),
-            source,
-        })?;
-        // A dynamically linked build carries the loader's path in its first page.
-        if bytes.len() > 4096 && bytes[..4096].windows(8).any(|w| w == b"ld-linux") {
-            tracing::warn!(
-                "{} is dynamically linked: it runs only in images whose C library is as new as this host's; `make` builds it static",
-                path.display()
-            );
+        let loaded = tokio::task::spawn_blocking(move || Runtime::load(&path))
+            .await
+            .map_err(|e| Error::Failed(format!("reading the scoring runtime: {e}")))?;
+        match loaded {
+            Err(runtime::Error::Read { path, source }) => Err(Error::Io {
+                what: format!(
+                    "reading the scoring runtime {} (build it with `cargo build --bin tug-infsrv`, or set TUG_INFSRV)",
+                    path.display()
+                ),
+                source,
+            }),
+            other => Ok(other?),
         }
-        Ok(bytes)
     }
 
     pub(super) async fn build(
@@ -286,7 +286,7 @@ impl Controller {
             .run(&container, body, Some(plan::router_config_tar(&config)))
             .await?;
         let url = format!("http://127.0.0.1:{}/", ep.port);
-        wait_ready(
+        if let Err(why) = wait_ready(
             &self.engine,
             &container,
             &url,
@@ -294,7 +294,107 @@ impl Controller {
             Duration::from_secs(2),
         )
         .await
-        .map_err(|why| Error::Failed(format!("the endpoint's router did not start: {why}")))
+        {
+            // Leave nothing behind: a router that restarts forever helps no one.
+            let log = self
+                .engine
+                .logs(&container, Some(200))
+                .await
+                .unwrap_or_default();
+            let _ = self.engine.remove(&container).await;
+            let _ = self.engine.remove_network(name).await;
+            return Err(Error::Failed(format!(
+                "the endpoint's router did not start: {why}\n  its log ends with:\n    {}\n  \
+                 the router container and network were removed; fix the cause, then `tug online-endpoint delete -n {name}` and create it again",
+                log_tail(&log, 25)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fails unless the endpoint's router is running, with its log.
+    pub(super) async fn check_router(&self, name: &str) -> Result<()> {
+        let container = plan::router_name(&self.engine.ws, name);
+        match self.engine.state(&container).await? {
+            State::Running => Ok(()),
+            state => {
+                let log = self
+                    .engine
+                    .logs(&container, Some(200))
+                    .await
+                    .unwrap_or_default();
+                Err(Error::Failed(format!(
+                    "the router of endpoint `{name}` is not running ({state:?}); its log ends with:\n    {}",
+                    log_tail(&log, 25)
+                )))
+            }
+        }
+    }
+
+    /// Waits until a request for `deployment` sent to the endpoint's published port is
+    /// answered by one of its instances through the router, `answers` times in a row (the
+    /// router spreads them over the instances). This is what "ready" means to a user.
+    pub(super) async fn wait_routed(
+        &self,
+        name: &str,
+        deployment: &str,
+        answers: u32,
+        deadline: Duration,
+    ) -> Result<()> {
+        let ep = self.endpoint(name)?;
+        let key = self.credentials(name)?.primary_key;
+        let container = plan::router_name(&self.engine.ws, name);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .no_proxy()
+            .build()
+            .map_err(|e| Error::Failed(e.to_string()))?;
+        let url = format!("http://127.0.0.1:{}/", ep.port);
+        let start = Instant::now();
+        let mut in_a_row = 0;
+        let why = loop {
+            if let State::Exited(code) = self.engine.state(&container).await? {
+                break format!("the router exited with code {code}");
+            }
+            let reply = client
+                .get(&url)
+                .bearer_auth(&key)
+                .header(DEPLOYMENT_HEADER, deployment)
+                .send()
+                .await;
+            let last = match reply {
+                Ok(r)
+                    if r.status().is_success()
+                        && r.headers()
+                            .get(DEPLOYMENT_HEADER)
+                            .and_then(|v| v.to_str().ok())
+                            == Some(deployment) =>
+                {
+                    in_a_row += 1;
+                    if in_a_row >= answers.max(1) {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Ok(r) => format!("the router answered {}", r.status()),
+                Err(e) => format!("{e}"),
+            };
+            in_a_row = 0;
+            if start.elapsed() > deadline {
+                break format!("not answering after {} s ({last})", deadline.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let log = self
+            .engine
+            .logs(&container, Some(200))
+            .await
+            .unwrap_or_default();
+        Err(Error::Failed(format!(
+            "deployment `{deployment}` is up but endpoint `{name}` does not answer for it on {url}: {why}\n  \
+             the router's log ends with:\n    {}",
+            log_tail(&log, 25)
+        )))
     }
 
     /// Writes the router's configuration from the store and tells it to reload.
@@ -426,6 +526,15 @@ fn free_port() -> std::io::Result<u16> {
         .local_addr()?
         .port())
 }
+
+/// The last `n` lines of a log, indented for an error message.
+pub(super) fn log_tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n    ")
+}
+
+/// The header that names a deployment (Azure's), on requests and on routed answers.
+const DEPLOYMENT_HEADER: &str = "azureml-model-deployment";
 
 /// Polls `url` until it answers 200, failing early when the container exits.
 pub(super) async fn wait_ready(

@@ -158,7 +158,8 @@ impl Engine {
         match self.docker.inspect_container(name, None).await {
             Ok(c) => {
                 let st = c.state.unwrap_or_default();
-                Ok(if st.running == Some(true) {
+                // A container the engine keeps restarting is not up, whatever `running` says.
+                Ok(if st.running == Some(true) && st.restarting != Some(true) {
                     State::Running
                 } else {
                     State::Exited(st.exit_code.unwrap_or(-1))

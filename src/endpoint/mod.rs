@@ -1,6 +1,6 @@
 //! Online endpoints and deployments on the local Docker engine.
 //!
-//! An endpoint is a router container (the static `tug-infsrv` in `router` mode, in a
+//! An endpoint is a router container (`tug-infsrv` in `router` mode, in a
 //! `FROM scratch` image) published on a fixed loopback port, on a Docker network of its
 //! own. Each deployment is `instance_count` containers of a scoring image (environment
 //! image + model + code + `tug-infsrv`) on that network. The router holds only hashes of
@@ -13,6 +13,7 @@ pub mod controller;
 pub mod docker;
 pub mod plan;
 mod rollout;
+pub mod runtime;
 
 use std::collections::BTreeMap;
 
@@ -235,6 +236,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Build(#[from] crate::build::docker::Error),
+    #[error("the scoring runtime: {0}")]
+    Runtime(#[from] runtime::Error),
     #[error("{what}: {source}")]
     Io {
         what: String,

@@ -8,6 +8,7 @@ use bollard::models::{
 };
 use sha2::{Digest, Sha256};
 
+use super::runtime::Runtime;
 use super::{DeploymentRecord, EndpointRecord};
 use crate::compute::labels;
 use crate::serving::router::{RouteDeployment, RouterConfig};
@@ -20,6 +21,11 @@ pub const CONTAINER_PORT: u16 = 5001;
 /// Where things sit in a scoring image (Azure's layout).
 pub const APP_ROOT: &str = "/var/azureml-app";
 pub const INFSRV_PATH: &str = "/opt/tug/bin/tug-infsrv";
+/// The loader and libraries of a dynamically linked `tug-infsrv` (empty when static).
+pub const INFSRV_LIB: &str = "/opt/tug/lib";
+/// The same two in the `FROM scratch` router image.
+const ROUTER_BINARY: &str = "/tug-infsrv";
+const ROUTER_LIB: &str = "/tug/lib";
 /// The router reads this file; tug replaces it and sends SIGHUP.
 pub const ROUTER_CONFIG_DIR: &str = "/etc/tug";
 pub const ROUTER_CONFIG: &str = "/etc/tug/router.json";
@@ -70,7 +76,7 @@ pub struct ScoringInputs<'a> {
     /// The environment image's tag and id (the id pins the content).
     pub env_tag: &'a str,
     pub env_image_id: &'a str,
-    pub infsrv: &'a [u8],
+    pub infsrv: &'a Runtime,
     /// `(name, version, tar whose paths start with the model's file or folder name)`.
     pub model: Option<(&'a str, &'a str, &'a [Entry])>,
     /// The code snapshot's entries and the folder name they keep.
@@ -81,11 +87,7 @@ pub struct ScoringInputs<'a> {
 /// The scoring image: environment + runtime + model + code, in that order (what changes
 /// least comes first, so editing `score.py` rebuilds one small layer).
 pub fn scoring_image(inp: &ScoringInputs<'_>) -> ImagePlan {
-    let mut entries = vec![Entry {
-        path: "tug-infsrv".into(),
-        data: Some(inp.infsrv.to_vec()),
-        executable: true,
-    }];
+    let mut entries = inp.infsrv.entries("tug-infsrv", "tug-lib");
     let mut env = BTreeMap::new();
     entries.push(dir("azureml-models"));
     if let Some((name, version, files)) = inp.model {
@@ -118,18 +120,28 @@ pub fn scoring_image(inp: &ScoringInputs<'_>) -> ImagePlan {
     }
     env.insert("AML_APP_ROOT", app_root.clone());
     let env_line: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let libs = if inp.infsrv.libraries.is_empty() {
+        String::new()
+    } else {
+        format!("COPY tug-lib/ {INFSRV_LIB}/\n")
+    };
+    let mut cmd = inp.infsrv.command(INFSRV_PATH, INFSRV_LIB);
+    cmd.extend(["--host", "0.0.0.0", "--port"].map(String::from));
+    cmd.push(CONTAINER_PORT.to_string());
     let dockerfile = format!(
         "FROM {from}\n\
          COPY tug-infsrv {INFSRV_PATH}\n\
+         {libs}\
          COPY azureml-models/ {APP_ROOT}/azureml-models/\n\
          COPY app/ {APP_ROOT}/\n\
          ENV {env}\n\
          WORKDIR {app_root}\n\
          EXPOSE {CONTAINER_PORT}\n\
          ENTRYPOINT []\n\
-         CMD [\"{INFSRV_PATH}\", \"--host\", \"0.0.0.0\", \"--port\", \"{CONTAINER_PORT}\"]\n",
+         CMD {cmd}\n",
         from = inp.env_tag,
         env = env_line.join(" "),
+        cmd = json_array(&cmd),
     );
     entries.push(Entry {
         path: "Dockerfile".into(),
@@ -149,21 +161,26 @@ pub fn scoring_image(inp: &ScoringInputs<'_>) -> ImagePlan {
     }
 }
 
-/// The router image: nothing but the static `tug-infsrv`.
-pub fn router_image(infsrv: &[u8]) -> ImagePlan {
-    let dockerfile = "FROM scratch\nCOPY tug-infsrv /tug-infsrv\nUSER 65534:65534\nENTRYPOINT [\"/tug-infsrv\", \"router\"]\n".to_string();
-    let entries = vec![
-        Entry {
-            path: "tug-infsrv".into(),
-            data: Some(infsrv.to_vec()),
-            executable: true,
-        },
-        Entry {
-            path: "Dockerfile".into(),
-            data: Some(dockerfile.into_bytes()),
-            executable: false,
-        },
-    ];
+/// The router image: nothing but `tug-infsrv` (with its loader and libraries when it is
+/// dynamically linked).
+pub fn router_image(infsrv: &Runtime) -> ImagePlan {
+    let mut entries = infsrv.entries("tug-infsrv", "tug-lib");
+    let libs = if infsrv.libraries.is_empty() {
+        String::new()
+    } else {
+        format!("COPY tug-lib/ {ROUTER_LIB}/\n")
+    };
+    let mut entrypoint = infsrv.command(ROUTER_BINARY, ROUTER_LIB);
+    entrypoint.push("router".into());
+    let dockerfile = format!(
+        "FROM scratch\nCOPY tug-infsrv {ROUTER_BINARY}\n{libs}USER 65534:65534\nENTRYPOINT {}\n",
+        json_array(&entrypoint)
+    );
+    entries.push(Entry {
+        path: "Dockerfile".into(),
+        data: Some(dockerfile.into_bytes()),
+        executable: false,
+    });
     let context = tar_bytes(&entries, "", 0, 0);
     let hash = sha(&[b"tug-router-1", &context]);
     ImagePlan {
@@ -171,6 +188,11 @@ pub fn router_image(infsrv: &[u8]) -> ImagePlan {
         context,
         labels: BTreeMap::from([("tug.router.hash".to_string(), hash)]),
     }
+}
+
+/// A Dockerfile exec-form array.
+fn json_array(items: &[String]) -> String {
+    serde_json::to_string(items).expect("strings serialize")
 }
 
 fn dir(path: &str) -> Entry {
@@ -318,7 +340,7 @@ mod tests {
         let inp = ScoringInputs {
             env_tag: "tug/env:abc",
             env_image_id: "sha256:1",
-            infsrv: b"\x7fELF",
+            infsrv: &Runtime::standalone(b"\x7fELF".to_vec()),
             model: Some(("digits", "3", &model)),
             code: Some(("src", &code)),
             scoring_script: Some("score.py"),
@@ -354,7 +376,7 @@ mod tests {
         let plan = scoring_image(&ScoringInputs {
             env_tag: "e",
             env_image_id: "i",
-            infsrv: b"",
+            infsrv: &Runtime::standalone(Vec::new()),
             model: None,
             code: Some(("model-1", &code)),
             scoring_script: Some("onlinescoring/score.py"),

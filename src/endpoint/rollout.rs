@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::controller::{Controller, DRAIN_SECONDS, wait_ready};
+use super::controller::{Controller, DRAIN_SECONDS, log_tail, wait_ready};
 use super::plan;
 use super::*;
 use crate::registry;
@@ -105,6 +105,7 @@ impl Controller {
     ) -> Result<()> {
         let ep = self.endpoint(ep_name)?;
         let rec = self.deployment(ep_name, dep_name)?;
+        self.check_router(ep_name).await?;
         let image = self.scoring_image(&rec).await?;
         let user = self.user_for(&image).await;
         let limits = self.instance_limits(&rec)?;
@@ -143,10 +144,9 @@ impl Controller {
                 {
                     let log = self.engine.logs(name, Some(200)).await.unwrap_or_default();
                     let saved = self.save_log(ep_name, dep_name, name, &log);
-                    let tail: Vec<&str> = log.lines().rev().take(25).collect::<Vec<_>>().into_iter().rev().collect();
                     return Err(Error::Failed(format!(
                         "instance {name} never became ready: {why}\n  its log ends with:\n    {}\n  full log: {} (or `tug online-deployment get-logs -e {ep_name} -n {dep_name}`)",
-                        tail.join("\n    "),
+                        log_tail(&log, 25),
                         saved.display()
                     )));
                 }
@@ -170,18 +170,43 @@ impl Controller {
             dep_name,
             "switching the router to the new instances",
         );
-        let mut rec = self.deployment(ep_name, dep_name)?;
+        let before = self.deployment(ep_name, dep_name)?;
+        let before_ep = self.endpoint(ep_name)?;
+        let mut rec = before.clone();
         let old: Vec<Instance> = std::mem::replace(&mut rec.instances, instances);
         rec.generation = generation;
         rec.image = Some(image);
         self.store.put_deployment(&rec)?;
         if all_traffic {
-            let mut ep = self.endpoint(ep_name)?;
+            let mut ep = before_ep.clone();
             ep.traffic = BTreeMap::from([(dep_name.to_string(), 100)]);
             ep.mirror_traffic.remove(dep_name);
             self.store.put_endpoint(&ep)?;
         }
-        self.reload_router(ep_name).await?;
+        // Ready means answering through the endpoint, as users call it: the instances
+        // answered on their own ports, now the router must reach them.
+        let routed = match self.reload_router(ep_name).await {
+            Ok(()) => {
+                self.progress(
+                    ep_name,
+                    dep_name,
+                    "checking that the endpoint answers for it",
+                );
+                self.wait_routed(ep_name, dep_name, count, Duration::from_secs(30))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = routed {
+            // Back to the previous generation and traffic; the new instances go.
+            self.store.put_deployment(&before)?;
+            self.store.put_endpoint(&before_ep)?;
+            let _ = self.reload_router(ep_name).await;
+            for name in &started {
+                let _ = self.engine.remove(name).await;
+            }
+            return Err(e);
+        }
         self.progress(ep_name, dep_name, "stopping the previous instances");
         for inst in old {
             self.engine

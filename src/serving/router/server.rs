@@ -203,7 +203,9 @@ impl Router {
         let (parts, body) = request.into_parts();
         let path = parts.uri.path().to_string();
         let is_read = parts.method == Method::GET || parts.method == Method::HEAD;
-        if path == "/" && is_read {
+        // `GET /` is the router's own liveness, unless it names a deployment: then it is
+        // that deployment's health as seen through the router (forwarded like any request).
+        if path == "/" && is_read && !parts.headers.contains_key(DEPLOYMENT_HEADER) {
             return responses::healthy();
         }
 

@@ -116,8 +116,13 @@ pub(crate) fn borrowed(overrides: &[(String, String)]) -> Vec<(&str, &str)> {
 }
 
 pub(crate) fn read_spec_file(cwd: &Path, file: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(cwd.join(file))
-        .with_context(|| format!("cannot read {}", file.display()))
+    match spec::limits::read_file(&cwd.join(file)) {
+        Ok(text) => Ok(text),
+        Err(spec::limits::ReadError::Io(e)) => {
+            Err(anyhow::Error::new(e).context(format!("cannot read {}", file.display())))
+        }
+        Err(spec::limits::ReadError::Spec(e)) => Err(spec_error(*e)),
+    }
 }
 
 /// A spec error is already a full message (file:line:col, field, help).
@@ -467,9 +472,17 @@ fn local_environment(
                         format!("{f}: `conda_file: {}`: must be a local file", p.given)
                     })?;
                     let path = absolute(cwd, local);
-                    let text = std::fs::read_to_string(&path).with_context(|| {
-                        format!("{f}: `conda_file: {}`: cannot read {}\n  help: `conda_file:` is relative to the YAML file", p.given, path.display())
-                    })?;
+                    let text = match spec::limits::read_file(&path) {
+                        Ok(text) => text,
+                        Err(spec::limits::ReadError::Spec(e)) => return Err(spec_error(*e)),
+                        Err(spec::limits::ReadError::Io(e)) => {
+                            return Err(anyhow::Error::new(e).context(format!(
+                                "{f}: `conda_file: {}`: cannot read {}\n  help: `conda_file:` is relative to the YAML file",
+                                p.given,
+                                path.display()
+                            )));
+                        }
+                    };
                     let plan = spec::conda_pip_plan(&path, &text).map_err(spec_error)?;
                     for pkg in &plan.conda_only {
                         tracing::warn!(

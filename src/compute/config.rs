@@ -44,6 +44,9 @@ pub struct InstanceType {
 pub enum Error {
     #[error("{file}: {message}")]
     Parse { file: String, message: String },
+    /// Over the bounds every YAML file tug reads is held to (already located).
+    #[error("{0}")]
+    Limit(Box<crate::spec::SpecError>),
     #[error(
         "compute target `{name}` is not configured; known targets: {known}. Add it under `compute:` in {file}"
     )]
@@ -74,6 +77,9 @@ pub enum Error {
 
 impl WorkspaceConfig {
     pub fn parse(file: &str, text: &str) -> Result<WorkspaceConfig, Error> {
+        // The same bounds as every spec file (size, depth, alias expansion).
+        crate::spec::limits::check(std::path::Path::new(file), text)
+            .map_err(|e| Error::Limit(Box::new(e)))?;
         serde_yaml::from_str::<Option<WorkspaceConfig>>(text)
             .map(Option::unwrap_or_default)
             .map_err(|e| Error::Parse {

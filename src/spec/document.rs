@@ -34,6 +34,9 @@ impl<'a> Document<'a> {
         overrides: &[(&str, &str)],
         what: &'static str,
     ) -> Result<Document<'a>, SpecError> {
+        // First the bounds (size, depth, alias expansion): nothing below may recurse or
+        // allocate without limit on a hostile file.
+        super::limits::check(path, text)?;
         let index = SourceIndex::build(text);
         let mut value: Value =
             serde_yaml::from_str(text).map_err(|e| diagnose::load_error(&e, path, text, &index))?;

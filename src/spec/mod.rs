@@ -27,6 +27,7 @@ mod fields;
 mod index;
 mod io;
 mod job;
+pub mod limits;
 mod literal;
 mod model;
 mod model_path;
@@ -38,6 +39,8 @@ mod sweep_space;
 
 #[cfg(test)]
 mod tests_corpus;
+#[cfg(test)]
+mod tests_hostile;
 #[cfg(test)]
 mod tests_parse;
 #[cfg(test)]

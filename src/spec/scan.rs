@@ -1,6 +1,15 @@
 //! The line scanner behind [`SourceIndex`]: block structure by indentation, flow collections by char.
 
+use std::rc::Rc;
+
 use super::index::{Node, Pos, Raw, SourceIndex, Style, join};
+
+/// How deep the scanner follows nesting. [`super::limits::check`] refuses deeper documents
+/// before the scanner runs; this guard keeps the scanner's own recursion bounded even on
+/// text it reads differently from the YAML parser.
+const MAX_SCAN_DEPTH: usize = 2 * super::limits::MAX_DEPTH;
+/// Nodes indexed at most; lookups past them come back empty (a coarser location).
+const MAX_SCAN_NODES: usize = 100_000;
 
 /// Index every node of `text` that the scanner can follow.
 pub(super) fn scan(text: &str) -> SourceIndex {
@@ -9,6 +18,7 @@ pub(super) fn scan(text: &str) -> SourceIndex {
         index: SourceIndex::default(),
         stack: Vec::new(),
         pending: None,
+        depth: 0,
     };
     scanner.run();
     scanner.index
@@ -29,11 +39,14 @@ struct Frame {
 }
 
 struct Scanner {
-    lines: Vec<Vec<char>>,
+    /// Shared, so that a method can hold its line while it updates the index.
+    lines: Vec<Rc<[char]>>,
     index: SourceIndex,
     stack: Vec<Frame>,
     /// A key or item whose value starts on a later line, and the indent it must exceed.
     pending: Option<(String, usize)>,
+    /// Current recursion depth (items on one line, nested flow collections).
+    depth: usize,
 }
 
 fn indent_of(line: &[char]) -> usize {
@@ -132,6 +145,10 @@ impl Scanner {
     }
 
     fn node_mut(&mut self, path: &str) -> &mut Node {
+        if self.index.nodes.len() >= MAX_SCAN_NODES && !self.index.nodes.contains_key(path) {
+            // Past the budget, writes go to a scratch node that is never looked up.
+            return self.index.nodes.entry(String::new()).or_default();
+        }
         self.index.nodes.entry(path.to_string()).or_default()
     }
 
@@ -143,7 +160,7 @@ impl Scanner {
 
     /// A node that starts at `(li, col)` at the beginning of a line.
     fn entry(&mut self, li: usize, col: usize) -> usize {
-        let line = self.lines[li].clone();
+        let line = Rc::clone(&self.lines[li]);
         let dash = is_dash(&line, col);
         if let Some((path, parent_indent)) = self.pending.take()
             && (col > parent_indent || (dash && col == parent_indent))
@@ -195,7 +212,7 @@ impl Scanner {
         let frame = self.stack.last_mut().expect("a sequence frame");
         let path = format!("{}[{}]", frame.path, frame.next);
         frame.next += 1;
-        let line = self.lines[li].clone();
+        let line = Rc::clone(&self.lines[li]);
         let c = skip_blanks(&line, col + 1);
         self.node_mut(&path);
         if is_comment_or_end(&line, c) {
@@ -205,7 +222,13 @@ impl Scanner {
         self.set_value_pos(&path, (li + 1, c + 1));
         if is_dash(&line, c) {
             self.pending = Some((path, col));
-            return self.entry(li, c);
+            if self.depth >= MAX_SCAN_DEPTH {
+                return li + 1;
+            }
+            self.depth += 1;
+            let next = self.entry(li, c);
+            self.depth -= 1;
+            return next;
         }
         if parse_key(&line, c).is_some() {
             self.stack.push(Frame {
@@ -221,7 +244,7 @@ impl Scanner {
 
     /// `key: ...` at `col`, in the mapping on top of the stack.
     fn key_line(&mut self, li: usize, col: usize) -> usize {
-        let line = self.lines[li].clone();
+        let line = Rc::clone(&self.lines[li]);
         let Some((key, after)) = parse_key(&line, col) else {
             return li + 1;
         };
@@ -245,7 +268,7 @@ impl Scanner {
 
     /// The value of `path` starting at `(li, c)`; `parent_indent` is what continuation lines exceed.
     fn value(&mut self, li: usize, mut c: usize, path: &str, parent_indent: usize) -> usize {
-        let line = self.lines[li].clone();
+        let line = Rc::clone(&self.lines[li]);
         let mut tagged = false;
         while matches!(line.get(c), Some('&') | Some('!')) {
             tagged |= line[c] == '!';
@@ -365,7 +388,7 @@ impl Scanner {
         }
         // Never closed (the YAML parser reports that): end at the end of the text.
         let last = self.lines.len().saturating_sub(1);
-        (last, self.lines.get(last).map_or(0, Vec::len))
+        (last, self.lines.get(last).map_or(0, |l| l.len()))
     }
 
     fn peek(&self, (l, c): (usize, usize)) -> Option<char> {
@@ -413,8 +436,11 @@ impl Scanner {
                             return;
                         }
                         Some(',') => cur.1 += 1,
+                        Some(_) if self.depth >= MAX_SCAN_DEPTH => cur.1 += 1,
                         Some(_) if open == '[' => {
+                            self.depth += 1;
                             self.flow_node(cur, &format!("{path}[{item}]"));
+                            self.depth -= 1;
                             item += 1;
                         }
                         Some(_) => {
@@ -427,7 +453,9 @@ impl Scanner {
                                 cur.1 += 1;
                                 self.skip_flow_space(cur);
                                 if !matches!(self.peek(*cur), Some(',') | Some('}') | None) {
+                                    self.depth += 1;
                                     self.flow_node(cur, &key_path);
+                                    self.depth -= 1;
                                 }
                             }
                         }
@@ -452,7 +480,7 @@ impl Scanner {
 
     /// A scalar inside a flow collection (a key when `key`); returns its text and style.
     fn flow_scalar(&mut self, cur: &mut (usize, usize), key: bool) -> (String, Style) {
-        let line = self.lines[cur.0].clone();
+        let line = Rc::clone(&self.lines[cur.0]);
         let c = cur.1;
         if matches!(line.get(c), Some('"') | Some('\'')) {
             let style = if line[c] == '"' {

@@ -275,7 +275,10 @@ pub async fn deployment_submission(
         code_dir: Some(code_name),
         scoring_script: Some(code.scoring_script.clone()),
         environment,
-        environment_variables: d.environment_variables.clone(),
+        environment_variables: {
+            crate::submit::check_secrets(cwd, file, &d.environment_variables)?;
+            d.environment_variables.clone()
+        },
         instance_type: d.instance_type.clone(),
         instance_count: d.instance_count,
         request_timeout_ms: d.request_settings.request_timeout_ms as u64,

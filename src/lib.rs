@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod endpoint;
 pub mod registry;
 pub mod run;
+pub mod secrets;
 pub mod server;
 pub mod serving;
 pub mod snapshot;

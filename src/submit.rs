@@ -125,6 +125,30 @@ pub(crate) fn read_spec_file(cwd: &Path, file: &Path) -> anyhow::Result<String> 
     }
 }
 
+/// Every `${{secrets.X}}` in `env` names a secret of the workspace: caught at submission,
+/// not when the container is about to start.
+pub(crate) fn check_secrets(
+    cwd: &Path,
+    file: &Path,
+    env: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let refs = crate::secrets::references(env);
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let ws = crate::workspace::Workspace::find(cwd).context("no workspace")?;
+    let store = crate::secrets::SecretStore::new(&ws.dir);
+    for (var, name) in refs {
+        if !store.contains(name)? {
+            anyhow::bail!(
+                "{}: environment_variables.{var}: no secret `{name}` in this workspace\n  help: set it with `tug secret set {name}` (the value is read from stdin)",
+                file.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A spec error is already a full message (file:line:col, field, help).
 pub(crate) fn spec_error(e: spec::SpecError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
@@ -356,7 +380,10 @@ async fn submission_with(
         command,
         code_snapshot: None,
         environment,
-        environment_variables: job.environment_variables.clone(),
+        environment_variables: {
+            check_secrets(cwd, Path::new(&f), &job.environment_variables)?;
+            job.environment_variables.clone()
+        },
         compute: job.compute.clone(),
         inputs,
         outputs,

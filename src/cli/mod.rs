@@ -6,6 +6,7 @@ mod environment;
 mod job;
 mod model;
 pub mod output;
+mod secret;
 mod stream;
 mod sweep;
 
@@ -58,6 +59,9 @@ enum Command {
     /// List and show compute targets.
     #[command(subcommand)]
     Compute(ComputeCommand),
+    /// Set, list and delete the workspace's encrypted secrets.
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
     /// Run the control plane in the foreground, or manage the running one.
     Server(ServerArgs),
 }
@@ -176,6 +180,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::OnlineEndpoint(cmd) => endpoint::run_endpoint(&ctx, cmd).await,
         Command::OnlineDeployment(cmd) => endpoint::run_deployment(&ctx, cmd).await,
         Command::Compute(cmd) => compute(&ctx, cmd),
+        Command::Secret(cmd) => secret::run(&ctx, cmd),
         Command::Server(args) => server(&ctx, args).await,
     }
 }

@@ -238,6 +238,8 @@ pub enum Error {
     Build(#[from] crate::build::docker::Error),
     #[error("the scoring runtime: {0}")]
     Runtime(#[from] runtime::Error),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::Error),
     #[error("{what}: {source}")]
     Io {
         what: String,

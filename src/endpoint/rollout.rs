@@ -109,6 +109,11 @@ impl Controller {
         let image = self.scoring_image(&rec).await?;
         let user = self.user_for(&image).await;
         let limits = self.instance_limits(&rec)?;
+        // Secrets are decrypted into the instances' environment only; logs that tug shows
+        // or keeps have their values masked.
+        let (env, masker) = self.secrets().resolve(&rec.spec.environment_variables)?;
+        let mut resolved = rec.clone();
+        resolved.spec.environment_variables = env;
         let generation = rec.generation + 1;
         let count = rec.spec.instance_count;
         let mut started = Vec::new();
@@ -118,7 +123,7 @@ impl Controller {
                 self.progress(ep_name, dep_name, &format!("starting instance {}/{count}", i + 1));
                 let body = plan::instance_body(
                     &self.engine.ws,
-                    &rec,
+                    &resolved,
                     &ep,
                     &image,
                     user.clone(),
@@ -143,6 +148,7 @@ impl Controller {
                 .await
                 {
                     let log = self.engine.logs(name, Some(200)).await.unwrap_or_default();
+                    let log = masker.mask(&log).into_owned();
                     let saved = self.save_log(ep_name, dep_name, name, &log);
                     return Err(Error::Failed(format!(
                         "instance {name} never became ready: {why}\n  its log ends with:\n    {}\n  full log: {} (or `tug online-deployment get-logs -e {ep_name} -n {dep_name}`)",
@@ -214,6 +220,10 @@ impl Controller {
                 .await?;
         }
         Ok(())
+    }
+
+    fn secrets(&self) -> crate::secrets::SecretStore {
+        crate::secrets::SecretStore::new(&self.ws.dir)
     }
 
     fn save_log(&self, ep: &str, dep: &str, container: &str, log: &str) -> PathBuf {
@@ -395,10 +405,12 @@ impl Controller {
         lines: Option<usize>,
     ) -> Result<String> {
         let rec = self.deployment(ep_name, dep_name)?;
+        let masker = self.secrets().masker(&rec.spec.environment_variables);
         let mut out = String::new();
         for inst in &rec.instances {
             out.push_str(&format!("==> {} <==\n", inst.container));
-            out.push_str(&self.engine.logs(&inst.container, lines).await?);
+            let log = self.engine.logs(&inst.container, lines).await?;
+            out.push_str(&masker.mask(&log));
         }
         let dir = self
             .ws

@@ -55,6 +55,8 @@ pub enum Error {
     CorruptSnapshot { sha: String, source: std::io::Error },
     #[error("lost track of the run's container: {0}")]
     Compute(#[from] crate::compute::Error),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::Error),
 }
 
 /// Runs jobs for one workspace on a compute target (the local Docker engine unless
@@ -294,7 +296,22 @@ impl<T: ComputeTarget + 'static> Runner<T> {
                         self.finish_without_container(id, RunStatus::Canceled)?;
                         continue;
                     }
-                    let spec = self.container_spec(&run)?;
+                    // Whatever stops the container from being prepared (a secret deleted
+                    // since submission, a missing snapshot) fails the run with the reason.
+                    let spec = match self.container_spec(&run) {
+                        Ok(spec) => spec,
+                        Err(e) => {
+                            self.store.transition(
+                                id,
+                                RunStatus::Failed,
+                                Transition {
+                                    error: Some(format!("could not prepare the container: {e}")),
+                                    ..Default::default()
+                                },
+                            )?;
+                            continue;
+                        }
+                    };
                     match self.target.start(&spec).await {
                         Ok(()) => {
                             self.store.transition(
@@ -391,6 +408,10 @@ impl<T: ComputeTarget + 'static> Runner<T> {
         Ok(())
     }
 
+    fn secrets(&self) -> crate::secrets::SecretStore {
+        crate::secrets::SecretStore::new(&self.ws.dir)
+    }
+
     fn std_log(&self, id: &str) -> std::path::PathBuf {
         self.ws.run_dir(id).join("user_logs/std_log.txt")
     }
@@ -437,7 +458,16 @@ impl<T: ComputeTarget + 'static> Runner<T> {
     }
 
     fn container_spec(&self, run: &RunRecord) -> Result<crate::compute::ContainerSpec, Error> {
-        let sub = &run.submission;
+        // Secrets are decrypted here, into the container's environment only; the store
+        // keeps the `${{secrets.X}}` references.
+        let (env, _) = self
+            .secrets()
+            .resolve(&run.submission.environment_variables)?;
+        let resolved = JobSubmission {
+            environment_variables: env,
+            ..run.submission.clone()
+        };
+        let sub = &resolved;
         let config = self.config()?;
         let file = self.ws.config_path().display().to_string();
         let target = config.target(&sub.compute, &file)?;
@@ -518,8 +548,9 @@ impl<T: ComputeTarget + 'static> Runner<T> {
             let nonce = run.log_nonce.clone();
             let id = id.clone();
             let committed = run.log_bytes;
+            let masker = self.secrets().masker(&run.submission.environment_variables);
             tokio::spawn(async move {
-                super::logs::follow(stream, store, &id, &nonce, &path, committed).await
+                super::logs::follow(stream, store, &id, &nonce, &path, committed, &masker).await
             })
         };
         let deadline = run.submission.timeout_seconds.map(|limit| {

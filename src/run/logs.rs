@@ -28,7 +28,17 @@ pub enum Error {
     Store(#[from] crate::store::Error),
 }
 
-/// Copies a run's log to `std_log.txt` and its metric records to the store.
+fn masked(
+    masker: &crate::secrets::Masker,
+    values: BTreeMap<String, String>,
+) -> impl Iterator<Item = (String, String)> + '_ {
+    values
+        .into_iter()
+        .map(|(k, v)| (k, masker.mask(&v).into_owned()))
+}
+
+/// Copies a run's log to `std_log.txt` and its metric records to the store, with secret
+/// values masked in both.
 pub(crate) async fn follow(
     mut stream: crate::compute::LogStream,
     store: Arc<Store>,
@@ -36,6 +46,7 @@ pub(crate) async fn follow(
     nonce: &str,
     path: &Path,
     committed_bytes: u64,
+    masker: &crate::secrets::Masker,
 ) -> Result<(), Error> {
     let io = |e| Error::File {
         path: path.to_path_buf(),
@@ -74,6 +85,8 @@ pub(crate) async fn follow(
             Ok(Some(Ok(line))) => {
                 let split = split_line(&line.text, nonce);
                 if let Some(text) = split.text {
+                    // Secret values never reach the kept (and streamed) log.
+                    let text = masker.mask(text);
                     file.write_all(text.as_bytes())
                         .and_then(|_| file.write_all(b"\n"))
                         .map_err(io)?;
@@ -91,8 +104,8 @@ pub(crate) async fn follow(
                             metrics.push((name, step, v, ts.unwrap_or_else(now_secs)));
                         }
                     }
-                    Some(Ok(Record::Params { values })) => params.extend(values),
-                    Some(Ok(Record::Tags { values })) => tags.extend(values),
+                    Some(Ok(Record::Params { values })) => params.extend(masked(masker, values)),
+                    Some(Ok(Record::Tags { values })) => tags.extend(masked(masker, values)),
                     Some(Err(e)) => {
                         tracing::warn!(run = %id, error = %e, "unreadable metric record")
                     }

@@ -165,6 +165,11 @@ impl OnlineDeploymentSpec {
             "environment_variables",
             &mut self.environment_variables,
         );
+        super::job::check_secret_references(
+            doc,
+            "environment_variables",
+            &self.environment_variables,
+        )?;
         check_online_name(doc, "name", false, &self.name, "deployment")?;
         check_online_name(doc, "endpoint_name", false, &self.endpoint_name, "endpoint")?;
         if self.instance_count == 0 {

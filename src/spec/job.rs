@@ -339,6 +339,28 @@ pub(crate) fn precheck(doc: &Document) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// A value that mentions `secrets.` inside `${{...}}` must be exactly one reference, so the
+/// secret is never spliced into other text (which tug could not mask reliably).
+pub(crate) fn check_secret_references(
+    doc: &Document,
+    field: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<(), SpecError> {
+    for (name, value) in env {
+        if crate::secrets::mentions_secret(value) && crate::secrets::reference(value).is_none() {
+            return Err(doc.invalid(
+                &format!("{field}.{name}"),
+                false,
+                format!("`{value}` is not a secret reference tug can use"),
+                format!(
+                    "make the whole value one reference, `{name}: ${{{{secrets.NAME}}}}` (NAME: letters, digits, `_`), and set it with `tug secret set NAME`"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl CommandJob {
     /// After the typed reading: YAML 1.1 re-reading of literals, local paths, and the checks
     /// that involve several fields.
@@ -350,6 +372,7 @@ impl CommandJob {
             "environment_variables",
             &mut self.environment_variables,
         );
+        check_secret_references(doc, "environment_variables", &self.environment_variables)?;
         if self.command.trim().is_empty() {
             return Err(doc.invalid(
                 "command",

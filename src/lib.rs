@@ -8,6 +8,8 @@ pub mod client;
 pub mod compute;
 pub mod deploy;
 pub mod endpoint;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod registry;
 pub mod run;
 pub mod secrets;

@@ -22,7 +22,7 @@ mod endpoint;
 mod enums;
 mod environment;
 mod error;
-mod expr;
+pub(crate) mod expr;
 mod fields;
 mod index;
 mod io;

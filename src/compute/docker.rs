@@ -13,6 +13,7 @@ use bollard::query_parameters::{
 };
 use futures_util::{StreamExt, TryStreamExt};
 
+use super::collect::{Budget, CollectLimits, Skipped, unpack_renamed};
 use super::logline::LineAssembler;
 use super::{ComputeTarget, ContainerSpec, ContainerState, Error, LogStream, labels};
 
@@ -30,6 +31,9 @@ fn engine(doing: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Er
     let doing = doing.into();
     move |source| Error::Engine { doing, source }
 }
+
+/// How long a run waits for an engine that stopped answering (a restart) to come back.
+pub const ENGINE_BACK_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
 
 fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(
@@ -97,7 +101,7 @@ fn assembled(
             bollard::container::LogOutput::StdErr { message } => pair.1.push(&message),
             other => pair.0.push(&other.into_bytes()),
         };
-        Ok(futures_util::stream::iter(lines.into_iter().map(Ok)))
+        Ok::<_, Error>(futures_util::stream::iter(lines.into_iter().map(Ok)))
     });
     let end = futures_util::stream::once(async move {
         let mut pair = at_end.lock().unwrap();
@@ -351,58 +355,24 @@ impl ComputeTarget for DockerTarget {
         dest: &Path,
     ) -> Result<(), Error> {
         let name = self.name(run_id);
+        let mut budget = Budget::new(CollectLimits::from_env());
         for (from, to) in collect {
             let target = dest.join(to);
+            let what = to.rsplit('/').next().unwrap_or(to).to_string();
             let local = |source| Error::Collect {
                 path: target.display().to_string(),
                 source,
             };
             std::fs::create_dir_all(dest).map_err(local)?;
-            // The archive is spooled to an unlinked temporary file, never held in memory;
-            // a transient engine error is retried.
-            let mut attempt = 0;
-            let spool = loop {
-                attempt += 1;
-                let spool = tempfile::tempfile_in(dest).map_err(local)?;
-                let opts = DownloadFromContainerOptions { path: from.clone() };
-                let mut stream = self.docker.download_from_container(&name, Some(opts));
-                let mut file = tokio::fs::File::from_std(spool);
-                let mut failed = None;
-                while let Some(chunk) = stream.next().await {
-                    match chunk {
-                        Ok(bytes) => {
-                            tokio::io::AsyncWriteExt::write_all(&mut file, &bytes)
-                                .await
-                                .map_err(local)?;
-                        }
-                        Err(e) => {
-                            failed = Some(e);
-                            break;
-                        }
-                    }
-                }
-                match failed {
-                    None => break Some(file.into_std().await),
-                    // The program never made this folder: nothing to collect.
-                    Some(e) if is_not_found(&e) => break None,
-                    Some(e) if attempt >= 3 => {
-                        return Err(engine(format!("copying {from} out of {name}"))(e));
-                    }
-                    Some(e) => {
-                        tracing::warn!(error = %e, attempt, "copying outputs failed; retrying");
-                        tokio::time::sleep(std::time::Duration::from_secs(attempt)).await;
-                    }
-                }
-            };
-            let Some(mut spool) = spool else { continue };
-            let target2 = target.clone();
-            tokio::task::spawn_blocking(move || {
-                std::io::Seek::rewind(&mut spool)?;
-                unpack_renamed(spool, &target2)
-            })
-            .await
-            .map_err(|e| local(std::io::Error::other(e)))?
-            .map_err(local)?;
+            let outcome = self
+                .collect_one(&name, from, &target, dest, &mut budget, &what)
+                .await;
+            if let Err(e) = outcome {
+                // Leave no half-copied folder: it would look complete, and on a full disk
+                // the space is needed to record the failure.
+                let _ = std::fs::remove_dir_all(&target);
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -422,6 +392,19 @@ impl ComputeTarget for DockerTarget {
                 status_code: 409, ..
             }) => Ok(()),
             Err(e) => Err(engine(format!("removing {name}"))(e)),
+        }
+    }
+
+    async fn reachable(&self, within: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        loop {
+            if self.docker.ping().await.is_ok() {
+                return true;
+            }
+            if start.elapsed() >= within {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     }
 
@@ -446,42 +429,100 @@ impl ComputeTarget for DockerTarget {
     }
 }
 
-/// Unpacks an engine archive (whose single top entry is the copied folder's basename)
-/// into `target`, whatever that basename was. Only plain files and folders are taken:
-/// a path that climbs out (`..`) or a link could write outside the run's folder.
-fn unpack_renamed(archive: impl std::io::Read, target: &Path) -> std::io::Result<()> {
-    use std::path::Component;
-    std::fs::create_dir_all(target)?;
-    let mut ar = tar::Archive::new(archive);
-    for entry in ar.entries()? {
-        let mut entry = entry?;
-        let path = entry.path()?.into_owned();
-        let mut comps = path.components();
-        comps.next(); // the basename of the copied folder
-        let rest = comps.as_path();
-        if rest.as_os_str().is_empty()
-            || rest
-                .components()
-                .any(|c| !matches!(c, Component::Normal(_)))
-        {
-            continue;
-        }
-        let dest = target.join(rest);
-        match entry.header().entry_type() {
-            tar::EntryType::Directory => std::fs::create_dir_all(&dest)?,
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent)?;
+impl DockerTarget {
+    /// Copies `from` out of container `name` into `target`, spooled to an unlinked file in
+    /// `spool_dir` (never held in memory) and within `budget`; a transient engine error is
+    /// retried.
+    async fn collect_one(
+        &self,
+        name: &str,
+        from: &str,
+        target: &Path,
+        spool_dir: &Path,
+        budget: &mut Budget,
+        what: &str,
+    ) -> Result<(), Error> {
+        let local = |source| Error::Collect {
+            path: target.display().to_string(),
+            source,
+        };
+        let spent_before = budget.bytes;
+        let mut attempt = 0;
+        let spool = loop {
+            attempt += 1;
+            budget.bytes = spent_before;
+            let spool = tempfile::tempfile_in(spool_dir).map_err(local)?;
+            let opts = DownloadFromContainerOptions {
+                path: from.to_string(),
+            };
+            let mut stream = self.docker.download_from_container(name, Some(opts));
+            let mut file = tokio::fs::File::from_std(spool);
+            let mut failed = None;
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(bytes) => {
+                        budget.spend_bytes(bytes.len() as u64, spool_dir, what)?;
+                        if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut file, &bytes).await
+                        {
+                            return Err(budget.io(e, target, what).into());
+                        }
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
                 }
-                let mut f = std::fs::File::create(&dest)?;
-                std::io::copy(&mut entry, &mut f)?;
             }
-            other => {
-                tracing::warn!(path = %path.display(), kind = ?other, "not collecting a link or special file")
+            match failed {
+                None => break Some(file.into_std().await),
+                // The program never made this folder: nothing to collect.
+                Some(e) if is_not_found(&e) => break None,
+                // The engine went away (restarting): wait for it rather than give up.
+                Some(e)
+                    if !matches!(e, bollard::errors::Error::DockerResponseServerError { .. })
+                        && attempt < 3
+                        && self.reachable(ENGINE_BACK_WITHIN).await =>
+                {
+                    tracing::warn!(error = %e, "the engine is back; copying outputs again");
+                }
+                Some(e) if attempt >= 3 => {
+                    return Err(engine(format!("copying {from} out of {name}"))(e));
+                }
+                Some(e) => {
+                    tracing::warn!(error = %e, attempt, "copying outputs failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(attempt)).await;
+                }
             }
+        };
+        let Some(mut spool) = spool else {
+            return Ok(());
+        };
+        // The archive's bytes were counted; unpacking counts files (and bytes again, as
+        // written, since a tar of many tiny files is mostly headers).
+        budget.bytes = spent_before;
+        let target2 = target.to_path_buf();
+        let what2 = what.to_string();
+        let mut owned = std::mem::replace(budget, Budget::new(budget.limits));
+        let (result, owned) = tokio::task::spawn_blocking(move || {
+            let r = std::io::Seek::rewind(&mut spool)
+                .map_err(|e| owned.io(e, &target2, &what2))
+                .and_then(|()| unpack_renamed(spool, &target2, &mut owned, &what2));
+            (r, owned)
+        })
+        .await
+        .map_err(|e| local(std::io::Error::other(e)))?;
+        *budget = owned;
+        let skipped = result?;
+        if skipped != Skipped::default() {
+            tracing::warn!(
+                container = name,
+                links_and_devices = skipped.links_and_devices,
+                unsafe_names = skipped.unsafe_names,
+                "not collecting links, devices or names outside {what}"
+            );
         }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -528,31 +569,5 @@ mod tests {
         assert_eq!(hc.memory, Some(1 << 30));
         assert_eq!(hc.device_requests.unwrap()[0].count, Some(1));
         assert_eq!(b.env.unwrap(), ["A=1"]);
-    }
-
-    #[test]
-    fn unpack_drops_the_top_folder() {
-        let entries = vec![
-            crate::snapshot::Entry {
-                path: "outputs".into(),
-                data: None,
-                executable: false,
-            },
-            crate::snapshot::Entry {
-                path: "outputs/sub".into(),
-                data: None,
-                executable: false,
-            },
-            crate::snapshot::Entry {
-                path: "outputs/sub/model.pkl".into(),
-                data: Some(b"m".to_vec()),
-                executable: false,
-            },
-        ];
-        let tar = crate::snapshot::tar_bytes(&entries, "", 1000, 1000);
-        let tmp = tempfile::tempdir().unwrap();
-        let target = tmp.path().join("artifacts/outputs");
-        unpack_renamed(tar.as_slice(), &target).unwrap();
-        assert_eq!(std::fs::read(target.join("sub/model.pkl")).unwrap(), b"m");
     }
 }

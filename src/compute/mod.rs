@@ -1,6 +1,7 @@
 //! Compute targets: where run containers execute. `docker` is the local engine;
 //! Kubernetes implements the same trait next.
 
+pub mod collect;
 pub mod config;
 pub mod docker;
 pub mod logline;
@@ -80,6 +81,8 @@ pub enum Error {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Output(#[from] collect::CollectError),
     #[error("{0}")]
     Unsupported(String),
 }
@@ -108,6 +111,21 @@ pub trait ComputeTarget: Send + Sync {
     fn remove(&self, run_id: &str) -> impl Future<Output = Result<(), Error>> + Send;
     /// Run ids of every container of this workspace the target holds.
     fn list(&self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+    /// Waits up to `within` for the target to answer again (an engine being restarted);
+    /// `true` once it does.
+    fn reachable(&self, within: std::time::Duration) -> impl Future<Output = bool> + Send;
+}
+
+impl Error {
+    /// The target did not answer at all (engine down or restarting), as opposed to
+    /// answering with an error.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Error::Engine { source, .. }
+                if !matches!(source, bollard::errors::Error::DockerResponseServerError { .. })
+        )
+    }
 }
 
 /// Normalises an RFC 3339 timestamp to 9 fraction digits so timestamps compare as strings.

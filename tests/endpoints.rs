@@ -489,9 +489,10 @@ fn a_deployment_is_ready_only_when_the_endpoint_answers_for_it() {
     let (code, _, body) = score(port, Some(&key), r#"{"data": [1]}"#);
     assert_eq!(code, 200, "{body}");
 
-    // A stopped router fails a deployment at once, with the router's state.
+    // A router that is gone fails a deployment at once, with the router's state (a
+    // stopped one the server starts again by itself).
     let status = std::process::Command::new("docker")
-        .args(["stop", &router])
+        .args(["rm", "-f", &router])
         .status()
         .unwrap();
     assert!(status.success());

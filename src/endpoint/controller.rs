@@ -507,6 +507,57 @@ impl Controller {
     }
 }
 
+impl Controller {
+    /// Brings endpoints back after the engine restarted or a container was stopped: starts
+    /// routers and instances of ready deployments that are not running, and tells the
+    /// router when an instance came back at another address. Endpoints with an operation
+    /// in progress are left to it.
+    pub async fn heal(&self) -> Result<usize> {
+        let mut healed = 0;
+        for ep in self.store.endpoints()? {
+            if ep.state != ProvisioningState::Succeeded
+                || self.busy.lock().unwrap().contains(&ep.name)
+            {
+                continue;
+            }
+            let router = plan::router_name(&self.engine.ws, &ep.name);
+            if let State::Exited(code) = self.engine.state(&router).await? {
+                tracing::warn!(endpoint = %ep.name, code, "starting the endpoint's router again");
+                self.engine.start(&router).await?;
+                healed += 1;
+            }
+            let mut moved = false;
+            for mut d in self.store.deployments(&ep.name)? {
+                if d.state != ProvisioningState::Succeeded {
+                    continue;
+                }
+                let mut changed = false;
+                for inst in &mut d.instances {
+                    if let State::Exited(code) = self.engine.state(&inst.container).await? {
+                        tracing::warn!(instance = %inst.container, code, "starting the instance again");
+                        self.engine.start(&inst.container).await?;
+                        healed += 1;
+                    }
+                    let now = self.engine.instance(&inst.container, &ep.name).await?;
+                    if now.address != inst.address || now.host_port != inst.host_port {
+                        *inst = now;
+                        changed = true;
+                    }
+                }
+                if changed {
+                    self.store.put_deployment(&d)?;
+                    moved = true;
+                }
+            }
+            if moved {
+                self.reload_router(&ep.name).await?;
+                healed += 1;
+            }
+        }
+        Ok(healed)
+    }
+}
+
 /// What `online-endpoint update` may change.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct EndpointPatch {

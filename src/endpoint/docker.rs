@@ -107,6 +107,15 @@ impl Engine {
         Ok(())
     }
 
+    /// Starts an existing, stopped container.
+    pub async fn start(&self, name: &str) -> Result<()> {
+        match self.docker.start_container(name, None).await {
+            Ok(()) => Ok(()),
+            Err(e) if status(&e) == Some(304) => Ok(()),
+            Err(e) => Err(engine(format!("starting {name}"))(e)),
+        }
+    }
+
     pub async fn upload(&self, name: &str, tar: Vec<u8>) -> Result<()> {
         let opts = UploadToContainerOptions {
             path: "/".into(),

@@ -260,7 +260,8 @@ fn published(host_port: u16) -> HashMap<String, Option<Vec<PortBinding>>> {
     )])
 }
 
-/// The router container: restarts with the engine, so the endpoint outlives tug's server.
+/// The router container: restarts with the engine (`always`: `unless-stopped` stays down
+/// after an engine restart), so the endpoint outlives tug's server.
 pub fn router_body(ws: &str, ep: &EndpointRecord, image: &str) -> ContainerCreateBody {
     ContainerCreateBody {
         image: Some(image.to_string()),
@@ -278,7 +279,7 @@ pub fn router_body(ws: &str, ep: &EndpointRecord, image: &str) -> ContainerCreat
             port_bindings: Some(published(ep.port)),
             network_mode: Some(network_name(ws, &ep.name)),
             restart_policy: Some(RestartPolicy {
-                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                name: Some(RestartPolicyNameEnum::ALWAYS),
                 maximum_retry_count: None,
             }),
             security_opt: Some(vec!["no-new-privileges".into()]),
@@ -314,6 +315,12 @@ pub fn instance_body(
             nano_cpus: limits.nano_cpus,
             memory: limits.memory_bytes,
             init: Some(true),
+            // Back with the engine after a restart, like the router; a crashed front is
+            // restarted too (the router retries the other instances meanwhile).
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::ALWAYS),
+                maximum_retry_count: None,
+            }),
             security_opt: Some(vec!["no-new-privileges".into()]),
             ..Default::default()
         }),

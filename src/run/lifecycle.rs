@@ -352,7 +352,22 @@ impl<T: ComputeTarget + 'static> Runner<T> {
                         continue;
                     }
                     let exited = matches!(state, Some(ContainerState::Exited(_)));
-                    let ending = self.watch(&run, &mut cancel, exited).await?;
+                    let ending = match self.watch(&run, &mut cancel, exited).await {
+                        Ok(ending) => ending,
+                        // The engine stopped answering mid-run (restarted): once it is
+                        // back, look at the container again and re-attach or judge it.
+                        Err(Error::Compute(e))
+                            if e.is_unreachable()
+                                && self
+                                    .target
+                                    .reachable(crate::compute::docker::ENGINE_BACK_WITHIN)
+                                    .await =>
+                        {
+                            tracing::warn!(run = %id, error = %e, "the engine is back; re-attaching");
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     let last = plan::tail_lines(
                         &std::fs::read_to_string(self.std_log(id)).unwrap_or_default(),
                         FAILURE_TAIL_LINES,

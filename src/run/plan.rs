@@ -181,6 +181,9 @@ pub fn outcome(ending: Ending, last_lines: &[String]) -> (RunStatus, Option<Stri
         Ending::Exited(code) => {
             let why = match code {
                 137 => " (killed: out of memory or SIGKILL)",
+                143 => {
+                    " (stopped by SIGTERM: the Docker engine was stopped or restarted, or someone ran `docker stop`)"
+                }
                 139 => " (segmentation fault)",
                 126 => " (command not executable)",
                 127 => " (command not found)",

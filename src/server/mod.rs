@@ -224,6 +224,19 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
     if let Err(e) = endpoints.reconcile().await {
         tracing::warn!(error = %e, "reconciling endpoints");
     }
+    // While the server runs, endpoints that lost containers (an engine restart, a crash)
+    // are brought back; without a server, the containers' restart policy does it.
+    let healer = endpoints.clone();
+    tokio::spawn(async move {
+        loop {
+            match healer.heal().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(actions = n, "endpoints healed"),
+                Err(e) => tracing::debug!(error = %e, "healing endpoints"),
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    });
     tracing::info!(url = %info.url, resumed, sweeps_resumed, "tug server listening");
     write_server_file(&ws, &info)?;
 

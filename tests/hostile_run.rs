@@ -2,8 +2,8 @@
 //! host paths, hard links, FIFOs, a 100 GB sparse file, many small files) must not write
 //! or read outside the run's artifact folder on the host, nor fill the workspace without a
 //! clear error; and the container must not reach the control plane's API. Real engine, real
-//! server, real CLI. (A million files is `examples/fault_many_files.sh`: creating them on the
-//! engine's storage driver takes longer than a test should.)
+//! server, real CLI. (The many-files case uses 50 000 files with a 10 000-file budget:
+//! creating a million on this engine's fuse-overlayfs took longer than 15 minutes.)
 
 mod common;
 

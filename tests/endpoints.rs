@@ -381,12 +381,26 @@ fn a_failing_init_fails_the_deployment_fast_with_the_traceback() {
         logs.contains("RuntimeError: init failed on purpose"),
         "{logs}"
     );
+    assert_failed_without_instances(&ws, "bad");
+}
+
+/// The deployment is Failed and none of its containers is left.
+fn assert_failed_without_instances(ws: &Ws, name: &str) {
     assert!(
-        instance_containers(&ws, "bad").is_empty(),
-        "no failed container left"
+        instance_containers(ws, name).is_empty(),
+        "no failed container of {name} left"
     );
-    let d: Value = ws.json(&["online-deployment", "show", "-n", "bad", "-e", "ep-test"]);
-    assert_eq!(d["state"], "Failed");
+    let d: Value = ws.json(&["online-deployment", "show", "-n", name, "-e", "ep-test"]);
+    assert_eq!(d["state"], "Failed", "{d}");
+}
+
+/// Runs `docker args...` and asserts it succeeded.
+fn docker(args: &[&str]) {
+    let status = std::process::Command::new("docker")
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "docker {args:?}");
 }
 
 /// The runtime this suite ships is the one plain `cargo build` gives: dynamically linked
@@ -440,11 +454,7 @@ fn a_deployment_is_ready_only_when_the_endpoint_answers_for_it() {
     // The router runs but cannot reach anything: cut it off its endpoint network. The
     // instance answers on its own port; only a request through the endpoint shows the fault.
     let net = format!("tug-{id}-ep-ep-test");
-    let status = std::process::Command::new("docker")
-        .args(["network", "disconnect", &net, &router])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    docker(&["network", "disconnect", &net, &router]);
     ws.write("blue.yml", &deployment("blue", ""));
     let out = ws.tug(&[
         "online-deployment",
@@ -459,12 +469,7 @@ fn a_deployment_is_ready_only_when_the_endpoint_answers_for_it() {
         stderr.contains("does not answer for it"),
         "says what is wrong: {stderr}"
     );
-    assert!(
-        instance_containers(&ws, "blue").is_empty(),
-        "no instance left"
-    );
-    let d: Value = ws.json(&["online-deployment", "show", "-n", "blue", "-e", "ep-test"]);
-    assert_eq!(d["state"], "Failed", "{d}");
+    assert_failed_without_instances(&ws, "blue");
     let ep: Value = ws.json(&["online-endpoint", "show", "-n", "ep-test"]);
     assert!(
         ep["traffic"].as_object().is_none_or(|t| t.is_empty()),
@@ -472,11 +477,7 @@ fn a_deployment_is_ready_only_when_the_endpoint_answers_for_it() {
     );
 
     // Reconnected, the same file deploys and scores through the endpoint.
-    let status = std::process::Command::new("docker")
-        .args(["network", "connect", &net, &router])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    docker(&["network", "connect", &net, &router]);
     ws.ok(&["online-deployment", "update", "-f", "blue.yml"]);
     ws.ok(&[
         "online-endpoint",
@@ -491,11 +492,7 @@ fn a_deployment_is_ready_only_when_the_endpoint_answers_for_it() {
 
     // A router that is gone fails a deployment at once, with the router's state (a
     // stopped one the server starts again by itself).
-    let status = std::process::Command::new("docker")
-        .args(["rm", "-f", &router])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    docker(&["rm", "-f", &router]);
     ws.write("green.yml", &deployment("green", ""));
     let out = ws.tug(&["online-deployment", "create", "-f", "green.yml"]);
     let stderr = String::from_utf8_lossy(&out.stderr);

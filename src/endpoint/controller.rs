@@ -312,22 +312,25 @@ impl Controller {
         Ok(())
     }
 
+    /// The last 25 lines of a container's log, indented for an error message.
+    async fn log_end(&self, container: &str) -> String {
+        let log = self
+            .engine
+            .logs(container, Some(200))
+            .await
+            .unwrap_or_default();
+        log_tail(&log, 25)
+    }
+
     /// Fails unless the endpoint's router is running, with its log.
     pub(super) async fn check_router(&self, name: &str) -> Result<()> {
         let container = plan::router_name(&self.engine.ws, name);
         match self.engine.state(&container).await? {
             State::Running => Ok(()),
-            state => {
-                let log = self
-                    .engine
-                    .logs(&container, Some(200))
-                    .await
-                    .unwrap_or_default();
-                Err(Error::Failed(format!(
-                    "the router of endpoint `{name}` is not running ({state:?}); its log ends with:\n    {}",
-                    log_tail(&log, 25)
-                )))
-            }
+            state => Err(Error::Failed(format!(
+                "the router of endpoint `{name}` is not running ({state:?}); its log ends with:\n    {}",
+                self.log_end(&container).await
+            ))),
         }
     }
 
@@ -385,15 +388,10 @@ impl Controller {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
-        let log = self
-            .engine
-            .logs(&container, Some(200))
-            .await
-            .unwrap_or_default();
         Err(Error::Failed(format!(
             "deployment `{deployment}` is up but endpoint `{name}` does not answer for it on {url}: {why}\n  \
              the router's log ends with:\n    {}",
-            log_tail(&log, 25)
+            self.log_end(&container).await
         )))
     }
 

@@ -279,14 +279,7 @@ impl<T: ComputeTarget + 'static> Runner<T> {
                             )?;
                         }
                         Err(message) => {
-                            self.store.transition(
-                                id,
-                                RunStatus::Failed,
-                                Transition {
-                                    error: Some(message),
-                                    ..Default::default()
-                                },
-                            )?;
+                            self.fail(id, message)?;
                         }
                     }
                 }
@@ -301,14 +294,7 @@ impl<T: ComputeTarget + 'static> Runner<T> {
                     let spec = match self.container_spec(&run) {
                         Ok(spec) => spec,
                         Err(e) => {
-                            self.store.transition(
-                                id,
-                                RunStatus::Failed,
-                                Transition {
-                                    error: Some(format!("could not prepare the container: {e}")),
-                                    ..Default::default()
-                                },
-                            )?;
+                            self.fail(id, format!("could not prepare the container: {e}"))?;
                             continue;
                         }
                     };
@@ -325,30 +311,14 @@ impl<T: ComputeTarget + 'static> Runner<T> {
                         }
                         Err(e) => {
                             self.target.remove(id).await.ok();
-                            self.store.transition(
-                                id,
-                                RunStatus::Failed,
-                                Transition {
-                                    error: Some(format!("could not start the container: {e}")),
-                                    ..Default::default()
-                                },
-                            )?;
+                            self.fail(id, format!("could not start the container: {e}"))?;
                         }
                     }
                 }
                 RunStatus::Running => {
                     let state = self.target.state(id).await.ok();
                     if state == Some(ContainerState::Missing) {
-                        self.store.transition(
-                            id,
-                            RunStatus::Failed,
-                            Transition {
-                                error: Some(
-                                    "the run's container disappeared (removed while tug was not watching); its outputs are lost".into(),
-                                ),
-                                ..Default::default()
-                            },
-                        )?;
+                        self.fail(id, "the run's container disappeared (removed while tug was not watching); its outputs are lost")?;
                         continue;
                     }
                     let exited = matches!(state, Some(ContainerState::Exited(_)));
@@ -409,6 +379,19 @@ impl<T: ComputeTarget + 'static> Runner<T> {
                 _ => unreachable!("all states handled"),
             }
         }
+    }
+
+    /// Ends `id` as Failed with `error`, the reason a user reads in `job show`.
+    fn fail(&self, id: &str, error: impl Into<String>) -> Result<(), Error> {
+        self.store.transition(
+            id,
+            RunStatus::Failed,
+            Transition {
+                error: Some(error.into()),
+                ..Default::default()
+            },
+        )?;
+        Ok(())
     }
 
     fn finish_without_container(&self, id: &str, status: RunStatus) -> Result<(), Error> {

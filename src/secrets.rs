@@ -153,6 +153,9 @@ pub struct SecretInfo {
 pub struct SecretStore {
     store: PathBuf,
     key: PathBuf,
+    /// Whether names must be environment-variable-like (user secrets) or are tug's own
+    /// (endpoint names for endpoint keys).
+    user_names: bool,
 }
 
 impl SecretStore {
@@ -164,11 +167,22 @@ impl SecretStore {
         SecretStore {
             store: tug_dir.join("secrets.json"),
             key,
+            user_names: true,
+        }
+    }
+
+    /// The endpoints' keys: sealed with the same key file as the user's secrets, in a
+    /// store of their own so `tug secret list` shows only what the user set.
+    pub fn endpoint_keys(tug_dir: &Path) -> SecretStore {
+        SecretStore {
+            store: tug_dir.join("secrets").join("endpoint-keys.json"),
+            user_names: false,
+            ..SecretStore::new(tug_dir)
         }
     }
 
     pub fn set(&self, name: &str, value: &str) -> Result<()> {
-        if !valid_name(name) {
+        if self.user_names && !valid_name(name) {
             return Err(Error::BadName(name.to_string()));
         }
         if value.is_empty() {

@@ -20,6 +20,7 @@ def init():
     global offset
     if os.environ.get("FAIL_INIT"):
         raise RuntimeError("init failed on purpose: FAIL_INIT is set")
+    print("init who=" + os.environ.get("WHO", ""), flush=True)
     with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.json")) as f:
         offset = json.load(f)["offset"]
 
@@ -500,4 +501,93 @@ fn a_deployment_is_ready_only_when_the_endpoint_answers_for_it() {
     assert!(stderr.contains("is not running"), "{stderr}");
     ws.ok(&["online-endpoint", "delete", "-n", "ep-test"]);
     assert!(ws.containers(&id).is_empty(), "{:?}", ws.containers(&id));
+}
+
+#[test]
+fn a_deployment_secret_reaches_the_scorer_and_nothing_else() {
+    const VALUE: &str = "s3cr3t-Deploy-Value-77";
+    let ws = Ws::new();
+    let (port, key) = setup(&ws);
+    ws.set_secret("WHO_SECRET", VALUE);
+    ws.write(
+        "sec.yml",
+        &deployment(
+            "sec",
+            "environment_variables:\n  WHO: ${{secrets.WHO_SECRET}}\n",
+        ),
+    );
+    ws.ok(&[
+        "online-deployment",
+        "create",
+        "-f",
+        "sec.yml",
+        "--all-traffic",
+    ]);
+    let (status, _, body) = score(port, Some(&key), r#"{"data": [1]}"#);
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["who"], VALUE, "the scoring process got the value");
+
+    let logs = ws.ok(&[
+        "online-deployment",
+        "get-logs",
+        "-n",
+        "sec",
+        "-e",
+        "ep-test",
+    ]);
+    assert!(logs.contains("init who=***"), "masked in get-logs: {logs}");
+    assert!(!logs.contains(VALUE), "{logs}");
+    let shown = ws
+        .json(&["online-deployment", "show", "-n", "sec", "-e", "ep-test"])
+        .to_string();
+    assert!(
+        shown.contains("${{secrets.WHO_SECRET}}") && !shown.contains(VALUE),
+        "the reference is kept, not the value: {shown}"
+    );
+
+    // The value is injected at container start, never built into the scoring image.
+    let container = instance_containers(&ws, "sec").pop().expect("an instance");
+    let image = std::process::Command::new("docker")
+        .args(["inspect", "--format", "{{.Image}}", &container])
+        .output()
+        .unwrap();
+    let image = String::from_utf8_lossy(&image.stdout).trim().to_string();
+    let saved = std::process::Command::new("docker")
+        .args(["save", &image])
+        .output()
+        .unwrap();
+    assert!(saved.status.success() && saved.stdout.len() > 1 << 20);
+    assert!(
+        !saved
+            .stdout
+            .windows(VALUE.len())
+            .any(|w| w == VALUE.as_bytes()),
+        "the scoring image's layers hold the value"
+    );
+}
+
+#[test]
+fn endpoint_keys_are_sealed_at_rest() {
+    let ws = Ws::new();
+    let (_port, key) = setup(&ws);
+    ws.ok(&["server", "stop"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut stack = vec![ws.path().join(".tug")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else if let Ok(bytes) = std::fs::read(e.path()) {
+                assert!(
+                    !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
+                    "the endpoint key is in plain text in {}",
+                    e.path().display()
+                );
+            }
+        }
+    }
+    // And it still reads back (the server starts again on demand).
+    let creds = ws.json(&["online-endpoint", "get-credentials", "-n", "ep-test"]);
+    assert_eq!(creds["primaryKey"], key.as_str());
 }

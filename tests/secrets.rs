@@ -4,35 +4,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::{Ws, job_yaml};
 
 const VALUE: &str = "hunter2-Very-Secret-42";
-
-fn set_secret(ws: &Ws, name: &str, value: &str) {
-    let mut child = ws
-        .tug_cmd(&["secret", "set", name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{value}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Every file under `dir` whose bytes contain `needle`.
 fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
@@ -68,7 +44,7 @@ fn a_secret_reaches_the_container_and_nothing_else() {
          tug.log_param('leaked', 'x' + v)\n",
         digest = tug::snapshot::sha256_hex(VALUE.as_bytes())
     ));
-    set_secret(&ws, "DB_PASSWORD", VALUE);
+    ws.set_secret("DB_PASSWORD", VALUE);
     let listed = ws.ok(&["secret", "list"]);
     assert!(
         listed.contains("DB_PASSWORD") && !listed.contains(VALUE),

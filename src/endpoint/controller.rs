@@ -95,7 +95,13 @@ impl Controller {
         })
     }
 
-    fn secrets_path(&self, endpoint: &str) -> PathBuf {
+    fn keys(&self) -> crate::secrets::SecretStore {
+        crate::secrets::SecretStore::endpoint_keys(&self.ws.dir)
+    }
+
+    /// Where an earlier tug kept an endpoint's keys in plain text (mode 0600); read once
+    /// and moved into the encrypted store.
+    fn legacy_keys_path(&self, endpoint: &str) -> PathBuf {
         self.ws
             .dir
             .join("secrets")
@@ -104,37 +110,31 @@ impl Controller {
     }
 
     fn write_keys(&self, endpoint: &str, creds: &Credentials) -> Result<()> {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let path = self.secrets_path(endpoint);
-        let dir = path.parent().expect("has a parent");
-        let io = |what: &str| {
-            let what = format!("{what} {}", path.display());
-            move |source| Error::Io { what, source }
-        };
-        std::fs::create_dir_all(dir).map_err(io("creating the folder of"))?;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-        let tmp = dir.join(format!(".{endpoint}.{}", random_hex(4)));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io("writing"))?;
-        std::io::Write::write_all(&mut f, &serde_json::to_vec(creds).expect("serializes"))
-            .map_err(io("writing"))?;
-        std::fs::rename(&tmp, &path).map_err(io("writing"))
+        let json = serde_json::to_string(creds).expect("serializes");
+        self.keys()
+            .set(endpoint, &json)
+            .map_err(|e| Error::Failed(format!("storing the keys of `{endpoint}`: {e}")))?;
+        let _ = std::fs::remove_file(self.legacy_keys_path(endpoint));
+        Ok(())
     }
 
-    /// The endpoint's keys (from the workspace's 0600 secrets file).
+    /// The endpoint's keys, decrypted from the workspace's endpoint key store.
     pub fn credentials(&self, endpoint: &str) -> Result<Credentials> {
         self.endpoint(endpoint)?;
-        let path = self.secrets_path(endpoint);
-        let bytes = std::fs::read(&path).map_err(|source| Error::Io {
-            what: format!("reading {}", path.display()),
-            source,
-        })?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Failed(format!("{}: {e}", path.display())))
+        let failed = |e: &dyn std::fmt::Display| {
+            Error::Failed(format!("reading the keys of `{endpoint}`: {e}"))
+        };
+        match self.keys().get(endpoint) {
+            Ok(json) => serde_json::from_str(&json).map_err(|e| failed(&e)),
+            Err(crate::secrets::Error::Missing(_)) => {
+                let legacy = self.legacy_keys_path(endpoint);
+                let bytes = std::fs::read(&legacy).map_err(|e| failed(&e))?;
+                let creds: Credentials = serde_json::from_slice(&bytes).map_err(|e| failed(&e))?;
+                self.write_keys(endpoint, &creds)?;
+                Ok(creds)
+            }
+            Err(e) => Err(failed(&e)),
+        }
     }
 
     pub fn endpoint(&self, name: &str) -> Result<EndpointRecord> {
@@ -474,7 +474,8 @@ impl Controller {
             self.engine.remove(&c).await?;
         }
         self.engine.remove_network(name).await?;
-        let _ = std::fs::remove_file(self.secrets_path(name));
+        let _ = self.keys().delete(name);
+        let _ = std::fs::remove_file(self.legacy_keys_path(name));
         self.store.delete_endpoint(name)?;
         Ok(())
     }

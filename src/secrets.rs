@@ -424,6 +424,7 @@ mod tests {
         let store = SecretStore {
             store: dir.path().join("secrets.json"),
             key: dir.path().join("secret.key"),
+            user_names: true,
         };
         store.set("DB_PASSWORD", "correct horse battery").unwrap();
         let on_disk = std::fs::read_to_string(dir.path().join("secrets.json")).unwrap();
@@ -457,6 +458,7 @@ mod tests {
         let store = SecretStore {
             store: dir.path().join("secrets.json"),
             key: dir.path().join("secret.key"),
+            user_names: true,
         };
         store.set("TOKEN", "s3cr3t-token").unwrap();
         let env = BTreeMap::from([

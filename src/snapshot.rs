@@ -31,7 +31,7 @@ pub enum Error {
 }
 
 /// One file or folder to put in a tar, already read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Relative path with `/` separators; folders end without a slash.
     pub path: String,

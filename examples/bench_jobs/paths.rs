@@ -203,6 +203,7 @@ impl DirectCtx {
                 code: self.code.clone(),
                 downloads: BTreeMap::new(),
                 limits: Default::default(),
+                secret_env: Default::default(),
             },
         );
         let name = tug::compute::docker::container_name(&self.ws_id, &run_id);
@@ -228,7 +229,7 @@ impl DirectCtx {
                 path: "/".into(),
                 ..Default::default()
             }),
-            bollard::body_full(spec.files_tar.clone().into()),
+            bollard::body_full(spec.files_tar().into()),
         )
         .await
         .with_context(|| format!("copying into {name}"))?;

@@ -305,6 +305,42 @@ impl NoFollow for std::fs::OpenOptions {
     }
 }
 
+/// Unpacks a spooled archive (from the start) into `target` within `budget`, off the
+/// async threads; links, devices and unsafe names are skipped and logged.
+pub async fn unpack_spool(
+    mut spool: std::fs::File,
+    target: &Path,
+    budget: &mut Budget,
+    what: &str,
+    source: &str,
+) -> Result<(), super::Error> {
+    let target2 = target.to_path_buf();
+    let what2 = what.to_string();
+    let mut owned = std::mem::replace(budget, Budget::new(budget.limits));
+    let (result, owned) = tokio::task::spawn_blocking(move || {
+        let r = std::io::Seek::rewind(&mut spool)
+            .map_err(|e| owned.io(e, &target2, &what2))
+            .and_then(|()| unpack_renamed(spool, &target2, &mut owned, &what2));
+        (r, owned)
+    })
+    .await
+    .map_err(|e| super::Error::Collect {
+        path: target.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    *budget = owned;
+    let skipped = result?;
+    if skipped != Skipped::default() {
+        tracing::warn!(
+            source,
+            links_and_devices = skipped.links_and_devices,
+            unsafe_names = skipped.unsafe_names,
+            "not collecting links, devices or names outside {what}"
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,41 +3,145 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::Limits;
 use crate::run::model::Resources;
 
 /// The `compute:` section of `.tug/config.yaml`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceConfig {
     #[serde(default)]
     pub compute: BTreeMap<String, TargetConfig>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
     #[serde(rename = "type", default = "docker_kind")]
     pub kind: String,
     /// Docker engine address (`unix:///...`, `tcp://...`); the local engine when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub instance_types: BTreeMap<String, InstanceType>,
+    /// Kubernetes: the kubeconfig file (`KUBECONFIG` or `~/.kube/config` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
+    /// Kubernetes: the kubeconfig context (its current context when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Kubernetes: the namespace runs and endpoints go to (`default` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Kubernetes: how images built on this machine reach the cluster's nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<ImageDelivery>,
+    /// Kubernetes: the kind cluster or minikube profile name (for `images: kind|minikube`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Kubernetes: the registry prefix images are pushed to (for `images: registry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+    /// Kubernetes: an `imagePullSecrets` entry for pods (for `images: registry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_secret: Option<String>,
+}
+
+/// How images built on this machine reach a cluster's nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageDelivery {
+    /// The nodes use this machine's Docker engine (a local kubelet, minikube `--driver=none`).
+    Local,
+    /// Streamed into each kind node's containerd, as `kind load docker-image` does.
+    Kind,
+    /// Loaded into the minikube node's Docker engine.
+    Minikube,
+    /// Pushed to `registry`, pulled by the nodes.
+    Registry,
+}
+
+impl ImageDelivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageDelivery::Local => "local",
+            ImageDelivery::Kind => "kind",
+            ImageDelivery::Minikube => "minikube",
+            ImageDelivery::Registry => "registry",
+        }
+    }
+}
+
+impl TargetConfig {
+    pub fn is_kubernetes(&self) -> bool {
+        self.kind == "kubernetes"
+    }
 }
 
 fn docker_kind() -> String {
     "docker".into()
 }
 
-/// A named size, as Azure's Kubernetes instance types: cpu, memory, GPUs.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// A named size, as Azure's Kubernetes instance types: cpu, memory and GPU limits,
+/// optional requests (Kubernetes only; the limits when absent), and where pods may go.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstanceType {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<serde_yaml::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<Requests>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requests {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<serde_yaml::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+/// A Kubernetes toleration, as in a pod spec.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Toleration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toleration_seconds: Option<i64>,
+}
+
+/// Azure's `defaultinstancetype`, which every Kubernetes compute has unless the config
+/// defines one of that name: limits of 2 CPUs and 2 GiB, requests of 0.1 CPU and 1.5 GiB.
+pub const DEFAULT_INSTANCE_TYPE: &str = "defaultinstancetype";
+
+fn default_instance_type() -> InstanceType {
+    InstanceType {
+        cpu: Some(serde_yaml::Value::String("2".into())),
+        memory: Some("2Gi".into()),
+        requests: Some(Requests {
+            cpu: Some(serde_yaml::Value::String("100m".into())),
+            memory: Some("1.5Gi".into()),
+        }),
+        ..Default::default()
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -126,49 +230,73 @@ pub fn limits(target_name: &str, target: &TargetConfig, res: &Resources) -> Resu
             what: "a size like 2g or 512m",
         })?);
     }
-    if let Some(name) = &res.instance_type {
-        let it = target
-            .instance_types
-            .get(name)
-            .ok_or_else(|| Error::UnknownInstanceType {
-                name: name.clone(),
-                target: target_name.to_string(),
-                known: if target.instance_types.is_empty() {
-                    "none".into()
-                } else {
-                    target
-                        .instance_types
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                },
-            })?;
+    let named = res.instance_type.clone().or_else(|| {
+        target
+            .is_kubernetes()
+            .then(|| DEFAULT_INSTANCE_TYPE.to_string())
+    });
+    if let Some(name) = &named {
+        let builtin = default_instance_type();
+        let it = match target.instance_types.get(name) {
+            Some(it) => it,
+            None if target.is_kubernetes() && name == DEFAULT_INSTANCE_TYPE => &builtin,
+            None => {
+                return Err(Error::UnknownInstanceType {
+                    name: name.clone(),
+                    target: target_name.to_string(),
+                    known: if target.instance_types.is_empty() {
+                        "none".into()
+                    } else {
+                        target
+                            .instance_types
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                });
+            }
+        };
         let field = format!("compute.{target_name}.instance_types.{name}");
-        if let Some(cpu) = &it.cpu {
-            let text = match cpu {
-                serde_yaml::Value::String(s) => s.clone(),
-                v => serde_yaml::to_string(v)
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string(),
-            };
-            limits.nano_cpus = Some(parse_cpu(&text).ok_or(Error::BadQuantity {
-                field: format!("{field}.cpu"),
-                value: text.clone(),
-                what: "a CPU count like 2, 0.5 or 500m",
-            })?);
-        }
-        if let Some(mem) = &it.memory {
-            limits.memory_bytes = Some(parse_bytes(mem).ok_or_else(|| Error::BadQuantity {
-                field: format!("{field}.memory"),
-                value: mem.clone(),
-                what: "a size like 4Gi or 512m",
-            })?);
-        }
+        limits.nano_cpus = cpu_field(&it.cpu, &format!("{field}.cpu"))?;
+        limits.memory_bytes = memory_field(&it.memory, &format!("{field}.memory"))?;
         limits.gpus = it.gpu.filter(|g| *g > 0).map(i64::from);
+        if let Some(req) = &it.requests {
+            limits.cpu_request_nanos = cpu_field(&req.cpu, &format!("{field}.requests.cpu"))?;
+            limits.memory_request_bytes =
+                memory_field(&req.memory, &format!("{field}.requests.memory"))?;
+        }
+        limits.node_selector = it.node_selector.clone();
+        limits.tolerations = it.tolerations.clone();
     }
     Ok(limits)
+}
+
+fn cpu_field(value: &Option<serde_yaml::Value>, field: &str) -> Result<Option<i64>, Error> {
+    let Some(cpu) = value else { return Ok(None) };
+    let text = match cpu {
+        serde_yaml::Value::String(s) => s.clone(),
+        v => serde_yaml::to_string(v)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    };
+    parse_cpu(&text).map(Some).ok_or(Error::BadQuantity {
+        field: field.to_string(),
+        value: text.clone(),
+        what: "a CPU count like 2, 0.5 or 500m",
+    })
+}
+
+fn memory_field(value: &Option<String>, field: &str) -> Result<Option<i64>, Error> {
+    let Some(mem) = value else { return Ok(None) };
+    parse_bytes(mem)
+        .map(Some)
+        .ok_or_else(|| Error::BadQuantity {
+            field: field.to_string(),
+            value: mem.clone(),
+            what: "a size like 4Gi or 512m",
+        })
 }
 
 /// CPU count (`2`, `0.5`, `500m`) in nano-CPUs.

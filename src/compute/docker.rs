@@ -13,9 +13,9 @@ use bollard::query_parameters::{
 };
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::collect::{Budget, CollectLimits, Skipped, unpack_renamed};
+use super::collect::{Budget, CollectLimits, unpack_spool};
 use super::logline::LineAssembler;
-use super::{ComputeTarget, ContainerSpec, ContainerState, Error, LogStream, labels};
+use super::{ComputeTarget, ContainerState, Error, LogStream, RunSpec, labels};
 
 /// Seconds between TERM and KILL when stopping a run.
 const STOP_GRACE_SECONDS: i32 = 10;
@@ -27,13 +27,20 @@ pub struct DockerTarget {
     workspace_id: String,
 }
 
-fn engine(doing: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Error {
+/// Maps an engine error to the target-neutral one; anything but an HTTP answer from the
+/// engine means it did not answer.
+pub fn engine(doing: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Error {
     let doing = doing.into();
-    move |source| Error::Engine { doing, source }
+    move |source| Error::Target {
+        target: "Docker engine".into(),
+        doing,
+        unreachable: !matches!(
+            source,
+            bollard::errors::Error::DockerResponseServerError { .. }
+        ),
+        detail: source.to_string(),
+    }
 }
-
-/// How long a run waits for an engine that stopped answering (a restart) to come back.
-pub const ENGINE_BACK_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
 
 fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(
@@ -130,16 +137,16 @@ fn assembled(
 }
 
 /// The engine's create request for `spec`. Pure.
-pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+pub fn create_body(spec: &RunSpec) -> ContainerCreateBody {
     let labels = HashMap::from([
         (labels::WORKSPACE.to_string(), spec.workspace_id.clone()),
         (labels::RUN.to_string(), spec.run_id.clone()),
         (labels::ROLE.to_string(), "job".to_string()),
     ]);
     let binds: Vec<String> = spec
-        .ro_mounts
+        .mounts
         .iter()
-        .map(|(host, container)| format!("{host}:{container}:ro"))
+        .map(|m| format!("{}:{}:ro", m.host, m.container))
         .collect();
     let device_requests = spec.limits.gpus.map(|n| {
         vec![DeviceRequest {
@@ -216,7 +223,7 @@ impl ComputeTarget for DockerTarget {
         self.name(run_id)
     }
 
-    async fn start(&self, spec: &ContainerSpec) -> Result<(), Error> {
+    async fn start(&self, spec: &RunSpec) -> Result<(), Error> {
         let name = self.name(&spec.run_id);
         if let Some(n) = spec.limits.gpus
             && !self.has_gpu_runtime().await?
@@ -251,12 +258,12 @@ impl ComputeTarget for DockerTarget {
                 Err(e) => return Err(engine(format!("creating container {name}"))(e)),
             }
         }
-        if !spec.files_tar.is_empty() {
+        if !spec.files.is_empty() {
             let opts = UploadToContainerOptions {
                 path: "/".into(),
                 ..Default::default()
             };
-            let body = bollard::body_full(spec.files_tar.clone().into());
+            let body = bollard::body_full(spec.files_tar().into());
             if let Err(e) = self
                 .docker
                 .upload_to_container(&name, Some(opts), body)
@@ -481,7 +488,7 @@ impl DockerTarget {
                 Some(e)
                     if !matches!(e, bollard::errors::Error::DockerResponseServerError { .. })
                         && attempt < 3
-                        && self.reachable(ENGINE_BACK_WITHIN).await =>
+                        && self.reachable(super::BACK_WITHIN).await =>
                 {
                     tracing::warn!(error = %e, "the engine is back; copying outputs again");
                 }
@@ -494,33 +501,13 @@ impl DockerTarget {
                 }
             }
         };
-        let Some(mut spool) = spool else {
+        let Some(spool) = spool else {
             return Ok(());
         };
         // The archive's bytes were counted; unpacking counts files (and bytes again, as
         // written, since a tar of many tiny files is mostly headers).
         budget.bytes = spent_before;
-        let target2 = target.to_path_buf();
-        let what2 = what.to_string();
-        let mut owned = std::mem::replace(budget, Budget::new(budget.limits));
-        let (result, owned) = tokio::task::spawn_blocking(move || {
-            let r = std::io::Seek::rewind(&mut spool)
-                .map_err(|e| owned.io(e, &target2, &what2))
-                .and_then(|()| unpack_renamed(spool, &target2, &mut owned, &what2));
-            (r, owned)
-        })
-        .await
-        .map_err(|e| local(std::io::Error::other(e)))?;
-        *budget = owned;
-        let skipped = result?;
-        if skipped != Skipped::default() {
-            tracing::warn!(
-                container = name,
-                links_and_devices = skipped.links_and_devices,
-                unsafe_names = skipped.unsafe_names,
-                "not collecting links, devices or names outside {what}"
-            );
-        }
+        unpack_spool(spool, target, budget, what, name).await?;
         Ok(())
     }
 }
@@ -530,8 +517,8 @@ mod tests {
     use super::*;
     use crate::compute::Limits;
 
-    fn spec() -> ContainerSpec {
-        ContainerSpec {
+    fn spec() -> RunSpec {
+        RunSpec {
             workspace_id: "ab12".into(),
             run_id: "run_1".into(),
             image: "tug/env:x".into(),
@@ -539,8 +526,14 @@ mod tests {
             working_dir: "/tug/code".into(),
             env: [("A".to_string(), "1".to_string())].into(),
             user: Some("1000:1000".into()),
-            files_tar: vec![],
-            ro_mounts: vec![("/data".into(), "/tug/inputs/d".into())],
+            secret_env: Default::default(),
+            files: vec![],
+            owner: (1000, 1000),
+            dir_mode: 0o755,
+            mounts: vec![crate::compute::HostMount {
+                host: "/data".into(),
+                container: "/tug/inputs/d".into(),
+            }],
             limits: Limits {
                 memory_bytes: Some(1 << 30),
                 gpus: Some(1),

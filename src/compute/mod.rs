@@ -1,16 +1,22 @@
-//! Compute targets: where run containers execute. `docker` is the local engine;
-//! Kubernetes implements the same trait next.
+//! Compute targets: where run containers execute. A run is described once, as a pure
+//! [`RunSpec`]; [`docker`] (the local engine) and [`kubernetes`] (a cluster) each apply
+//! it. Which target a run uses is a value (its `compute:` name, looked up in the
+//! workspace config), resolved to a [`Target`] per run.
 
 pub mod collect;
 pub mod config;
 pub mod docker;
+pub mod kubernetes;
 pub mod logline;
+pub mod targets;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::Path;
 
 use futures_util::stream::BoxStream;
+
+use crate::snapshot::{Entry, tar_bytes_with_dir_mode};
 
 /// Label keys on every container tug creates.
 pub mod labels {
@@ -19,10 +25,11 @@ pub mod labels {
     pub const ROLE: &str = "tug.role";
 }
 
-/// Everything a target needs to start one run's container. Built purely from the
-/// stored run (see `run::lifecycle::container_spec`).
+/// Everything a target needs to run one run's container, said once for every target.
+/// Built purely from the stored run (see `run::plan::container_spec`); each target maps
+/// it onto its own objects (a Docker container, a Kubernetes Job).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ContainerSpec {
+pub struct RunSpec {
     pub workspace_id: String,
     pub run_id: String,
     pub image: String,
@@ -30,15 +37,53 @@ pub struct ContainerSpec {
     pub command: String,
     pub working_dir: String,
     pub env: BTreeMap<String, String>,
+    /// Names in `env` whose values are decrypted secrets: a target that keeps objects
+    /// others can read (Kubernetes) puts these in a Secret rather than in the object.
+    pub secret_env: BTreeSet<String>,
     /// Numeric `uid:gid`, or `None` to keep the image's user.
     pub user: Option<String>,
-    /// Files to place before start: a tar extracted at `/`.
-    pub files_tar: Vec<u8>,
-    /// (host path, container path) mounted read-only.
-    pub ro_mounts: Vec<(String, String)>,
+    /// Files and folders placed under `/` before the command starts (all under
+    /// `run::model::paths::ROOT`), owned by `owner`, folders of mode `dir_mode`.
+    pub files: Vec<Entry>,
+    pub owner: (u64, u64),
+    pub dir_mode: u32,
+    /// Host folders or files mounted read-only (inputs with `mode: ro_mount`).
+    pub mounts: Vec<HostMount>,
     pub limits: Limits,
     /// Folders collected into the run's artifacts at the end: (container path, name under the run folder).
     pub collect: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostMount {
+    pub host: String,
+    pub container: String,
+}
+
+impl RunSpec {
+    /// `files` as a tar to extract at `/`.
+    pub fn files_tar(&self) -> Vec<u8> {
+        tar_bytes_with_dir_mode(&self.files, "", self.owner.0, self.owner.1, self.dir_mode)
+    }
+
+    /// `files` below `root` (an absolute folder), as a tar to extract in `root`: what a
+    /// target that mounts a fresh volume at `root` delivers (the folder itself is the
+    /// mount, so it is left out).
+    pub fn files_tar_under(&self, root: &str) -> Vec<u8> {
+        let root = root.trim_matches('/');
+        let entries: Vec<Entry> = self
+            .files
+            .iter()
+            .filter_map(|e| {
+                let rest = e.path.strip_prefix(root)?.strip_prefix('/')?;
+                Some(Entry {
+                    path: rest.to_string(),
+                    ..e.clone()
+                })
+            })
+            .collect();
+        tar_bytes_with_dir_mode(&entries, "", self.owner.0, self.owner.1, self.dir_mode)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -47,6 +92,12 @@ pub struct Limits {
     pub memory_bytes: Option<i64>,
     pub shm_bytes: Option<i64>,
     pub gpus: Option<i64>,
+    /// What a Kubernetes pod requests (the limits when absent); Docker has no requests.
+    pub cpu_request_nanos: Option<i64>,
+    pub memory_request_bytes: Option<i64>,
+    /// Where a Kubernetes pod may be scheduled (ignored on Docker).
+    pub node_selector: BTreeMap<String, String>,
+    pub tolerations: Vec<config::Toleration>,
 }
 
 /// One line of container output, with the engine's timestamp.
@@ -71,10 +122,14 @@ pub type LogStream = BoxStream<'static, Result<LogLine, Error>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("Docker engine error while {doing}: {source}")]
-    Engine {
+    /// The target answered with an error, or did not answer (`unreachable`: an engine or
+    /// API server down or restarting).
+    #[error("{target} error while {doing}: {detail}")]
+    Target {
+        target: String,
         doing: String,
-        source: bollard::errors::Error,
+        detail: String,
+        unreachable: bool,
     },
     #[error("cannot write run artifacts to {path}: {source}")]
     Collect {
@@ -93,7 +148,7 @@ pub trait ComputeTarget: Send + Sync {
     /// The name of the run's container (or Kubernetes object) on this target.
     fn container_name(&self, run_id: &str) -> String;
     /// Creates (if needed) and starts the run's container.
-    fn start(&self, spec: &ContainerSpec) -> impl Future<Output = Result<(), Error>> + Send;
+    fn start(&self, spec: &RunSpec) -> impl Future<Output = Result<(), Error>> + Send;
     /// Follows the container's output from after `cursor` (a `LogLine::ts`) until it exits.
     fn logs(&self, run_id: &str, cursor: Option<&str>) -> LogStream;
     /// Waits for the container to exit; returns its exit code.
@@ -116,14 +171,74 @@ pub trait ComputeTarget: Send + Sync {
     fn reachable(&self, within: std::time::Duration) -> impl Future<Output = bool> + Send;
 }
 
+/// How long a run waits for a target that stopped answering (an engine restart, an API
+/// server going away) to come back before it is judged lost.
+pub const BACK_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// One configured target, chosen per run from its `compute:` name.
+#[derive(Clone)]
+pub enum Target {
+    Docker(docker::DockerTarget),
+    Kubernetes(kubernetes::KubeTarget),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $t:ident => $e:expr) => {
+        match $self {
+            Target::Docker($t) => $e,
+            Target::Kubernetes($t) => $e,
+        }
+    };
+}
+
+impl ComputeTarget for Target {
+    fn container_name(&self, run_id: &str) -> String {
+        dispatch!(self, t => t.container_name(run_id))
+    }
+    async fn start(&self, spec: &RunSpec) -> Result<(), Error> {
+        dispatch!(self, t => t.start(spec).await)
+    }
+    fn logs(&self, run_id: &str, cursor: Option<&str>) -> LogStream {
+        dispatch!(self, t => t.logs(run_id, cursor))
+    }
+    async fn wait(&self, run_id: &str) -> Result<i64, Error> {
+        dispatch!(self, t => t.wait(run_id).await)
+    }
+    async fn state(&self, run_id: &str) -> Result<ContainerState, Error> {
+        dispatch!(self, t => t.state(run_id).await)
+    }
+    async fn stop(&self, run_id: &str) -> Result<(), Error> {
+        dispatch!(self, t => t.stop(run_id).await)
+    }
+    async fn collect(
+        &self,
+        run_id: &str,
+        collect: &[(String, String)],
+        dest: &Path,
+    ) -> Result<(), Error> {
+        dispatch!(self, t => t.collect(run_id, collect, dest).await)
+    }
+    async fn remove(&self, run_id: &str) -> Result<(), Error> {
+        dispatch!(self, t => t.remove(run_id).await)
+    }
+    async fn list(&self) -> Result<Vec<String>, Error> {
+        dispatch!(self, t => t.list().await)
+    }
+    async fn reachable(&self, within: std::time::Duration) -> bool {
+        dispatch!(self, t => t.reachable(within).await)
+    }
+}
+
 impl Error {
     /// The target did not answer at all (engine down or restarting), as opposed to
     /// answering with an error.
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
-            Error::Engine { source, .. }
-                if !matches!(source, bollard::errors::Error::DockerResponseServerError { .. })
+            Error::Target {
+                unreachable: true,
+                ..
+            }
         )
     }
 }

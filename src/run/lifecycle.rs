@@ -15,8 +15,8 @@ use tokio::sync::watch;
 
 use crate::build::docker::Builder;
 use crate::compute::config::WorkspaceConfig;
-use crate::compute::docker::DockerTarget;
-use crate::compute::{ComputeTarget, ContainerState};
+use crate::compute::targets::Targets;
+use crate::compute::{ComputeTarget, ContainerState, Target};
 use crate::run::model::{
     InputBinding, InputMode, JobSubmission, ResolvedEnvironment, RunStatus, new_run_id,
     valid_run_id,
@@ -33,7 +33,7 @@ pub enum Error {
     Config(#[from] crate::compute::config::Error),
     #[error("the code snapshot {0} was never uploaded to this workspace")]
     MissingSnapshot(String),
-    #[error("compute `{0}` is a {1} target; this tug runs jobs on Docker targets only so far")]
+    #[error("compute `{0}` has `type: {1}`; tug runs jobs on `docker` and `kubernetes` targets")]
     UnsupportedTarget(String, String),
     #[error(
         "compute `{0}` sets `host:`; remote Docker engines are not supported yet, use the local engine"
@@ -59,13 +59,14 @@ pub enum Error {
     Secret(#[from] crate::secrets::Error),
 }
 
-/// Runs jobs for one workspace on a compute target (the local Docker engine unless
-/// told otherwise). Environment images are built on a Docker engine either way.
-pub struct Runner<T: ComputeTarget = DockerTarget> {
+/// Runs jobs for one workspace, each on the compute target its `compute:` names (the
+/// local Docker engine unless told otherwise). Environment images are built on this
+/// machine's Docker engine either way.
+pub struct Runner {
     pub store: Arc<Store>,
     pub ws: Workspace,
     pub workspace_id: String,
-    target: T,
+    targets: Targets,
     builder: Builder,
     cancels: Mutex<HashMap<String, watch::Sender<bool>>>,
     active: AtomicUsize,
@@ -79,19 +80,19 @@ impl Drop for ActiveGuard<'_> {
     }
 }
 
-impl<T: ComputeTarget + 'static> Runner<T> {
+impl Runner {
     pub fn new(
         store: Arc<Store>,
         ws: Workspace,
         workspace_id: String,
-        target: T,
+        targets: Targets,
         builder: Builder,
-    ) -> Runner<T> {
+    ) -> Runner {
         Runner {
             store,
             ws,
             workspace_id,
-            target,
+            targets,
             builder,
             cancels: Mutex::default(),
             active: AtomicUsize::new(0),
@@ -128,7 +129,7 @@ impl<T: ComputeTarget + 'static> Runner<T> {
         let config = self.config()?;
         let file = self.ws.config_path().display().to_string();
         let target = config.target(&sub.compute, &file)?;
-        if target.kind != "docker" {
+        if target.kind != "docker" && !target.is_kubernetes() {
             return Err(Error::UnsupportedTarget(sub.compute.clone(), target.kind));
         }
         if target.host.is_some() {
@@ -164,6 +165,36 @@ impl<T: ComputeTarget + 'static> Runner<T> {
             }
         }
         Ok(())
+    }
+
+    /// The target a run's `compute:` names, as the workspace config says now.
+    async fn target_of(&self, compute: &str) -> Result<Target, Error> {
+        let config = self.config()?;
+        let file = self.ws.config_path().display().to_string();
+        let cfg = config.target(compute, &file)?;
+        Ok(self.targets.get(compute, &cfg).await?)
+    }
+
+    /// Every target runs of this workspace may have objects on: the engine, and each
+    /// configured cluster that can be reached.
+    async fn all_targets(&self) -> Vec<(String, Target)> {
+        let mut all = vec![(
+            "local".to_string(),
+            Target::Docker(self.targets.docker().clone()),
+        )];
+        if let Ok(config) = self.config() {
+            for (name, cfg) in &config.compute {
+                if cfg.is_kubernetes() {
+                    match self.targets.get(name, cfg).await {
+                        Ok(t) => all.push((name.clone(), t)),
+                        Err(e) => {
+                            tracing::warn!(compute = %name, error = %e, "cannot use this compute target")
+                        }
+                    }
+                }
+            }
+        }
+        all
     }
 
     fn snapshot_path(&self, sha: &str) -> std::path::PathBuf {
@@ -207,7 +238,11 @@ impl<T: ComputeTarget + 'static> Runner<T> {
                         ..Default::default()
                     },
                 );
-                let _ = me.target.remove(&id).await;
+                if let Ok(run) = me.store.run(&id)
+                    && let Ok(target) = me.target_of(&run.submission.compute).await
+                {
+                    let _ = target.remove(&id).await;
+                }
             }
             me.cancels.lock().unwrap().remove(&id);
         });
@@ -219,18 +254,22 @@ impl<T: ComputeTarget + 'static> Runner<T> {
         let n = live.len();
         // Containers whose run has ended (or that no run knows): a removal that failed
         // earlier, or a crash between collecting and removing.
-        match self.target.list().await {
-            Ok(ids) => {
-                for rid in ids {
-                    if !live.iter().any(|r| r.id == rid) {
-                        tracing::info!(run = %rid, "removing the container of an ended run");
-                        if let Err(e) = self.target.remove(&rid).await {
-                            tracing::warn!(run = %rid, error = %e, "could not remove container");
+        for (name, target) in self.all_targets().await {
+            match target.list().await {
+                Ok(ids) => {
+                    for rid in ids {
+                        if !live.iter().any(|r| r.id == rid) {
+                            tracing::info!(run = %rid, compute = %name, "removing the container of an ended run");
+                            if let Err(e) = target.remove(&rid).await {
+                                tracing::warn!(run = %rid, error = %e, "could not remove container");
+                            }
                         }
                     }
                 }
+                Err(e) => {
+                    tracing::warn!(compute = %name, error = %e, "could not list this workspace's containers")
+                }
             }
-            Err(e) => tracing::warn!(error = %e, "could not list this workspace's containers"),
         }
         for run in live {
             tracing::info!(run = %run.id, status = %run.status, "resuming run");
@@ -243,6 +282,22 @@ impl<T: ComputeTarget + 'static> Runner<T> {
         loop {
             let run = self.store.run(id)?;
             let canceled = run.cancel_requested || *cancel.borrow();
+            let needs_target = matches!(
+                run.status,
+                RunStatus::Starting | RunStatus::Running | RunStatus::Finalizing
+            );
+            let target = if needs_target {
+                match self.target_of(&run.submission.compute).await {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        self.fail(id, format!("compute `{}`: {e}", run.submission.compute))?;
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let target = target.as_ref();
             match run.status {
                 s if s.is_terminal() => return Ok(()),
                 RunStatus::Queued => {
@@ -284,8 +339,9 @@ impl<T: ComputeTarget + 'static> Runner<T> {
                     }
                 }
                 RunStatus::Starting => {
+                    let target = target.expect("resolved for this state");
                     if canceled {
-                        self.target.remove(id).await.ok();
+                        target.remove(id).await.ok();
                         self.finish_without_container(id, RunStatus::Canceled)?;
                         continue;
                     }
@@ -298,40 +354,38 @@ impl<T: ComputeTarget + 'static> Runner<T> {
                             continue;
                         }
                     };
-                    match self.target.start(&spec).await {
+                    match target.start(&spec).await {
                         Ok(()) => {
                             self.store.transition(
                                 id,
                                 RunStatus::Running,
                                 Transition {
-                                    container: Some(self.target.container_name(id)),
+                                    container: Some(target.container_name(id)),
                                     ..Default::default()
                                 },
                             )?;
                         }
                         Err(e) => {
-                            self.target.remove(id).await.ok();
+                            target.remove(id).await.ok();
                             self.fail(id, format!("could not start the container: {e}"))?;
                         }
                     }
                 }
                 RunStatus::Running => {
-                    let state = self.target.state(id).await.ok();
+                    let target = target.expect("resolved for this state");
+                    let state = target.state(id).await.ok();
                     if state == Some(ContainerState::Missing) {
                         self.fail(id, "the run's container disappeared (removed while tug was not watching); its outputs are lost")?;
                         continue;
                     }
                     let exited = matches!(state, Some(ContainerState::Exited(_)));
-                    let ending = match self.watch(&run, &mut cancel, exited).await {
+                    let ending = match self.watch(target, &run, &mut cancel, exited).await {
                         Ok(ending) => ending,
                         // The engine stopped answering mid-run (restarted): once it is
                         // back, look at the container again and re-attach or judge it.
                         Err(Error::Compute(e))
                             if e.is_unreachable()
-                                && self
-                                    .target
-                                    .reachable(crate::compute::docker::ENGINE_BACK_WITHIN)
-                                    .await =>
+                                && target.reachable(crate::compute::BACK_WITHIN).await =>
                         {
                             tracing::warn!(run = %id, error = %e, "the engine is back; re-attaching");
                             continue;
@@ -359,9 +413,9 @@ impl<T: ComputeTarget + 'static> Runner<T> {
                     )?;
                 }
                 RunStatus::Finalizing => {
+                    let target = target.expect("resolved for this state");
                     let spec_collect = plan::collect_list(&run.submission);
-                    let collected = self
-                        .target
+                    let collected = target
                         .collect(id, &spec_collect, &self.ws.run_dir(id))
                         .await;
                     let mut status = run.outcome.unwrap_or(RunStatus::Failed);
@@ -373,7 +427,7 @@ impl<T: ComputeTarget + 'static> Runner<T> {
                     // Removed before the run is marked ended, so an ended run never
                     // leaves a container behind; a crash in between is harmless (the
                     // next attempt finds nothing more to collect).
-                    self.target.remove(id).await.ok();
+                    target.remove(id).await.ok();
                     self.store.transition(id, status, t)?;
                 }
                 _ => unreachable!("all states handled"),
@@ -455,7 +509,7 @@ impl<T: ComputeTarget + 'static> Runner<T> {
         Ok((ensured.hash, ensured.tag))
     }
 
-    fn container_spec(&self, run: &RunRecord) -> Result<crate::compute::ContainerSpec, Error> {
+    fn container_spec(&self, run: &RunRecord) -> Result<crate::compute::RunSpec, Error> {
         // Secrets are decrypted here, into the container's environment only; the store
         // keeps the `${{secrets.X}}` references.
         let (env, _) = self
@@ -527,6 +581,10 @@ impl<T: ComputeTarget + 'static> Runner<T> {
                 code,
                 downloads,
                 limits,
+                secret_env: crate::secrets::references(&run.submission.environment_variables)
+                    .into_iter()
+                    .map(|(var, _)| var.to_string())
+                    .collect(),
             },
         ))
     }
@@ -534,13 +592,14 @@ impl<T: ComputeTarget + 'static> Runner<T> {
     /// Follows a running container to its end: logs and metrics, cancel, timeout.
     async fn watch(
         &self,
+        target: &Target,
         run: &RunRecord,
         cancel: &mut watch::Receiver<bool>,
         already_exited: bool,
     ) -> Result<Ending, Error> {
         let id = run.id.clone();
         let log_task = {
-            let stream = self.target.logs(&id, run.log_cursor.as_deref());
+            let stream = target.logs(&id, run.log_cursor.as_deref());
             let store = self.store.clone();
             let path = self.std_log(&id);
             let nonce = run.log_nonce.clone();
@@ -570,10 +629,10 @@ impl<T: ComputeTarget + 'static> Runner<T> {
         // exit code, not by a deadline that passed while the server was down.
         let deadline = if already_exited { None } else { deadline };
         if run.cancel_requested || *cancel.borrow() {
-            self.target.stop(&id).await.ok();
+            target.stop(&id).await.ok();
             ending = Some(Ending::Canceled);
         }
-        let wait = self.target.wait(&id);
+        let wait = target.wait(&id);
         tokio::pin!(wait);
         let code = loop {
             let sleep = async {
@@ -588,13 +647,13 @@ impl<T: ComputeTarget + 'static> Runner<T> {
                 changed = cancel.changed(), if ending.is_none() => {
                     if changed.is_ok() && *cancel.borrow() {
                         ending = Some(Ending::Canceled);
-                        self.target.stop(&id).await.ok();
+                        target.stop(&id).await.ok();
                     }
                 }
                 _ = sleep => {
                     ending = Some(Ending::TimedOut { limit_seconds: deadline.map(|d| d.1).unwrap_or(0) });
                     tracing::info!(run = %id, "timeout reached, stopping");
-                    self.target.stop(&id).await.ok();
+                    target.stop(&id).await.ok();
                 }
             }
         };

@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::compute::{ContainerSpec, Limits};
+use crate::compute::{HostMount, Limits, RunSpec};
 use crate::run::model::{
     InputBinding, InputMode, JobSubmission, ResolvedEnvironment, RunStatus, paths,
 };
-use crate::snapshot::{Entry, tar_bytes_with_dir_mode};
+use crate::snapshot::Entry;
 
 /// The uid:gid tug's environment images run jobs as.
 pub const RUN_UID: u64 = 1000;
@@ -26,10 +26,12 @@ pub struct SpecInputs<'a> {
     /// Entries of `download`-mode inputs, by input name.
     pub downloads: BTreeMap<String, Vec<Entry>>,
     pub limits: Limits,
+    /// Names of environment variables that hold decrypted secrets.
+    pub secret_env: std::collections::BTreeSet<String>,
 }
 
 /// The container a run gets.
-pub fn container_spec(sub: &JobSubmission, inp: SpecInputs<'_>) -> ContainerSpec {
+pub fn container_spec(sub: &JobSubmission, inp: SpecInputs<'_>) -> RunSpec {
     let mut env = sub.environment_variables.clone();
     let fixed = [
         ("TUG_RUN_ID", inp.run_id),
@@ -80,7 +82,7 @@ pub fn container_spec(sub: &JobSubmission, inp: SpecInputs<'_>) -> ContainerSpec
         e.path = format!("{code}/{}", e.path);
         e
     }));
-    let mut ro_mounts = Vec::new();
+    let mut mounts = Vec::new();
     for (name, binding) in &sub.inputs {
         let InputBinding::Data {
             host_path,
@@ -92,7 +94,10 @@ pub fn container_spec(sub: &JobSubmission, inp: SpecInputs<'_>) -> ContainerSpec
             continue;
         };
         match mode {
-            InputMode::RoMount => ro_mounts.push((host_path.clone(), container_path.clone())),
+            InputMode::RoMount => mounts.push(HostMount {
+                host: host_path.clone(),
+                container: container_path.clone(),
+            }),
             InputMode::Download => {
                 let base = container_path.trim_start_matches('/');
                 let base = if *is_file {
@@ -123,7 +128,7 @@ pub fn container_spec(sub: &JobSubmission, inp: SpecInputs<'_>) -> ContainerSpec
     // Under an image's own USER (unknown uid) the folders must be writable by anyone;
     // they are private to the container.
     let dir_mode = if user.is_some() { 0o755 } else { 0o777 };
-    ContainerSpec {
+    RunSpec {
         workspace_id: inp.workspace_id.to_string(),
         run_id: inp.run_id.to_string(),
         image: inp.image.to_string(),
@@ -131,8 +136,11 @@ pub fn container_spec(sub: &JobSubmission, inp: SpecInputs<'_>) -> ContainerSpec
         working_dir: paths::CODE.to_string(),
         env,
         user,
-        files_tar: tar_bytes_with_dir_mode(&entries, "", RUN_UID, RUN_UID, dir_mode),
-        ro_mounts,
+        secret_env: inp.secret_env,
+        files: entries,
+        owner: (RUN_UID, RUN_UID),
+        dir_mode,
+        mounts,
         limits: inp.limits,
         collect,
     }
@@ -277,7 +285,7 @@ mod tests {
         }
     }
 
-    fn spec() -> ContainerSpec {
+    fn spec() -> RunSpec {
         container_spec(
             &sub(),
             SpecInputs {
@@ -301,6 +309,7 @@ mod tests {
                 )]
                 .into(),
                 limits: Limits::default(),
+                secret_env: Default::default(),
             },
         )
     }
@@ -320,7 +329,7 @@ mod tests {
     #[test]
     fn code_downloads_and_outputs_are_placed_and_collected() {
         let s = spec();
-        let entries = crate::snapshot::entries_from_tar(&s.files_tar).unwrap();
+        let entries = crate::snapshot::entries_from_tar(&s.files_tar()).unwrap();
         let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
         for p in [
             "tug/code/train.py",
@@ -331,8 +340,11 @@ mod tests {
             assert!(paths.contains(&p), "{p} missing from {paths:?}");
         }
         assert_eq!(
-            s.ro_mounts,
-            [("/home/u/data".to_string(), "/tug/inputs/data".to_string())]
+            s.mounts,
+            [HostMount {
+                host: "/home/u/data".into(),
+                container: "/tug/inputs/data".into()
+            }]
         );
         assert!(s.collect.contains(&(
             "/tug/outputs/model".to_string(),

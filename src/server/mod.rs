@@ -174,7 +174,7 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
         store,
         ws.clone(),
         workspace_id.clone(),
-        target,
+        crate::compute::targets::Targets::new(&workspace_id, target),
         builder,
     ));
 

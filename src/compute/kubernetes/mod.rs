@@ -1,0 +1,743 @@
+//! A Kubernetes cluster as a compute target: the pure objects of [`objects`] applied with
+//! server-side apply, followed with watches (never a polling loop), files moved through
+//! exec'd `tar`. How images reach the nodes is the target's `images:` setting.
+
+pub mod objects;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use futures_util::{AsyncBufReadExt, StreamExt, TryStreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, AttachParams, DeleteParams, ListParams, LogParams, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::io::AsyncWriteExt;
+
+use super::collect::{Budget, CollectLimits, unpack_spool};
+use super::config::{ImageDelivery, TargetConfig};
+use super::{ComputeTarget, ContainerState, Error, LogLine, LogStream, RunSpec};
+use objects::{COLLECTOR, DELIVER, JobOptions, MAIN};
+
+/// Server-side apply's field manager: tug owns the fields it sets.
+const FIELD_MANAGER: &str = "tug";
+/// How long a pod may stay unscheduled or pulling before the run fails with the reason.
+const START_WITHIN: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// A cluster (one kubeconfig context and namespace) for one workspace's runs.
+#[derive(Clone)]
+pub struct KubeTarget {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The compute target's name, for messages.
+    name: String,
+    client: kube::Client,
+    workspace_id: String,
+    opts: JobOptions,
+    /// Pod names by run id, once seen (a Job's pod has a generated name).
+    pods: Mutex<HashMap<String, String>>,
+}
+
+/// Maps a client error to the target-neutral one; anything but an answer from the API
+/// server (a status) means it did not answer.
+pub fn api(target: &str, doing: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let doing = doing.into();
+    let target = format!("Kubernetes compute `{target}`");
+    move |e| Error::Target {
+        target,
+        doing,
+        unreachable: !matches!(e, kube::Error::Api(_)),
+        detail: e.to_string(),
+    }
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// The client for a compute target's kubeconfig and context.
+pub async fn client(name: &str, cfg: &TargetConfig) -> Result<kube::Client, Error> {
+    let options = kube::config::KubeConfigOptions {
+        context: cfg.context.clone(),
+        ..Default::default()
+    };
+    let bad = |detail: String| Error::Target {
+        target: format!("Kubernetes compute `{name}`"),
+        doing: "reading its kubeconfig".into(),
+        detail,
+        unreachable: false,
+    };
+    let config = match &cfg.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| bad(format!("{path}: {e}")))?;
+            kube::Config::from_custom_kubeconfig(kc, &options).await
+        }
+        None => kube::Config::from_kubeconfig(&options).await,
+    }
+    .map_err(|e| bad(e.to_string()))?;
+    kube::Client::try_from(config).map_err(api(name, "building its client"))
+}
+
+impl KubeTarget {
+    pub async fn connect(
+        name: &str,
+        cfg: &TargetConfig,
+        workspace_id: &str,
+    ) -> Result<KubeTarget, Error> {
+        let client = client(name, cfg).await?;
+        let delivery = cfg.images.unwrap_or(ImageDelivery::Local);
+        if delivery != ImageDelivery::Local {
+            return Err(Error::Unsupported(format!(
+                "compute `{name}`: `images: {}` is not supported yet; use `images: local` (nodes on this machine's Docker engine)",
+                delivery.as_str()
+            )));
+        }
+        Ok(KubeTarget {
+            inner: Arc::new(Inner {
+                name: name.to_string(),
+                client,
+                workspace_id: workspace_id.to_string(),
+                opts: JobOptions {
+                    namespace: cfg.namespace.clone().unwrap_or_else(|| "default".into()),
+                    pull_policy: "IfNotPresent".into(),
+                    image_pull_secret: cfg.image_pull_secret.clone(),
+                    host_paths: delivery == ImageDelivery::Local,
+                },
+                pods: Mutex::default(),
+            }),
+        })
+    }
+
+    fn err(&self, doing: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+        api(&self.inner.name, doing)
+    }
+
+    fn jobs(&self) -> Api<Job> {
+        Api::namespaced(self.inner.client.clone(), &self.inner.opts.namespace)
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.inner.client.clone(), &self.inner.opts.namespace)
+    }
+
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.inner.client.clone(), &self.inner.opts.namespace)
+    }
+
+    fn selector(&self, run_id: &str) -> String {
+        objects::run_selector(&self.inner.workspace_id, run_id)
+    }
+
+    /// The run's pod, if it has one.
+    async fn pod(&self, run_id: &str) -> Result<Option<Pod>, Error> {
+        let known = self.inner.pods.lock().unwrap().get(run_id).cloned();
+        if let Some(name) = known {
+            match self.pods().get_opt(&name).await {
+                Ok(Some(p)) => return Ok(Some(p)),
+                Ok(None) => {}
+                Err(e) => return Err(self.err(format!("reading pod {name}"))(e)),
+            }
+        }
+        let lp = ListParams::default().labels(&self.selector(run_id));
+        let list = self
+            .pods()
+            .list(&lp)
+            .await
+            .map_err(self.err("listing the run's pods"))?;
+        let pod = list
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .max_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
+        if let Some(name) = pod.as_ref().and_then(|p| p.metadata.name.clone()) {
+            self.inner
+                .pods
+                .lock()
+                .unwrap()
+                .insert(run_id.to_string(), name);
+        }
+        Ok(pod)
+    }
+
+    async fn apply<K>(&self, api: &Api<K>, name: &str, obj: &K) -> Result<K, Error>
+    where
+        K: kube::Resource
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        api.patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(obj),
+        )
+        .await
+        .map_err(self.err(format!("applying {name}")))
+    }
+
+    /// Runs `command` in `container` of `pod`, feeding `stdin`; returns its stdout.
+    /// `stdout_to`, when given, receives stdout instead (spooled, never held whole).
+    async fn exec(
+        &self,
+        pod: &str,
+        container: &str,
+        command: Vec<String>,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        self.exec_into(pod, container, command, stdin, &mut out, |_| Ok(()))
+            .await?;
+        Ok(out)
+    }
+
+    async fn exec_into<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        pod: &str,
+        container: &str,
+        command: Vec<String>,
+        stdin: Option<Vec<u8>>,
+        sink: &mut W,
+        mut on_chunk: impl FnMut(usize) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let what = format!("running `{}` in {pod}/{container}", command[0]);
+        let ap = AttachParams::default()
+            .container(container)
+            .stdin(stdin.is_some())
+            .stdout(true)
+            .stderr(true);
+        let mut proc = self
+            .pods()
+            .exec(pod, command.clone(), &ap)
+            .await
+            .map_err(self.err(what.clone()))?;
+        if let (Some(data), Some(mut w)) = (stdin, proc.stdin()) {
+            tokio::spawn(async move {
+                let _ = w.write_all(&data).await;
+                let _ = w.shutdown().await;
+            });
+        }
+        let status = proc.take_status();
+        let mut stdout = proc.stdout().expect("stdout was asked for");
+        let mut stderr = proc.stderr().expect("stderr was asked for");
+        let err_task = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut buf).await;
+            buf
+        });
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = tokio::io::AsyncReadExt::read(&mut stdout, &mut buf)
+                .await
+                .map_err(|e| Error::Collect {
+                    path: what.clone(),
+                    source: e,
+                })?;
+            if n == 0 {
+                break;
+            }
+            on_chunk(n)?;
+            sink.write_all(&buf[..n])
+                .await
+                .map_err(|e| Error::Collect {
+                    path: what.clone(),
+                    source: e,
+                })?;
+        }
+        let stderr = err_task.await.unwrap_or_default();
+        let status = match status {
+            Some(s) => s.await,
+            None => None,
+        };
+        let _ = proc.join().await;
+        match status {
+            Some(s) if s.status.as_deref() == Some("Success") => Ok(()),
+            None => Ok(()),
+            Some(s) => Err(Error::Target {
+                target: format!("Kubernetes compute `{}`", self.inner.name),
+                doing: what,
+                detail: format!(
+                    "{}{}",
+                    s.message.unwrap_or_default(),
+                    if stderr.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", String::from_utf8_lossy(&stderr).trim())
+                    }
+                ),
+                unreachable: false,
+            }),
+        }
+    }
+
+    /// Starts the run's pod through to `main` running: waits for `deliver`, streams the
+    /// files in, then waits for `main` to start (or end), all on one watch; fails with the
+    /// reason when the pod cannot start.
+    async fn start_pod(&self, spec: &RunSpec) -> Result<(), Error> {
+        let cfg = watcher::Config::default().labels(&self.selector(&spec.run_id));
+        let stream = watcher(self.pods(), cfg).applied_objects();
+        tokio::pin!(stream);
+        let deadline = tokio::time::sleep(START_WITHIN);
+        tokio::pin!(deadline);
+        let mut last_reason = String::from("no pod was created for the Job");
+        let mut delivered = false;
+        loop {
+            let next = tokio::select! {
+                n = stream.try_next() => n,
+                _ = &mut deadline => {
+                    return Err(Error::Unsupported(format!(
+                        "the run's pod did not start within {} s: {last_reason}",
+                        START_WITHIN.as_secs()
+                    )));
+                }
+            };
+            let pod = match next {
+                Ok(Some(p)) => p,
+                Ok(None) => continue,
+                Err(e) => {
+                    return Err(Error::Target {
+                        target: format!("Kubernetes compute `{}`", self.inner.name),
+                        doing: "watching the run's pod".into(),
+                        detail: e.to_string(),
+                        unreachable: true,
+                    });
+                }
+            };
+            if pod.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let pod_name = pod.metadata.name.clone().unwrap_or_default();
+            self.inner
+                .pods
+                .lock()
+                .unwrap()
+                .insert(spec.run_id.clone(), pod_name.clone());
+            let status = pod.status.clone().unwrap_or_default();
+            if status.phase.as_deref() == Some("Failed") || main_exit(&pod).is_some() {
+                return Ok(());
+            }
+            let main = main_status(&pod);
+            if main
+                .as_ref()
+                .and_then(|c| c.state.as_ref())
+                .is_some_and(|s| s.running.is_some())
+            {
+                return Ok(());
+            }
+            let init = status
+                .init_container_statuses
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .find(|c| c.name == DELIVER)
+                .cloned();
+            for c in init.iter().chain(main.iter()) {
+                if let Some(why) = start_failure(c) {
+                    return Err(Error::Unsupported(why));
+                }
+            }
+            let deliver_running = init
+                .as_ref()
+                .and_then(|c| c.state.as_ref())
+                .is_some_and(|s| s.running.is_some());
+            if deliver_running && !delivered {
+                let tar = spec.files_tar_under(crate::run::model::paths::ROOT);
+                self.exec(&pod_name, DELIVER, objects::deliver_command(), Some(tar))
+                    .await?;
+                delivered = true;
+            }
+            if let Some(cond) = status
+                .conditions
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+            {
+                last_reason = format!(
+                    "not scheduled: {}",
+                    cond.message.clone().unwrap_or_default()
+                );
+            } else if let Some(c) = init.as_ref().or(main.as_ref()) {
+                last_reason = waiting_reason(c);
+            }
+        }
+    }
+}
+
+/// Why a container cannot start, for the errors that never fix themselves.
+fn start_failure(c: &ContainerStatus) -> Option<String> {
+    let w = c.state.as_ref()?.waiting.as_ref()?;
+    let reason = w.reason.as_deref()?;
+    let fatal = [
+        "ErrImageNeverPull",
+        "InvalidImageName",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+    ];
+    fatal.contains(&reason).then(|| {
+        let hint = match reason {
+            "ErrImageNeverPull" | "ImagePullBackOff" | "ErrImagePull" => {
+                "\n  help: the image is not on the node; check the compute's `images:` setting (local, kind, minikube, registry)"
+            }
+            _ => "",
+        };
+        format!(
+            "the run's pod cannot start: {reason}: {}{hint}",
+            w.message.clone().unwrap_or_default()
+        )
+    })
+}
+
+fn waiting_reason(c: &ContainerStatus) -> String {
+    c.state
+        .as_ref()
+        .and_then(|s| s.waiting.as_ref())
+        .map(|w| {
+            format!(
+                "{} {}",
+                w.reason.clone().unwrap_or_default(),
+                w.message.clone().unwrap_or_default()
+            )
+        })
+        .unwrap_or_else(|| "waiting".into())
+}
+
+fn main_status(pod: &Pod) -> Option<ContainerStatus> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == MAIN)
+        .cloned()
+}
+
+/// `main`'s exit code once it has ended (or the pod failed without running it).
+fn main_exit(pod: &Pod) -> Option<i64> {
+    if let Some(t) = main_status(pod)
+        .and_then(|c| c.state)
+        .and_then(|s| s.terminated)
+    {
+        return Some(i64::from(t.exit_code));
+    }
+    (pod.status.as_ref()?.phase.as_deref() == Some("Failed")).then_some(-1)
+}
+
+fn collector_running(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == COLLECTOR))
+        .and_then(|c| c.state.as_ref())
+        .is_some_and(|s| s.running.is_some())
+}
+
+/// One `<RFC 3339> <text>` line of a `timestamps=true` log.
+fn log_line(line: &str) -> LogLine {
+    match line.split_once(' ') {
+        Some((ts, text)) if ts.ends_with('Z') => LogLine {
+            ts: super::normalize_ts(ts),
+            text: text.to_string(),
+        },
+        _ => LogLine {
+            ts: String::new(),
+            text: line.to_string(),
+        },
+    }
+}
+
+impl ComputeTarget for KubeTarget {
+    fn container_name(&self, run_id: &str) -> String {
+        format!(
+            "{}/{}",
+            self.inner.opts.namespace,
+            objects::job_name(&self.inner.workspace_id, run_id)
+        )
+    }
+
+    async fn start(&self, spec: &RunSpec) -> Result<(), Error> {
+        objects::check(spec, &self.inner.opts).map_err(Error::Unsupported)?;
+        let name = objects::job_name(&spec.workspace_id, &spec.run_id);
+        let secret = objects::run_secret(spec, &self.inner.opts);
+        if let Some(secret) = &secret {
+            self.apply(&self.secrets(), &name, secret).await?;
+        }
+        let job = self
+            .apply(
+                &self.jobs(),
+                &name,
+                &objects::run_job(spec, &self.inner.opts),
+            )
+            .await?;
+        if let Some(mut secret) = secret {
+            // Owned by the Job, so deleting the Job deletes the values too.
+            secret.metadata.owner_references = Some(vec![OwnerReference {
+                api_version: "batch/v1".into(),
+                kind: "Job".into(),
+                name: name.clone(),
+                uid: job.metadata.uid.clone().unwrap_or_default(),
+                ..Default::default()
+            }]);
+            secret.data = None;
+            self.apply(&self.secrets(), &name, &secret).await?;
+        }
+        self.start_pod(spec).await?;
+        Ok(())
+    }
+
+    fn logs(&self, run_id: &str, cursor: Option<&str>) -> LogStream {
+        let me = self.clone();
+        let run_id = run_id.to_string();
+        let cursor = cursor.map(super::normalize_ts);
+        let since = cursor.as_deref().and_then(super::ts_unix_seconds);
+        futures_util::stream::once(async move {
+            let pod = me.pod(&run_id).await?.ok_or_else(|| {
+                Error::Unsupported(format!("run {run_id} has no pod to read logs from"))
+            })?;
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let lp = LogParams {
+                container: Some(MAIN.into()),
+                follow: true,
+                timestamps: true,
+                since_seconds: since.map(|s| {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs() as i64)
+                        .unwrap_or(s);
+                    (now - s + 1).max(1)
+                }),
+                ..Default::default()
+            };
+            let reader = me
+                .pods()
+                .log_stream(&name, &lp)
+                .await
+                .map_err(me.err(format!("reading the log of {name}")))?;
+            let target = me.inner.name.clone();
+            let doing = format!("reading the log of {name}");
+            let last = Arc::new(Mutex::new(cursor));
+            let lines = reader
+                .lines()
+                .map_err(move |e| api(&target, doing.clone())(kube::Error::ReadEvents(e)))
+                .map_ok(|l| log_line(&l))
+                .try_filter(move |l| {
+                    let mut last = last.lock().unwrap();
+                    let keep = l.ts.is_empty() || last.as_deref().is_none_or(|c| l.ts.as_str() > c);
+                    if keep && !l.ts.is_empty() {
+                        *last = Some(l.ts.clone());
+                    }
+                    futures_util::future::ready(keep)
+                });
+            Ok::<_, Error>(lines)
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    async fn wait(&self, run_id: &str) -> Result<i64, Error> {
+        let Some(pod) = self.pod(run_id).await? else {
+            return Err(Error::Unsupported(format!("run {run_id} has no pod")));
+        };
+        if let Some(code) = main_exit(&pod) {
+            return Ok(code);
+        }
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let cond = |p: Option<&Pod>| p.is_none_or(|p| main_exit(p).is_some());
+        let seen = kube::runtime::wait::await_condition(self.pods(), &name, cond)
+            .await
+            .map_err(|e| Error::Target {
+                target: format!("Kubernetes compute `{}`", self.inner.name),
+                doing: format!("watching pod {name}"),
+                detail: e.to_string(),
+                unreachable: true,
+            })?;
+        match seen.as_ref().and_then(main_exit) {
+            Some(code) => Ok(code),
+            None => Err(Error::Unsupported(format!(
+                "pod {name} was deleted before the run ended"
+            ))),
+        }
+    }
+
+    async fn state(&self, run_id: &str) -> Result<ContainerState, Error> {
+        match self.pod(run_id).await? {
+            Some(pod) => Ok(match main_exit(&pod) {
+                Some(code) => ContainerState::Exited(code),
+                None if main_status(&pod)
+                    .and_then(|c| c.state)
+                    .is_some_and(|s| s.running.is_some()) =>
+                {
+                    ContainerState::Running
+                }
+                None => ContainerState::Created,
+            }),
+            None => {
+                let name = objects::job_name(&self.inner.workspace_id, run_id);
+                match self.jobs().get_opt(&name).await {
+                    Ok(Some(_)) => Ok(ContainerState::Created),
+                    Ok(None) => Ok(ContainerState::Missing),
+                    Err(e) => Err(self.err(format!("reading job {name}"))(e)),
+                }
+            }
+        }
+    }
+
+    async fn stop(&self, run_id: &str) -> Result<(), Error> {
+        let Some(pod) = self.pod(run_id).await? else {
+            return Ok(());
+        };
+        if main_exit(&pod).is_some() {
+            return Ok(());
+        }
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        if collector_running(&pod) {
+            self.exec(&name, COLLECTOR, objects::stop_command(), None)
+                .await?;
+            return Ok(());
+        }
+        // Not started yet (still delivering or pulling): nothing to keep, delete the pod.
+        match self
+            .pods()
+            .delete(&name, &DeleteParams::default().grace_period(0))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(self.err(format!("deleting pod {name}"))(e)),
+        }
+    }
+
+    async fn collect(
+        &self,
+        run_id: &str,
+        collect: &[(String, String)],
+        dest: &Path,
+    ) -> Result<(), Error> {
+        let Some(pod) = self.pod(run_id).await? else {
+            return Err(Error::Unsupported(format!(
+                "run {run_id}'s pod is gone; its outputs could not be copied"
+            )));
+        };
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        if !collector_running(&pod) {
+            return Err(Error::Unsupported(format!(
+                "the collector of pod {name} is not running (the pod was evicted or failed); its outputs could not be copied"
+            )));
+        }
+        let mut budget = Budget::new(CollectLimits::from_env());
+        for (from, to) in collect {
+            let target = dest.join(to);
+            let what = to.rsplit('/').next().unwrap_or(to).to_string();
+            let local = |source| Error::Collect {
+                path: target.display().to_string(),
+                source,
+            };
+            std::fs::create_dir_all(dest).map_err(local)?;
+            let spool = tempfile::tempfile_in(dest).map_err(local)?;
+            let mut file = tokio::fs::File::from_std(spool);
+            let spent_before = budget.bytes;
+            let mut spent = 0u64;
+            let outcome = self
+                .exec_into(
+                    &name,
+                    COLLECTOR,
+                    objects::collect_command(from),
+                    None,
+                    &mut file,
+                    |n| {
+                        spent += n as u64;
+                        budget
+                            .spend_bytes(n as u64, dest, &what)
+                            .map_err(Error::from)
+                    },
+                )
+                .await;
+            // The archive's bytes were counted; unpacking counts them again as written.
+            budget.bytes = spent_before;
+            let outcome = match outcome {
+                Ok(()) if spent == 0 => Ok(()),
+                Ok(()) => match file.flush().await {
+                    Ok(()) => {
+                        let spool = file.into_std().await;
+                        unpack_spool(spool, &target, &mut budget, &what, &name).await
+                    }
+                    Err(e) => Err(local(e)),
+                },
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
+                let _ = std::fs::remove_dir_all(&target);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, run_id: &str) -> Result<(), Error> {
+        let name = objects::job_name(&self.inner.workspace_id, run_id);
+        self.inner.pods.lock().unwrap().remove(run_id);
+        // Background propagation: the pod and the run's Secret (owned by the Job) go too.
+        match self.jobs().delete(&name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(self.err(format!("deleting job {name}"))(e)),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<String>, Error> {
+        let lp =
+            ListParams::default().labels(&objects::workspace_selector(&self.inner.workspace_id));
+        let jobs = self
+            .jobs()
+            .list_metadata(&lp)
+            .await
+            .map_err(self.err("listing this workspace's jobs"))?;
+        Ok(jobs
+            .items
+            .into_iter()
+            .filter_map(|j| {
+                j.metadata
+                    .annotations?
+                    .get(objects::RUN_ANNOTATION)
+                    .cloned()
+            })
+            .collect())
+    }
+
+    async fn reachable(&self, within: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        loop {
+            if self.inner.client.apiserver_version().await.is_ok() {
+                return true;
+            }
+            if start.elapsed() >= within {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_split_timestamp_and_text() {
+        let l = log_line("2026-12-06T21:30:44.5Z epoch 1 accuracy 0.9");
+        assert_eq!(l.ts, "2026-12-06T21:30:44.500000000Z");
+        assert_eq!(l.text, "epoch 1 accuracy 0.9");
+        let raw = log_line("no timestamp here");
+        assert_eq!(
+            (raw.ts.as_str(), raw.text.as_str()),
+            ("", "no timestamp here")
+        );
+    }
+}

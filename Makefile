@@ -1,5 +1,5 @@
 # Developer tasks. `make digits` and `make test` are README's two commands.
-.PHONY: digits test prereqs images fmt clippy check bench
+.PHONY: digits test prereqs images cluster cluster-stop fmt clippy check bench
 
 CARGO ?= cargo
 
@@ -26,9 +26,22 @@ digits:
 	images/build-base.sh sklearn
 	$(CARGO) run --release --locked -- job create -f examples/digits/train.yml --stream
 
-# The whole test suite against the real Docker engine.
-test: images
-	$(CARGO) test --locked --all-targets -- --test-threads=4
+# A real single-node Kubernetes (1.20, built from Debian's source package, cached in
+# /var/cache/tug-k8s) for the Kubernetes e2e suite; pods run on this machine's engine.
+K8S := tests/k8s/cluster.sh
+cluster: prereqs
+	$(K8S) build
+	$(K8S) start
+
+cluster-stop:
+	$(K8S) stop
+
+# The whole test suite against the real Docker engine and the local cluster. The e2e
+# suite must not skip here (TUG_E2E_REQUIRED); the cluster is stopped however it ends.
+test: images cluster
+	@$(K8S) env
+	env $$($(K8S) env) TUG_E2E_REQUIRED=1 $(CARGO) test --locked --all-targets -- --test-threads=4; \
+	  rc=$$?; $(K8S) stop; exit $$rc
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,6 +1,7 @@
 //! The `tug` command line: `az ml`-shaped nouns and verbs over the library. Parses
 //! arguments, calls the library or the server, prints.
 
+mod compute;
 mod endpoint;
 mod environment;
 mod job;
@@ -58,23 +59,12 @@ enum Command {
     Model(model::ModelCommand),
     /// List and show compute targets.
     #[command(subcommand)]
-    Compute(ComputeCommand),
+    Compute(compute::ComputeCommand),
     /// Set, list and delete the workspace's encrypted secrets.
     #[command(subcommand)]
     Secret(secret::SecretCommand),
     /// Run the control plane in the foreground, or manage the running one.
     Server(ServerArgs),
-}
-
-#[derive(Subcommand, Debug)]
-enum ComputeCommand {
-    /// List compute targets (`local` is always there).
-    List,
-    /// Show one compute target.
-    Show {
-        #[arg(short, long)]
-        name: String,
-    },
 }
 
 #[derive(Args, Debug)]
@@ -179,57 +169,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Model(cmd) => model::run(&ctx, cmd).await,
         Command::OnlineEndpoint(cmd) => endpoint::run_endpoint(&ctx, cmd).await,
         Command::OnlineDeployment(cmd) => endpoint::run_deployment(&ctx, cmd).await,
-        Command::Compute(cmd) => compute(&ctx, cmd),
+        Command::Compute(cmd) => compute::run(&ctx, cmd).await,
         Command::Secret(cmd) => secret::run(&ctx, cmd),
         Command::Server(args) => server(&ctx, args).await,
     }
-}
-
-fn compute(ctx: &Context_, cmd: ComputeCommand) -> anyhow::Result<ExitCode> {
-    let ws = ctx.workspace()?;
-    let path = ws.config_path();
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let config =
-        crate::compute::config::WorkspaceConfig::parse(&path.display().to_string(), &text)?;
-    let mut names: Vec<String> = vec!["local".into()];
-    names.extend(config.compute.keys().filter(|k| *k != "local").cloned());
-    let describe = |name: &str| -> anyhow::Result<serde_json::Value> {
-        let t = config.target(name, &path.display().to_string())?;
-        Ok(serde_json::json!({
-            "name": name,
-            "type": t.kind,
-            "host": t.host.unwrap_or_else(|| "local Docker engine".into()),
-            "instance_types": t.instance_types.keys().collect::<Vec<_>>(),
-        }))
-    };
-    match cmd {
-        ComputeCommand::List => {
-            let all: Vec<_> = names
-                .iter()
-                .map(|n| describe(n))
-                .collect::<Result<_, _>>()?;
-            if !output::structured(ctx.output, &all)? {
-                let rows: Vec<Vec<String>> = all
-                    .iter()
-                    .map(|v| {
-                        vec![
-                            v["name"].as_str().unwrap_or("").to_string(),
-                            v["type"].as_str().unwrap_or("").to_string(),
-                            v["host"].as_str().unwrap_or("").to_string(),
-                        ]
-                    })
-                    .collect();
-                println!("{}", output::table(&["NAME", "TYPE", "HOST"], &rows));
-            }
-        }
-        ComputeCommand::Show { name } => {
-            let v = describe(&name)?;
-            if !output::structured(ctx.output, &v)? {
-                print!("{}", serde_yaml::to_string(&v)?);
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn server(ctx: &Context_, args: ServerArgs) -> anyhow::Result<ExitCode> {

@@ -83,6 +83,61 @@ pub async fn client(name: &str, cfg: &TargetConfig) -> Result<kube::Client, Erro
     kube::Client::try_from(config).map_err(api(name, "building its client"))
 }
 
+/// What `tug compute show` tells of a cluster.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClusterInfo {
+    pub reachable: bool,
+    pub server_version: String,
+    pub nodes: Vec<NodeInfo>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeInfo {
+    pub name: String,
+    pub ready: bool,
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+    pub gpu: Option<String>,
+}
+
+/// Asks the cluster its version and its nodes' readiness and allocatable resources.
+pub async fn cluster_info(name: &str, cfg: &TargetConfig) -> Result<ClusterInfo, Error> {
+    let client = client(name, cfg).await?;
+    let version = client
+        .apiserver_version()
+        .await
+        .map_err(api(name, "asking the API server's version"))?;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client);
+    let list = nodes
+        .list(&ListParams::default())
+        .await
+        .map_err(api(name, "listing nodes"))?;
+    let nodes = list
+        .items
+        .into_iter()
+        .map(|n| {
+            let status = n.status.unwrap_or_default();
+            let alloc = status.allocatable.unwrap_or_default();
+            NodeInfo {
+                name: n.metadata.name.unwrap_or_default(),
+                ready: status
+                    .conditions
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True"),
+                cpu: alloc.get("cpu").map(|q| q.0.clone()),
+                memory: alloc.get("memory").map(|q| q.0.clone()),
+                gpu: alloc.get("nvidia.com/gpu").map(|q| q.0.clone()),
+            }
+        })
+        .collect();
+    Ok(ClusterInfo {
+        reachable: true,
+        server_version: version.git_version,
+        nodes,
+    })
+}
+
 impl KubeTarget {
     pub async fn connect(
         name: &str,
@@ -476,17 +531,20 @@ impl ComputeTarget for KubeTarget {
                 &objects::run_job(spec, &self.inner.opts),
             )
             .await?;
-        if let Some(mut secret) = secret {
-            // Owned by the Job, so deleting the Job deletes the values too.
-            secret.metadata.owner_references = Some(vec![OwnerReference {
+        if secret.is_some() {
+            // Owned by the Job, so deleting the Job deletes the values too. A merge patch:
+            // applying the Secret again without its data would drop the data.
+            let owner = serde_json::json!({"metadata": {"ownerReferences": [OwnerReference {
                 api_version: "batch/v1".into(),
                 kind: "Job".into(),
                 name: name.clone(),
                 uid: job.metadata.uid.clone().unwrap_or_default(),
                 ..Default::default()
-            }]);
-            secret.data = None;
-            self.apply(&self.secrets(), &name, &secret).await?;
+            }]}});
+            self.secrets()
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&owner))
+                .await
+                .map_err(self.err(format!("making job {name} own its secret")))?;
         }
         self.start_pod(spec).await?;
         Ok(())

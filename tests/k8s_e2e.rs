@@ -1,0 +1,371 @@
+//! The Kubernetes compute target end to end, against a real cluster: the one in
+//! `TUG_E2E_KUBECONFIG` (in CI the local 1.20 cluster `tests/k8s/cluster.sh` builds and
+//! starts; for users their kind or minikube), namespace `TUG_E2E_NAMESPACE` (`default`).
+//! The cluster's nodes must see this machine's Docker images (`images: local`).
+//!
+//! Without a cluster every test prints `skipped: no cluster` and passes, unless
+//! `TUG_E2E_REQUIRED=1` (set by `make test`), where that is a failure: CI never passes
+//! by skipping.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{MINIMAL, SKLEARN, Ws};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(300);
+
+struct Cluster {
+    kubeconfig: String,
+    namespace: String,
+}
+
+/// The cluster under test, or `None` (after saying so) when none is given.
+fn cluster() -> Option<Cluster> {
+    match std::env::var("TUG_E2E_KUBECONFIG") {
+        Ok(k) if !k.is_empty() => Some(Cluster {
+            kubeconfig: k,
+            namespace: std::env::var("TUG_E2E_NAMESPACE").unwrap_or_else(|_| "default".into()),
+        }),
+        _ => {
+            assert!(
+                std::env::var("TUG_E2E_REQUIRED").as_deref() != Ok("1"),
+                "TUG_E2E_REQUIRED=1 but TUG_E2E_KUBECONFIG names no cluster: start one with `tests/k8s/cluster.sh start`"
+            );
+            eprintln!(
+                "skipped: no cluster (set TUG_E2E_KUBECONFIG to run the Kubernetes e2e suite)"
+            );
+            None
+        }
+    }
+}
+
+impl Cluster {
+    /// A workspace whose `k8s` compute is this cluster.
+    fn workspace(&self) -> Ws {
+        let ws = Ws::new();
+        ws.write(
+            ".tug/config.yaml",
+            &format!(
+                "compute:\n  k8s:\n    type: kubernetes\n    kubeconfig: {}\n    namespace: {}\n    images: local\n",
+                self.kubeconfig, self.namespace
+            ),
+        );
+        ws
+    }
+
+    /// Runs `f` with a client for the cluster, on a runtime of its own.
+    fn with_client<T>(&self, f: impl AsyncFnOnce(kube::Client) -> T) -> T {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
+            let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .unwrap();
+            f(kube::Client::try_from(config).unwrap()).await
+        })
+    }
+
+    /// Names of the workspace's Jobs and pods still in the namespace (pods being deleted
+    /// are counted: "nothing left" means gone).
+    fn leftovers(&self, ws: &Ws) -> Vec<String> {
+        let Some(ws_id) = ws.workspace_id() else {
+            return vec![];
+        };
+        let lp = ListParams::default().labels(&format!("tug.workspace={ws_id}"));
+        self.with_client(async |client| {
+            let jobs: Api<Job> = Api::namespaced(client.clone(), &self.namespace);
+            let pods: Api<Pod> = Api::namespaced(client, &self.namespace);
+            let mut names: Vec<String> = jobs
+                .list(&lp)
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter_map(|j| j.metadata.name)
+                .collect();
+            names.extend(
+                pods.list(&lp)
+                    .await
+                    .unwrap()
+                    .items
+                    .into_iter()
+                    .filter_map(|p| p.metadata.name),
+            );
+            names
+        })
+    }
+
+    /// Waits (up to 60 s) until the workspace has no Job or pod left.
+    fn assert_nothing_left(&self, ws: &Ws) {
+        let start = Instant::now();
+        loop {
+            let left = self.leftovers(ws);
+            if left.is_empty() {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "objects left on the cluster: {left:?}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+fn k8s_job(command: &str, extra: &str) -> String {
+    format!(
+        "experiment_name: k8s-e2e\ncode: src\ncommand: {command}\nenvironment:\n  image: {MINIMAL}\ncompute: azureml:k8s\n{extra}"
+    )
+}
+
+#[test]
+fn the_digits_job_trains_on_the_cluster_with_live_metrics_and_outputs() {
+    let Some(c) = cluster() else { return };
+    common::require_image(SKLEARN);
+    let ws = c.workspace();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/digits");
+    for f in ["train.yml", "conda.yml", "src/train.py"] {
+        ws.write(f, &std::fs::read_to_string(examples.join(f)).unwrap());
+    }
+    let out = ws.tug(&[
+        "job",
+        "create",
+        "-f",
+        "train.yml",
+        "--set",
+        "compute=azureml:k8s",
+        "--stream",
+    ]);
+    let streamed =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{streamed}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(streamed.contains("[metric] accuracy"), "live: {streamed}");
+    let runs = ws.json(&["job", "list"]);
+    let id = runs[0]["id"]
+        .as_str()
+        .or(runs[0]["name"].as_str())
+        .unwrap()
+        .to_string();
+    let v = ws.show(&id);
+    assert_eq!(v["status"], "Completed", "{v:#}");
+    assert!(
+        v["container"].as_str().unwrap_or_default().contains('/'),
+        "ran as a cluster object: {v:#}"
+    );
+    let accuracy = v["metrics"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.9, "{accuracy}");
+    assert!(ws.run_dir(&id).join("outputs/model.pkl").is_file());
+    c.assert_nothing_left(&ws);
+}
+
+#[test]
+fn a_failing_job_ends_failed_with_its_exit_code_and_last_lines() {
+    let Some(c) = cluster() else { return };
+    let ws = c.workspace();
+    ws.write(
+        "src/fail.py",
+        "import sys\nprint('working', flush=True)\nprint('giving up: bad input', file=sys.stderr, flush=True)\nsys.exit(3)\n",
+    );
+    let id = ws.submit("job.yml", &k8s_job("python3 fail.py", ""));
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Failed", "{v:#}");
+    assert_eq!(v["exit_code"], 3, "{v:#}");
+    let error = v["error"].as_str().unwrap_or_default();
+    assert!(error.contains("giving up: bad input"), "{error}");
+    c.assert_nothing_left(&ws);
+}
+
+const SLOW: &str = r#"
+import os, time
+os.makedirs("outputs", exist_ok=True)
+open("outputs/partial.txt", "w").write("written before the stop")
+print("started", flush=True)
+time.sleep(300)
+"#;
+
+#[test]
+fn cancel_stops_the_pod_and_keeps_what_it_wrote() {
+    let Some(c) = cluster() else { return };
+    let ws = c.workspace();
+    ws.write("src/slow.py", SLOW);
+    let id = ws.submit("job.yml", &k8s_job("python3 slow.py", ""));
+    ws.wait_for(&id, LIMIT, |v| {
+        v["status"] == "Running"
+            && std::fs::read_to_string(
+                ws.run_dir(v["id"].as_str().unwrap())
+                    .join("user_logs/std_log.txt"),
+            )
+            .is_ok_and(|l| l.contains("started"))
+    });
+    let start = Instant::now();
+    ws.ok(&["job", "cancel", &id]);
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Canceled", "{v:#}");
+    assert!(
+        start.elapsed() < Duration::from_secs(40),
+        "stopped within the grace period: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.run_dir(&id).join("outputs/partial.txt")).unwrap(),
+        "written before the stop"
+    );
+    c.assert_nothing_left(&ws);
+}
+
+#[test]
+fn a_timeout_stops_the_run_with_the_reason_and_keeps_outputs() {
+    let Some(c) = cluster() else { return };
+    let ws = c.workspace();
+    ws.write("src/slow.py", SLOW);
+    let id = ws.submit(
+        "job.yml",
+        &k8s_job("python3 slow.py", "limits:\n  timeout: 5\n"),
+    );
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Failed", "{v:#}");
+    let error = v["error"].as_str().unwrap_or_default();
+    assert!(error.contains("limits.timeout of 5 s"), "{error}");
+    assert!(ws.run_dir(&id).join("outputs/partial.txt").is_file());
+    c.assert_nothing_left(&ws);
+}
+
+#[test]
+fn a_secret_reaches_the_pod_masked_and_never_sits_in_the_job() {
+    let Some(c) = cluster() else { return };
+    const VALUE: &str = "k8s-Secret-Value-9137";
+    let ws = c.workspace();
+    ws.set_secret("TOKEN", VALUE);
+    ws.write(
+        "src/show.py",
+        "import os, time\nv = os.environ['TOKEN']\nprint('token=' + v, 'len=%d' % len(v), flush=True)\ntime.sleep(4)\n",
+    );
+    let id = ws.submit(
+        "job.yml",
+        &k8s_job(
+            "python3 show.py",
+            "environment_variables:\n  TOKEN: ${{secrets.TOKEN}}\n",
+        ),
+    );
+    // While it runs, the Job object holds a reference to a Secret, not the value.
+    let v = ws.wait_for(&id, LIMIT, |v| {
+        matches!(
+            v["status"].as_str(),
+            Some("Running" | "Completed" | "Failed" | "Canceled")
+        )
+    });
+    assert_eq!(v["status"], "Running", "{v:#}");
+    let ws_id = ws.workspace_id().unwrap();
+    let jobs: Vec<Value> = c.with_client(async |client| {
+        let api: Api<Job> = Api::namespaced(client, &c.namespace);
+        api.list(&ListParams::default().labels(&format!("tug.workspace={ws_id}")))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|j| serde_json::to_value(j).unwrap())
+            .collect()
+    });
+    assert_eq!(jobs.len(), 1);
+    let text = jobs[0].to_string();
+    assert!(
+        text.contains("secretKeyRef") && !text.contains(VALUE),
+        "{text}"
+    );
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Completed", "{v:#}");
+    let log = std::fs::read_to_string(ws.run_dir(&id).join("user_logs/std_log.txt")).unwrap();
+    assert!(log.contains("token=***"), "{log}");
+    assert!(log.contains(&format!("len={}", VALUE.len())), "{log}");
+    assert!(!log.contains(VALUE));
+    c.assert_nothing_left(&ws);
+}
+
+#[test]
+fn a_killed_server_loses_no_run_on_the_cluster() {
+    let Some(c) = cluster() else { return };
+    let ws = c.workspace();
+    ws.write(
+        "src/count.py",
+        "import os, time, tug\nfor i in range(8):\n    tug.log('step', i)\n    print('tick', i, flush=True)\n    time.sleep(1)\nos.makedirs('outputs', exist_ok=True)\nopen('outputs/done.txt', 'w').write('done')\n",
+    );
+    let id = ws.submit("job.yml", &k8s_job("python3 count.py", ""));
+    ws.wait_for(&id, LIMIT, |v| v["status"] == "Running");
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = ws.server_pid().unwrap();
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(500));
+    // The next command starts a new server, which re-attaches to the run.
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Completed", "{v:#}");
+    let log = std::fs::read_to_string(ws.run_dir(&id).join("user_logs/std_log.txt")).unwrap();
+    for i in 0..8 {
+        assert_eq!(
+            log.matches(&format!("tick {i}\n")).count(),
+            1,
+            "each line once: {log}"
+        );
+    }
+    assert_eq!(
+        common::metric_series(&v, &ws, &id, "step"),
+        (0..8).map(f64::from).collect::<Vec<_>>()
+    );
+    assert!(ws.run_dir(&id).join("outputs/done.txt").is_file());
+    c.assert_nothing_left(&ws);
+}
+
+#[test]
+fn a_sweep_on_the_cluster_stops_the_trial_bandit_names() {
+    let Some(c) = cluster() else { return };
+    use common::sweep::{TRIAL, sweep_yaml, trials};
+    let ws = c.workspace();
+    ws.write("src/trial.py", TRIAL);
+    // As in the Docker sweep test: a=0.1 scores 1 and reports 3x slower; bandit stops it.
+    ws.write(
+        "sweep.yml",
+        &sweep_yaml(
+            "--steps 8 --pause 0.5 --slow 0.1",
+            "compute: azureml:k8s\n\
+             sampling_algorithm: grid\n\
+             search_space:\n  a:\n    type: choice\n    values: [1, 0.1, 0.95]\n\
+             limits:\n  max_total_trials: 3\n  max_concurrent_trials: 3\n\
+             early_termination:\n  type: bandit\n  slack_factor: 0.1\n  evaluation_interval: 1\n  delay_evaluation: 2\n",
+        ),
+    );
+    let streamed = ws.ok(&["job", "create", "-f", "sweep.yml", "--stream"]);
+    assert!(streamed.contains("stopped early: bandit"), "{streamed}");
+    let id = streamed
+        .lines()
+        .find_map(|l| l.strip_prefix("Submitted sweep "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the sweep id is printed")
+        .to_string();
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Completed", "{v:#}");
+    for t in trials(&v) {
+        let trial = ws.show(t["id"].as_str().unwrap());
+        assert!(
+            trial["container"]
+                .as_str()
+                .unwrap_or_default()
+                .contains('/'),
+            "trials ran on the cluster: {trial:#}"
+        );
+        let expected = if t["params"]["a"] == 0.1 {
+            "Canceled"
+        } else {
+            "Completed"
+        };
+        assert_eq!(t["status"], expected, "{t:#}");
+    }
+    c.assert_nothing_left(&ws);
+}

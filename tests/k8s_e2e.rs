@@ -369,3 +369,148 @@ fn a_sweep_on_the_cluster_stops_the_trial_bandit_names() {
     }
     c.assert_nothing_left(&ws);
 }
+
+/// Deletes a namespace when dropped (the test's own, made for one test).
+struct TempNamespace<'a> {
+    cluster: &'a Cluster,
+    name: String,
+}
+
+impl Drop for TempNamespace<'_> {
+    fn drop(&mut self) {
+        use k8s_openapi::api::core::v1::Namespace;
+        let name = self.name.clone();
+        self.cluster.with_client(async move |client| {
+            let api: Api<Namespace> = Api::all(client);
+            let _ = api.delete(&name, &Default::default()).await;
+        });
+    }
+}
+
+#[test]
+fn the_manifests_role_is_all_a_run_needs() {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let Some(c) = cluster() else { return };
+    let ns = format!("tug-rbac-{}", std::process::id());
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/rbac.yaml"),
+    )
+    .unwrap()
+    .replace("namespace: tug", &format!("namespace: {ns}"));
+    let docs: Vec<Value> = text
+        .split("\n---\n")
+        .map(|d| serde_yaml::from_str(d).unwrap())
+        .collect();
+    let of = |kind: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("rbac.yaml has a {kind}"))
+    };
+    let _guard = TempNamespace {
+        cluster: &c,
+        name: ns.clone(),
+    };
+    let token = c.with_client(async |client| {
+        let pp = Default::default();
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let mut n = Namespace::default();
+        n.metadata.name = Some(ns.clone());
+        namespaces.create(&pp, &n).await.unwrap();
+        let sa: ServiceAccount = serde_json::from_value(of("ServiceAccount")).unwrap();
+        let role: Role = serde_json::from_value(of("Role")).unwrap();
+        let binding: RoleBinding = serde_json::from_value(of("RoleBinding")).unwrap();
+        let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+        sas.create(&pp, &sa).await.unwrap();
+        Api::<Role>::namespaced(client.clone(), &ns)
+            .create(&pp, &role)
+            .await
+            .unwrap();
+        Api::<RoleBinding>::namespaced(client.clone(), &ns)
+            .create(&pp, &binding)
+            .await
+            .unwrap();
+        let req = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: vec![],
+                expiration_seconds: Some(3600),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let tr: TokenRequest = sas
+            .create_subresource("token", "tug", &pp, &req)
+            .await
+            .unwrap();
+        tr.status.unwrap().token
+    });
+
+    // A kubeconfig for the ServiceAccount: the admin's cluster entry, the account's token.
+    let admin: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&c.kubeconfig).unwrap()).unwrap();
+    let current = admin["current-context"].as_str().unwrap();
+    let context = admin["contexts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == current)
+        .unwrap();
+    let cluster_name = context["context"]["cluster"].as_str().unwrap();
+    let cluster = admin["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == cluster_name)
+        .unwrap();
+    let kubeconfig = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": "tug", "user": {"token": token}}],
+        "contexts": [{"name": "tug", "context": {"cluster": cluster_name, "user": "tug", "namespace": ns}}],
+        "current-context": "tug",
+    });
+    let limited = Cluster {
+        kubeconfig: String::new(),
+        namespace: ns.clone(),
+    };
+    let ws = limited.workspace();
+    let path = ws.write(
+        "sa.kubeconfig",
+        &serde_yaml::to_string(&kubeconfig).unwrap(),
+    );
+    ws.write(
+        ".tug/config.yaml",
+        &format!(
+            "compute:\n  k8s:\n    type: kubernetes\n    kubeconfig: {}\n    namespace: {ns}\n    images: local\n",
+            path.display()
+        ),
+    );
+    ws.set_secret("TOKEN", "rbac-secret-value");
+    ws.write(
+        "src/ok.py",
+        "import os\nos.makedirs('outputs', exist_ok=True)\nopen('outputs/ok.txt', 'w').write(str(len(os.environ['TOKEN'])))\nprint('ran as the service account', flush=True)\n",
+    );
+    let id = ws.submit(
+        "job.yml",
+        &k8s_job(
+            "python3 ok.py",
+            "environment_variables:\n  TOKEN: ${{secrets.TOKEN}}\n",
+        ),
+    );
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Completed", "{v:#}\n{}", ws.server_log());
+    assert_eq!(
+        std::fs::read_to_string(ws.run_dir(&id).join("outputs/ok.txt")).unwrap(),
+        "17"
+    );
+    // And no more: the account cannot read Secrets back or touch other namespaces.
+    let denied = ws.tug(&["compute", "show", "-n", "k8s"]);
+    let shown = String::from_utf8_lossy(&denied.stdout);
+    assert!(
+        shown.contains("reachable: false") && shown.contains("forbidden"),
+        "without the optional node reader, listing nodes is refused: {shown}"
+    );
+}

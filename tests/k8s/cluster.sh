@@ -11,6 +11,9 @@
 #   tests/k8s/cluster.sh env      # prints TUG_E2E_KUBECONFIG=... for the e2e suite
 #   tests/k8s/cluster.sh stop     # stops everything and removes the pods' containers
 #
+# The API server writes an audit line per request to $RUN/audit.log (benchmarks count
+# tug's requests there).
+#
 # Needs root (apt, the kubelet). Everything listens on loopback only.
 set -euo pipefail
 
@@ -153,6 +156,14 @@ start() {
     echo $! >"$RUN/etcd.pid"
     wait_for etcd 30 curl -sf http://127.0.0.1:2379/health
 
+    # Every API request, one line each when it completes: how benchmarks count requests.
+    cat >"$RUN/audit-policy.yaml" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived", "ResponseStarted"]
+rules:
+  - level: Metadata
+POLICY
     log "starting kube-apiserver"
     setsid "$BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
         --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port=6443 \
@@ -162,6 +173,8 @@ start() {
         --service-account-signing-key-file="$RUN/pki/sa.key" \
         --service-account-issuer=https://kubernetes.default.svc \
         --feature-gates=TTLAfterFinished=true \
+        --audit-policy-file="$RUN/audit-policy.yaml" --audit-log-path="$RUN/audit.log" \
+        --audit-log-maxsize=500 --audit-log-maxbackup=1 \
         >"$RUN/apiserver.log" 2>&1 </dev/null &
     echo $! >"$RUN/apiserver.pid"
     wait_for kube-apiserver 90 api /readyz

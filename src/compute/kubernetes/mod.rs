@@ -168,6 +168,24 @@ impl KubeTarget {
         })
     }
 
+    /// A target over an existing client (tests hand in a mock service).
+    pub fn with_client(
+        name: &str,
+        client: kube::Client,
+        workspace_id: &str,
+        opts: JobOptions,
+    ) -> KubeTarget {
+        KubeTarget {
+            inner: Arc::new(Inner {
+                name: name.to_string(),
+                client,
+                workspace_id: workspace_id.to_string(),
+                opts,
+                pods: Mutex::default(),
+            }),
+        }
+    }
+
     fn err(&self, doing: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
         api(&self.inner.name, doing)
     }
@@ -186,6 +204,15 @@ impl KubeTarget {
 
     fn selector(&self, run_id: &str) -> String {
         objects::run_selector(&self.inner.workspace_id, run_id)
+    }
+
+    /// The name of the run's pod: remembered from an earlier look, else looked up.
+    async fn pod_name(&self, run_id: &str) -> Result<Option<String>, Error> {
+        let known = self.inner.pods.lock().unwrap().get(run_id).cloned();
+        match known {
+            Some(name) => Ok(Some(name)),
+            None => Ok(self.pod(run_id).await?.and_then(|p| p.metadata.name)),
+        }
     }
 
     /// The run's pod, if it has one.
@@ -556,10 +583,9 @@ impl ComputeTarget for KubeTarget {
         let cursor = cursor.map(super::normalize_ts);
         let since = cursor.as_deref().and_then(super::ts_unix_seconds);
         futures_util::stream::once(async move {
-            let pod = me.pod(&run_id).await?.ok_or_else(|| {
+            let name = me.pod_name(&run_id).await?.ok_or_else(|| {
                 Error::Unsupported(format!("run {run_id} has no pod to read logs from"))
             })?;
-            let name = pod.metadata.name.clone().unwrap_or_default();
             let lp = LogParams {
                 container: Some(MAIN.into()),
                 follow: true,
@@ -600,13 +626,10 @@ impl ComputeTarget for KubeTarget {
     }
 
     async fn wait(&self, run_id: &str) -> Result<i64, Error> {
-        let Some(pod) = self.pod(run_id).await? else {
+        // The watch's first answer is the pod as it is now: no separate read first.
+        let Some(name) = self.pod_name(run_id).await? else {
             return Err(Error::Unsupported(format!("run {run_id} has no pod")));
         };
-        if let Some(code) = main_exit(&pod) {
-            return Ok(code);
-        }
-        let name = pod.metadata.name.clone().unwrap_or_default();
         let cond = |p: Option<&Pod>| p.is_none_or(|p| main_exit(p).is_some());
         let seen = kube::runtime::wait::await_condition(self.pods(), &name, cond)
             .await
@@ -786,6 +809,92 @@ impl ComputeTarget for KubeTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compute::Limits;
+
+    fn spec() -> RunSpec {
+        RunSpec {
+            workspace_id: "ab12".into(),
+            run_id: "r1".into(),
+            image: "tug/env:1".into(),
+            command: "true".into(),
+            working_dir: "/tug/code".into(),
+            env: Default::default(),
+            secret_env: Default::default(),
+            user: Some("1000:1000".into()),
+            files: vec![],
+            owner: (1000, 1000),
+            dir_mode: 0o755,
+            mounts: vec![],
+            limits: Limits::default(),
+            collect: vec![],
+        }
+    }
+
+    type Handle = tower_test::mock::Handle<
+        http::Request<kube::client::Body>,
+        http::Response<kube::client::Body>,
+    >;
+
+    fn mocked() -> (KubeTarget, Handle) {
+        let (service, handle) = tower_test::mock::pair();
+        let client = kube::Client::new(service, "default");
+        let opts = JobOptions {
+            namespace: "default".into(),
+            pull_policy: "IfNotPresent".into(),
+            ..Default::default()
+        };
+        (KubeTarget::with_client("k8s", client, "ab12", opts), handle)
+    }
+
+    // What a real cluster cannot be made to do on demand: refuse the apply with a status,
+    // or drop the connection. The first must fail the run with the API's message; the
+    // second must count as "did not answer", so the run waits for the cluster to come back.
+    #[tokio::test]
+    async fn an_api_refusal_is_an_answer_and_a_dropped_connection_is_not() {
+        let (target, mut handle) = mocked();
+        let server = tokio::spawn(async move {
+            let (req, send) = handle.next_request().await.expect("the apply");
+            assert_eq!(req.method(), http::Method::PATCH);
+            assert!(
+                req.uri()
+                    .path()
+                    .starts_with("/apis/batch/v1/namespaces/default/jobs/tug-r1-")
+            );
+            assert!(
+                req.uri()
+                    .query()
+                    .unwrap_or_default()
+                    .contains("fieldManager=tug")
+            );
+            let status = serde_json::json!({
+                "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 403,
+                "reason": "Forbidden",
+                "message": "jobs.batch is forbidden: User \"tug\" cannot patch resource \"jobs\""
+            });
+            send.send_response(
+                http::Response::builder()
+                    .status(403)
+                    .body(kube::client::Body::from(
+                        serde_json::to_vec(&status).unwrap(),
+                    ))
+                    .unwrap(),
+            );
+            let (_, send) = handle.next_request().await.expect("the second apply");
+            send.send_error(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "connection refused",
+            ));
+        });
+        let refused = target.start(&spec()).await.unwrap_err();
+        assert!(!refused.is_unreachable(), "{refused}");
+        assert!(
+            refused.to_string().contains("cannot patch resource"),
+            "{refused}"
+        );
+        let dropped = target.start(&spec()).await.unwrap_err();
+        assert!(dropped.is_unreachable(), "{dropped}");
+        server.await.unwrap();
+    }
 
     #[test]
     fn log_lines_split_timestamp_and_text() {

@@ -14,6 +14,9 @@ prereqs:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap; }
 	@command -v python3 >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3; }
+	@command -v kubernetes-validate >/dev/null || { \
+	  echo "installing kubernetes-validate (checks tug's Kubernetes objects against current schemas)"; \
+	  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0; }
 	@docker info >/dev/null 2>&1 || { echo "error: no Docker engine answers (is dockerd running?)"; exit 1; }
 
 # The offline base images (skipped when already built from the same recipe).

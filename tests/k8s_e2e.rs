@@ -514,3 +514,121 @@ fn the_manifests_role_is_all_a_run_needs() {
         "without the optional node reader, listing nodes is refused: {shown}"
     );
 }
+
+/// A run with everything tug can put in its objects: secrets, limits and requests, a GPU,
+/// shm, a host mount, placement.
+fn full_spec() -> tug::compute::RunSpec {
+    use tug::compute::{HostMount, Limits, RunSpec, config::Toleration};
+    RunSpec {
+        workspace_id: "ab12cd34ef56".into(),
+        run_id: "Schema_Check_1".into(),
+        image: format!("{MINIMAL}"),
+        command: "python3 -c 'print(1)'".into(),
+        working_dir: "/tug/code".into(),
+        env: [
+            ("A".to_string(), "1".to_string()),
+            ("DB".to_string(), "hunter2".to_string()),
+        ]
+        .into(),
+        secret_env: ["DB".to_string()].into(),
+        user: Some("1000:1000".into()),
+        files: vec![],
+        owner: (1000, 1000),
+        dir_mode: 0o755,
+        mounts: vec![HostMount {
+            host: "/tmp".into(),
+            container: "/tug/inputs/d".into(),
+        }],
+        limits: Limits {
+            nano_cpus: Some(1_500_000_000),
+            memory_bytes: Some(1 << 30),
+            cpu_request_nanos: Some(100_000_000),
+            memory_request_bytes: Some(256 << 20),
+            shm_bytes: Some(64 << 20),
+            gpus: Some(1),
+            node_selector: [("pool".to_string(), "gpu".to_string())].into(),
+            tolerations: vec![Toleration {
+                key: Some("gpu".into()),
+                operator: Some("Exists".into()),
+                effect: Some("NoSchedule".into()),
+                ..Default::default()
+            }],
+        },
+        collect: vec![],
+    }
+}
+
+fn full_objects(namespace: &str) -> (Job, k8s_openapi::api::core::v1::Secret) {
+    use tug::compute::kubernetes::objects::{JobOptions, run_job, run_secret};
+    let opts = JobOptions {
+        namespace: namespace.into(),
+        pull_policy: "IfNotPresent".into(),
+        image_pull_secret: Some("regcred".into()),
+        host_paths: true,
+    };
+    let spec = full_spec();
+    (run_job(&spec, &opts), run_secret(&spec, &opts).unwrap())
+}
+
+#[test]
+fn run_objects_are_valid_on_current_kubernetes_schemas() {
+    let have = std::process::Command::new("kubernetes-validate")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var("TUG_E2E_REQUIRED").as_deref() != Ok("1"),
+            "kubernetes-validate is missing: pip install kubernetes-validate==1.37.0 (make prereqs does)"
+        );
+        eprintln!("skipped: kubernetes-validate is not installed");
+        return;
+    }
+    let (job, secret) = full_objects("ml");
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = vec![];
+    for (name, value) in [
+        ("job.yaml", serde_json::to_value(&job).unwrap()),
+        ("secret.yaml", serde_json::to_value(&secret).unwrap()),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, serde_yaml::to_string(&value).unwrap()).unwrap();
+        files.push(path);
+    }
+    for version in ["1.33.0", "1.37.0"] {
+        let out = std::process::Command::new("kubernetes-validate")
+            .args(["-k", version, "--strict"])
+            .args(&files)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "Kubernetes {version}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn run_objects_pass_the_live_servers_validation() {
+    let Some(c) = cluster() else { return };
+    use kube::api::PostParams;
+    let (job, secret) = full_objects(&c.namespace);
+    let dry = PostParams {
+        dry_run: true,
+        field_manager: Some("tug".into()),
+    };
+    c.with_client(async |client| {
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(client.clone(), &c.namespace);
+        secrets.create(&dry, &secret).await.unwrap();
+        let jobs: Api<Job> = Api::namespaced(client, &c.namespace);
+        let accepted = jobs.create(&dry, &job).await.unwrap();
+        // What the server kept is what tug sent (1.20 drops fields it does not know).
+        let pod = accepted.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.share_process_namespace, Some(true));
+        assert_eq!(pod.containers.len(), 2);
+        assert_eq!(pod.init_containers.unwrap().len(), 1);
+    });
+}

@@ -522,7 +522,7 @@ fn full_spec() -> tug::compute::RunSpec {
     RunSpec {
         workspace_id: "ab12cd34ef56".into(),
         run_id: "Schema_Check_1".into(),
-        image: format!("{MINIMAL}"),
+        image: MINIMAL.to_string(),
         command: "python3 -c 'print(1)'".into(),
         working_dir: "/tug/code".into(),
         env: [

@@ -41,7 +41,13 @@ impl Targets {
         {
             return Ok(Target::Kubernetes(t.clone()));
         }
-        let t = KubeTarget::connect(name, config, &self.workspace_id).await?;
+        let t = KubeTarget::connect(
+            name,
+            config,
+            &self.workspace_id,
+            self.docker.docker().clone(),
+        )
+        .await?;
         clusters.insert(name.to_string(), (key, t.clone()));
         Ok(Target::Kubernetes(t))
     }

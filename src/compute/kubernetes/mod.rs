@@ -2,6 +2,7 @@
 //! server-side apply, followed with watches (never a polling loop), files moved through
 //! exec'd `tar`. How images reach the nodes is the target's `images:` setting.
 
+pub mod images;
 pub mod objects;
 
 use std::collections::HashMap;
@@ -36,6 +37,11 @@ struct Inner {
     /// The compute target's name, for messages.
     name: String,
     client: kube::Client,
+    /// How images reach the nodes, the kind cluster or minikube profile, and this
+    /// machine's engine to load them through.
+    delivery: ImageDelivery,
+    cluster: String,
+    docker: Option<bollard::Docker>,
     workspace_id: String,
     opts: JobOptions,
     /// Pod names by run id, once seen (a Job's pod has a generated name).
@@ -143,19 +149,27 @@ impl KubeTarget {
         name: &str,
         cfg: &TargetConfig,
         workspace_id: &str,
+        docker: bollard::Docker,
     ) -> Result<KubeTarget, Error> {
         let client = client(name, cfg).await?;
         let delivery = cfg.images.unwrap_or(ImageDelivery::Local);
-        if delivery != ImageDelivery::Local {
+        if delivery == ImageDelivery::Registry {
             return Err(Error::Unsupported(format!(
-                "compute `{name}`: `images: {}` is not supported yet; use `images: local` (nodes on this machine's Docker engine)",
-                delivery.as_str()
+                "compute `{name}`: `images: registry` is not supported yet; use `local`, `kind` or `minikube`"
             )));
         }
+        let cluster = match (&cfg.cluster, delivery) {
+            (Some(c), _) => c.clone(),
+            (None, ImageDelivery::Kind) => "kind".into(),
+            (None, _) => "minikube".into(),
+        };
         Ok(KubeTarget {
             inner: Arc::new(Inner {
                 name: name.to_string(),
                 client,
+                delivery,
+                cluster,
+                docker: Some(docker),
                 workspace_id: workspace_id.to_string(),
                 opts: JobOptions {
                     namespace: cfg.namespace.clone().unwrap_or_else(|| "default".into()),
@@ -179,6 +193,9 @@ impl KubeTarget {
             inner: Arc::new(Inner {
                 name: name.to_string(),
                 client,
+                delivery: ImageDelivery::Local,
+                cluster: String::new(),
+                docker: None,
                 workspace_id: workspace_id.to_string(),
                 opts,
                 pods: Mutex::default(),
@@ -546,6 +563,18 @@ impl ComputeTarget for KubeTarget {
 
     async fn start(&self, spec: &RunSpec) -> Result<(), Error> {
         objects::check(spec, &self.inner.opts).map_err(Error::Unsupported)?;
+        if let Some(docker) = &self.inner.docker {
+            let done = images::deliver(
+                docker,
+                self.inner.delivery,
+                &self.inner.cluster,
+                &spec.image,
+            )
+            .await?;
+            if !done.loaded.is_empty() {
+                tracing::info!(image = %spec.image, nodes = ?done.loaded, "loaded the image onto the nodes");
+            }
+        }
         let name = objects::job_name(&spec.workspace_id, &spec.run_id);
         let secret = objects::run_secret(spec, &self.inner.opts);
         if let Some(secret) = &secret {

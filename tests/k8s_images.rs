@@ -93,7 +93,7 @@ fn a_kind_node_gets_the_image_once_and_a_missing_cluster_is_named() {
     let first = rt
         .block_on(deliver(&engine, ImageDelivery::Kind, &cluster, MINIMAL))
         .unwrap();
-    assert_eq!(first.loaded, [node.name.clone()], "{first:?}");
+    assert_eq!(first.loaded, std::slice::from_ref(&node.name), "{first:?}");
     let mut listed = vec!["exec".to_string(), node.name.clone()];
     listed.extend(has_image_command(ImageDelivery::Kind, MINIMAL));
     let listed: Vec<&str> = listed.iter().map(String::as_str).collect();
@@ -105,7 +105,7 @@ fn a_kind_node_gets_the_image_once_and_a_missing_cluster_is_named() {
     let again = rt
         .block_on(deliver(&engine, ImageDelivery::Kind, &cluster, MINIMAL))
         .unwrap();
-    assert_eq!(again.already_there, [node.name.clone()], "{again:?}");
+    assert_eq!(again.already_there, std::slice::from_ref(&node.name), "{again:?}");
     assert!(again.loaded.is_empty());
 
     let missing = rt

@@ -105,7 +105,11 @@ fn a_kind_node_gets_the_image_once_and_a_missing_cluster_is_named() {
     let again = rt
         .block_on(deliver(&engine, ImageDelivery::Kind, &cluster, MINIMAL))
         .unwrap();
-    assert_eq!(again.already_there, std::slice::from_ref(&node.name), "{again:?}");
+    assert_eq!(
+        again.already_there,
+        std::slice::from_ref(&node.name),
+        "{again:?}"
+    );
     assert!(again.loaded.is_empty());
 
     let missing = rt

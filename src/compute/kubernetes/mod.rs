@@ -20,7 +20,7 @@ use tokio::io::AsyncWriteExt;
 use super::collect::{Budget, CollectLimits, unpack_spool};
 use super::config::{ImageDelivery, TargetConfig};
 use super::{ComputeTarget, ContainerState, Error, LogLine, LogStream, RunSpec};
-use objects::{COLLECTOR, DELIVER, JobOptions, MAIN};
+use objects::{COLLECTOR, JobOptions, MAIN};
 
 /// Server-side apply's field manager: tug owns the fields it sets.
 const FIELD_MANAGER: &str = "tug";
@@ -353,7 +353,9 @@ impl KubeTarget {
             Some(s) => s.await,
             None => None,
         };
-        let _ = proc.join().await;
+        // The status says how it ended; the stream's task may still be feeding stdin to a
+        // process that stopped reading, so it is ended rather than waited for.
+        proc.abort();
         match status {
             Some(s) if s.status.as_deref() == Some("Success") => Ok(()),
             None => Ok(()),
@@ -374,12 +376,16 @@ impl KubeTarget {
         }
     }
 
-    /// Starts the run's pod through to `main` running: waits for `deliver`, streams the
-    /// files in, then waits for `main` to start (or end), all on one watch; fails with the
-    /// reason when the pod cannot start.
+    /// Starts the run's pod through to `main` running: waits for `collector`, streams the
+    /// files in through it, and waits for `main` to be running (or ended), all on one
+    /// watch; fails with the reason when the pod cannot start.
     async fn start_pod(&self, spec: &RunSpec) -> Result<(), Error> {
         let cfg = watcher::Config::default().labels(&self.selector(&spec.run_id));
-        let stream = watcher(self.pods(), cfg).applied_objects();
+        // A watch that breaks is re-established (with backoff) by the watcher; the
+        // deadline bounds the whole start.
+        let stream = watcher(self.pods(), cfg)
+            .default_backoff()
+            .applied_objects();
         tokio::pin!(stream);
         let deadline = tokio::time::sleep(START_WITHIN);
         tokio::pin!(deadline);
@@ -397,14 +403,18 @@ impl KubeTarget {
             };
             let pod = match next {
                 Ok(Some(p)) => p,
-                Ok(None) => continue,
-                Err(e) => {
+                Ok(None) => {
                     return Err(Error::Target {
                         target: format!("Kubernetes compute `{}`", self.inner.name),
                         doing: "watching the run's pod".into(),
-                        detail: e.to_string(),
+                        detail: "the watch ended".into(),
                         unreachable: true,
                     });
+                }
+                Err(e) => {
+                    tracing::warn!(run = %spec.run_id, error = %e, "the pod watch broke; watching again");
+                    last_reason = format!("the watch broke: {e}");
+                    continue;
                 }
             };
             if pod.metadata.deletion_timestamp.is_some() {
@@ -420,35 +430,36 @@ impl KubeTarget {
             if status.phase.as_deref() == Some("Failed") || main_exit(&pod).is_some() {
                 return Ok(());
             }
-            let main = main_status(&pod);
-            if main
-                .as_ref()
-                .and_then(|c| c.state.as_ref())
-                .is_some_and(|s| s.running.is_some())
-            {
-                return Ok(());
-            }
-            let init = status
-                .init_container_statuses
-                .as_deref()
-                .unwrap_or_default()
-                .iter()
-                .find(|c| c.name == DELIVER)
-                .cloned();
-            for c in init.iter().chain(main.iter()) {
+            let statuses = status.container_statuses.clone().unwrap_or_default();
+            for c in &statuses {
                 if let Some(why) = start_failure(c) {
                     return Err(Error::Unsupported(why));
                 }
             }
-            let deliver_running = init
-                .as_ref()
-                .and_then(|c| c.state.as_ref())
-                .is_some_and(|s| s.running.is_some());
-            if deliver_running && !delivered {
+            let running = |name: &str| {
+                statuses
+                    .iter()
+                    .find(|c| c.name == name)
+                    .and_then(|c| c.state.as_ref())
+                    .is_some_and(|s| s.running.is_some())
+            };
+            if running(COLLECTOR) && !delivered {
                 let tar = spec.files_tar_under(crate::run::model::paths::ROOT);
-                self.exec(&pod_name, DELIVER, objects::deliver_command(), Some(tar))
-                    .await?;
+                let deliver =
+                    self.exec(&pod_name, COLLECTOR, objects::deliver_command(), Some(tar));
+                match tokio::time::timeout(START_WITHIN, deliver).await {
+                    Ok(result) => result?,
+                    Err(_) => {
+                        return Err(Error::Unsupported(format!(
+                            "copying the run's files into pod {pod_name} did not finish within {} s",
+                            START_WITHIN.as_secs()
+                        )));
+                    }
+                };
                 delivered = true;
+            }
+            if delivered && running(MAIN) {
+                return Ok(());
             }
             if let Some(cond) = status
                 .conditions
@@ -461,7 +472,7 @@ impl KubeTarget {
                     "not scheduled: {}",
                     cond.message.clone().unwrap_or_default()
                 );
-            } else if let Some(c) = init.as_ref().or(main.as_ref()) {
+            } else if let Some(c) = statuses.iter().find(|c| c.name == MAIN) {
                 last_reason = waiting_reason(c);
             }
         }

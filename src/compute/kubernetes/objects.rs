@@ -1,19 +1,22 @@
 //! The Kubernetes objects a run becomes. Pure: a [`RunSpec`] in, typed objects out, so
 //! every field tug sets is unit-tested and checked against the API schemas.
 //!
-//! A run is one `batch/v1` Job (no retries) whose pod has three containers sharing an
+//! A run is one `batch/v1` Job (no retries) whose pod has two containers sharing an
 //! `emptyDir` at `/tug` (code, inputs, outputs, home) and a small control folder:
 //!
-//! - `deliver` (init): waits until tug has streamed the run's files into `/tug` through
-//!   an exec'd `tar -x` (so the code snapshot needs neither a registry nor a rebuilt image,
-//!   and has no size limit such as a ConfigMap's 1 MiB), then exits;
-//! - `main`: the user's command, with the run's limits;
-//! - `collector`: waits beside `main` so that, after `main` has exited (or been stopped),
-//!   tug can exec `tar -c` in it to copy outputs and logs back. With the pod's process
-//!   namespace shared, it is also how tug stops `main` for cancel and timeout, TERM then
-//!   KILL, as `docker stop` does, while the pod (and its outputs) stay.
+//! - `collector`: tug streams the run's files into `/tug` through an exec'd `tar -x` in it
+//!   (so the code snapshot needs neither a registry nor a rebuilt image, and has no size
+//!   limit such as a ConfigMap's 1 MiB), then marks them delivered. It stays beside `main`
+//!   so that, after `main` has exited (or been stopped), tug can exec `tar -c` in it to
+//!   copy outputs and logs back. With the pod's process namespace shared, it is also how
+//!   tug stops `main` for cancel and timeout, TERM then KILL, as `docker stop` does, while
+//!   the pod (and its outputs) stay.
+//! - `main`: waits for the delivered mark (its control folder is read-only), then execs
+//!   the user's command with the run's limits.
 //!
-//! All three run the run's own image (it has `/bin/sh` and `tar`), as the run's user.
+//! Both start together (an init container for the delivery would cost one more container
+//! start and one more kubelet status cycle before the run starts). Both run the run's own
+//! image (it has `/bin/sh` and `tar`), as the run's user.
 
 use std::collections::BTreeMap;
 
@@ -31,7 +34,6 @@ use crate::compute::{Limits, RunSpec, labels};
 use crate::run::model::paths;
 
 pub const MAIN: &str = "main";
-pub const DELIVER: &str = "deliver";
 pub const COLLECTOR: &str = "collector";
 /// Annotation with the full run id (label values are limited to 63 characters).
 pub const RUN_ANNOTATION: &str = "tug.run-id";
@@ -324,22 +326,30 @@ pub fn run_job(spec: &RunSpec, opts: &JobOptions) -> Job {
         security_context: Some(container_security.clone()),
         ..Default::default()
     };
-    let deliver = helper(
-        DELIVER,
-        format!("while [ ! -e {DELIVERED} ]; do sleep 0.2; done"),
-        false,
-    );
     let collector = helper(
         COLLECTOR,
         format!("trap 'exit 0' TERM; while [ ! -e {COLLECTED} ]; do sleep 1 & wait $!; done"),
-        true,
+        false,
     );
+    main_mounts.push(mount("tug-control", CONTROL, true));
+    // The command and working folder travel as $0 and $1, never spliced into the script.
+    // The working folder is entered only once delivered: given as the container's
+    // `workingDir`, the runtime would create it, as root, before the files arrive.
+    let main_command = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        format!(
+            "while [ ! -e {DELIVERED} ]; do sleep 0.1; done; cd \"$1\" && exec /bin/sh -c \"$0\""
+        ),
+        spec.command.clone(),
+        spec.working_dir.clone(),
+    ];
     let main = Container {
         name: MAIN.into(),
         image: Some(spec.image.clone()),
         image_pull_policy: Some(opts.pull_policy.clone()),
-        command: sh(&spec.command),
-        working_dir: Some(spec.working_dir.clone()),
+        command: Some(main_command),
+        working_dir: Some(paths::ROOT.to_string()),
         env: Some(env(spec, &name)),
         resources: resources(&spec.limits),
         volume_mounts: Some(main_mounts),
@@ -370,7 +380,6 @@ pub fn run_job(spec: &RunSpec, opts: &JobOptions) -> Job {
             run_as_non_root: ids.map(|(u, _)| u != 0),
             ..Default::default()
         }),
-        init_containers: Some(vec![deliver]),
         containers: vec![main, collector],
         volumes: Some(volumes),
         node_selector: (!spec.limits.node_selector.is_empty())
@@ -412,12 +421,16 @@ pub fn check(spec: &RunSpec, opts: &JobOptions) -> Result<(), String> {
     Ok(())
 }
 
-/// Exec'd in `deliver`: unpack the run's files (a tar on stdin) and let the pod go on.
+/// Exec'd in `collector`: unpack the run's files (a tar on stdin) and let `main` go on.
+/// Once delivered, never again: a retried start must not overwrite what the run wrote.
 pub fn deliver_command() -> Vec<String> {
     vec![
         "/bin/sh".into(),
         "-c".into(),
-        format!("tar -x -o -f - -C {} && touch {DELIVERED}", paths::ROOT),
+        format!(
+            "if [ -e {DELIVERED} ]; then cat >/dev/null; exit 0; fi; tar -x -o -f - -C {} && touch {DELIVERED}",
+            paths::ROOT
+        ),
     ]
 }
 
@@ -545,9 +558,16 @@ mod tests {
         assert_eq!(pod.tolerations.unwrap()[0].key.as_deref(), Some("gpu"));
         let names: Vec<_> = pod.containers.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, [MAIN, COLLECTOR]);
-        assert_eq!(pod.init_containers.unwrap()[0].name, DELIVER);
+        assert!(pod.init_containers.is_none());
         let main = &pod.containers[0];
-        assert_eq!(main.command.as_ref().unwrap()[2], "python train.py");
+        let command = main.command.as_ref().unwrap();
+        assert!(command[2].contains("/tug-control/delivered"), "{command:?}");
+        assert_eq!(
+            command[3], "python train.py",
+            "the command is an argument, not spliced"
+        );
+        assert_eq!(command[4], "/tug/code");
+        assert_eq!(main.working_dir.as_deref(), Some("/tug"));
         assert_eq!(main.image_pull_policy.as_deref(), Some("IfNotPresent"));
         let res = main.resources.clone().unwrap();
         let lim = res.limits.unwrap();
@@ -567,6 +587,10 @@ mod tests {
         assert!(mounts.contains(&("/tug", None)));
         assert!(mounts.contains(&("/dev/shm", None)));
         assert!(mounts.contains(&("/tug/inputs/d", Some(true))));
+        assert!(
+            mounts.contains(&("/tug-control", Some(true))),
+            "main cannot mark its own files delivered"
+        );
         let security = main.security_context.as_ref().unwrap();
         assert_eq!(security.allow_privilege_escalation, Some(false));
     }

@@ -334,14 +334,22 @@ fn a_sweep_on_the_cluster_stops_the_trial_bandit_names() {
         "sweep.yml",
         &sweep_yaml(
             "--steps 8 --pause 0.5 --slow 0.1",
-            "compute: azureml:k8s\n\
-             sampling_algorithm: grid\n\
+            "sampling_algorithm: grid\n\
              search_space:\n  a:\n    type: choice\n    values: [1, 0.1, 0.95]\n\
              limits:\n  max_total_trials: 3\n  max_concurrent_trials: 3\n\
              early_termination:\n  type: bandit\n  slack_factor: 0.1\n  evaluation_interval: 1\n  delay_evaluation: 2\n",
         ),
     );
-    let streamed = ws.ok(&["job", "create", "-f", "sweep.yml", "--stream"]);
+    // The sweep stays local; its trials go to the cluster (tug's `trial.compute`).
+    let streamed = ws.ok(&[
+        "job",
+        "create",
+        "-f",
+        "sweep.yml",
+        "--set",
+        "trial.compute=azureml:k8s",
+        "--stream",
+    ]);
     assert!(streamed.contains("stopped early: bandit"), "{streamed}");
     let id = streamed
         .lines()

@@ -127,6 +127,18 @@ pub struct SweepTrial {
     pub distribution: Option<ProcessDistribution>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
+    /// tug's extension: where the trials run when not where the sweep says (`compute:`),
+    /// say the sweep's bookkeeping here and its trials on a cluster.
+    #[serde(
+        default,
+        deserialize_with = "optional_compute",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compute: Option<String>,
+}
+
+fn optional_compute<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    compute(d).map(Some)
 }
 
 /// `objective:`: the metric each trial logs (with `mlflow.log_metric`) and which way is better.
@@ -200,7 +212,11 @@ impl SweepJob {
             code: self.trial.code.clone(),
             environment: self.trial.environment.clone(),
             environment_variables: self.trial.environment_variables.clone(),
-            compute: self.compute.clone(),
+            compute: self
+                .trial
+                .compute
+                .clone()
+                .unwrap_or_else(|| self.compute.clone()),
             resources: self.trial_resources(),
             distribution: self.trial.distribution.clone(),
             limits: self

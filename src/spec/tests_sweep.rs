@@ -513,3 +513,23 @@ fn a_trial_becomes_a_command_job_for_the_existing_path() {
         "{e}"
     );
 }
+
+#[test]
+fn trials_run_where_trial_compute_says_else_where_the_sweep_does() {
+    let p = params(&[("lr", 0.05.into())]);
+    let plain = parse(&sweep("compute: azureml:cpu\n")).unwrap();
+    assert_eq!(plain.trial_job(&p).unwrap().compute, "cpu");
+    let split = parse(
+        &sweep("compute: azureml:cpu\n").replace("trial:\n", "trial:\n  compute: azureml:k8s\n"),
+    )
+    .unwrap();
+    assert_eq!(split.compute, "cpu");
+    assert_eq!(split.trial_job(&p).unwrap().compute, "k8s");
+    let set = parse_sweep_job(
+        Path::new(PATH),
+        &sweep(""),
+        &[("trial.compute", "azureml:k8s")],
+    )
+    .unwrap();
+    assert_eq!(set.trial_job(&p).unwrap().compute, "k8s");
+}

@@ -365,6 +365,14 @@ impl Runner {
                                 },
                             )?;
                         }
+                        // The target stopped answering mid-start: starting is idempotent,
+                        // so once it is back, start again.
+                        Err(e)
+                            if e.is_unreachable()
+                                && target.reachable(crate::compute::BACK_WITHIN).await =>
+                        {
+                            tracing::warn!(run = %id, error = %e, "the target is back; starting again");
+                        }
                         Err(e) => {
                             target.remove(id).await.ok();
                             self.fail(id, format!("could not start the container: {e}"))?;

@@ -156,19 +156,27 @@ async fn exec(
     } = started
     {
         let feed = async {
+            let mut fed = Ok::<_, Error>(());
             if let Some(mut s) = stdin {
                 while let Some(chunk) = s.next().await {
-                    let chunk = chunk.map_err(engine(format!("{doing}: reading the image")))?;
-                    input.write_all(&chunk).await.map_err(|e| Error::Target {
-                        target: "Docker engine".into(),
-                        doing: doing.clone(),
-                        detail: e.to_string(),
-                        unreachable: false,
-                    })?;
+                    let written = match chunk {
+                        Ok(chunk) => input.write_all(&chunk).await.map_err(|e| Error::Target {
+                            target: "Docker engine".into(),
+                            doing: doing.clone(),
+                            detail: e.to_string(),
+                            unreachable: false,
+                        }),
+                        Err(e) => Err(engine(format!("{doing}: reading the image"))(e)),
+                    };
+                    if let Err(e) = written {
+                        fed = Err(e);
+                        break;
+                    }
                 }
-                let _ = input.shutdown().await;
             }
-            Ok::<_, Error>(())
+            // Closed on every path: a half-fed import must see its end, not wait forever.
+            let _ = input.shutdown().await;
+            fed
         };
         let read = async {
             while let Some(item) = output.next().await {
@@ -211,6 +219,13 @@ pub async fn deliver(
         .await
         .map_err(engine(format!("listing the node containers ({label})")))?
         .into_iter()
+        // An HA kind cluster's load balancer carries the cluster label but is no node.
+        .filter(|c| {
+            c.labels
+                .as_ref()
+                .and_then(|l| l.get("io.x-k8s.kind.role"))
+                .is_none_or(|r| r != "external-load-balancer")
+        })
         .filter_map(|c| {
             c.names?
                 .first()

@@ -358,7 +358,14 @@ impl KubeTarget {
         proc.abort();
         match status {
             Some(s) if s.status.as_deref() == Some("Success") => Ok(()),
-            None => Ok(()),
+            // The stream closed before the process said how it ended (a dropped connection,
+            // or a server that closes the socket when stdin ends): unknown, never success.
+            None => Err(Error::Target {
+                target: format!("Kubernetes compute `{}`", self.inner.name),
+                doing: what,
+                detail: "the connection closed before the command's exit status arrived".into(),
+                unreachable: true,
+            }),
             Some(s) => Err(Error::Target {
                 target: format!("Kubernetes compute `{}`", self.inner.name),
                 doing: what,
@@ -390,7 +397,8 @@ impl KubeTarget {
         let deadline = tokio::time::sleep(START_WITHIN);
         tokio::pin!(deadline);
         let mut last_reason = String::from("no pod was created for the Job");
-        let mut delivered = false;
+        // The pod (by uid) the files went to: a replacement pod needs them again.
+        let mut delivered: Option<String> = None;
         loop {
             let next = tokio::select! {
                 n = stream.try_next() => n,
@@ -443,12 +451,24 @@ impl KubeTarget {
                     .and_then(|c| c.state.as_ref())
                     .is_some_and(|s| s.running.is_some())
             };
-            if running(COLLECTOR) && !delivered {
+            if running(COLLECTOR) && delivered != pod.metadata.uid {
                 let tar = spec.files_tar_under(crate::run::model::paths::ROOT);
                 let deliver =
                     self.exec(&pod_name, COLLECTOR, objects::deliver_command(), Some(tar));
                 match tokio::time::timeout(START_WITHIN, deliver).await {
-                    Ok(result) => result?,
+                    Ok(Ok(_)) => {}
+                    // Older servers close the socket when stdin ends, so no status comes:
+                    // whether the files arrived is asked again, without stdin.
+                    Ok(Err(e)) if e.is_unreachable() => {
+                        self.exec(&pod_name, COLLECTOR, objects::delivered_check(), None)
+                            .await
+                            .map_err(|_| {
+                                Error::Unsupported(format!(
+                                    "copying the run's files into pod {pod_name} failed: {e}"
+                                ))
+                            })?;
+                    }
+                    Ok(Err(e)) => return Err(e),
                     Err(_) => {
                         return Err(Error::Unsupported(format!(
                             "copying the run's files into pod {pod_name} did not finish within {} s",
@@ -456,9 +476,9 @@ impl KubeTarget {
                         )));
                     }
                 };
-                delivered = true;
+                delivered = pod.metadata.uid.clone();
             }
-            if delivered && running(MAIN) {
+            if delivered.is_some() && delivered == pod.metadata.uid && running(MAIN) {
                 return Ok(());
             }
             if let Some(cond) = status
@@ -647,18 +667,31 @@ impl ComputeTarget for KubeTarget {
             let target = me.inner.name.clone();
             let doing = format!("reading the log of {name}");
             let last = Arc::new(Mutex::new(cursor));
-            let lines = reader
-                .lines()
-                .map_err(move |e| api(&target, doing.clone())(kube::Error::ReadEvents(e)))
-                .map_ok(|l| log_line(&l))
-                .try_filter(move |l| {
-                    let mut last = last.lock().unwrap();
-                    let keep = l.ts.is_empty() || last.as_deref().is_none_or(|c| l.ts.as_str() > c);
-                    if keep && !l.ts.is_empty() {
-                        *last = Some(l.ts.clone());
+            // Split on newlines and decode lossily: one invalid UTF-8 byte must not end the
+            // log (a `lines()` reader fails on it).
+            let lines = futures_util::stream::unfold(reader, |mut r| async move {
+                let mut buf = Vec::new();
+                match r.read_until(b'\n', &mut buf).await {
+                    Ok(0) => None,
+                    Ok(_) => {
+                        if buf.last() == Some(&b'\n') {
+                            buf.pop();
+                        }
+                        Some((Ok(String::from_utf8_lossy(&buf).into_owned()), r))
                     }
-                    futures_util::future::ready(keep)
-                });
+                    Err(e) => Some((Err(e), r)),
+                }
+            })
+            .map_err(move |e| api(&target, doing.clone())(kube::Error::ReadEvents(e)))
+            .map_ok(|l: String| log_line(&l))
+            .try_filter(move |l| {
+                let mut last = last.lock().unwrap();
+                let keep = l.ts.is_empty() || last.as_deref().is_none_or(|c| l.ts.as_str() > c);
+                if keep && !l.ts.is_empty() {
+                    *last = Some(l.ts.clone());
+                }
+                futures_util::future::ready(keep)
+            });
             Ok::<_, Error>(lines)
         })
         .try_flatten()
@@ -742,9 +775,15 @@ impl ComputeTarget for KubeTarget {
         dest: &Path,
     ) -> Result<(), Error> {
         let Some(pod) = self.pod(run_id).await? else {
-            return Err(Error::Unsupported(format!(
-                "run {run_id}'s pod is gone; its outputs could not be copied"
-            )));
+            let job = objects::job_name(&self.inner.workspace_id, run_id);
+            return match self.jobs().get_opt(&job).await {
+                // Collected and removed by an earlier attempt that died before recording it.
+                Ok(None) => Ok(()),
+                Ok(Some(_)) => Err(Error::Unsupported(format!(
+                    "run {run_id}'s pod is gone (evicted or deleted); its outputs could not be copied"
+                ))),
+                Err(e) => Err(self.err(format!("reading job {job}"))(e)),
+            };
         };
         let name = pod.metadata.name.clone().unwrap_or_default();
         if !collector_running(&pod) {
@@ -807,7 +846,14 @@ impl ComputeTarget for KubeTarget {
         // Background propagation: the pod and the run's Secret (owned by the Job) go too.
         match self.jobs().delete(&name, &DeleteParams::background()).await {
             Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
+            // No Job: a refused apply or a crash before it may have left the Secret alone.
+            Err(e) if is_not_found(&e) => {
+                match self.secrets().delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if is_not_found(&e) => Ok(()),
+                    Err(e) => Err(self.err(format!("deleting secret {name}"))(e)),
+                }
+            }
             Err(e) => Err(self.err(format!("deleting job {name}"))(e)),
         }
     }

@@ -167,7 +167,7 @@ fn env(spec: &RunSpec, secret_name: &str) -> Vec<EnvVar> {
             } else {
                 EnvVar {
                     name: k.clone(),
-                    value: Some(v.clone()),
+                    value: Some(literal(v)),
                     ..Default::default()
                 }
             }
@@ -338,11 +338,11 @@ pub fn run_job(spec: &RunSpec, opts: &JobOptions) -> Job {
     let main_command = vec![
         "/bin/sh".into(),
         "-c".into(),
-        format!(
+        literal(&format!(
             "while [ ! -e {DELIVERED} ]; do sleep 0.1; done; cd \"$1\" && exec /bin/sh -c \"$0\""
-        ),
-        spec.command.clone(),
-        spec.working_dir.clone(),
+        )),
+        literal(&spec.command),
+        literal(&spec.working_dir),
     ];
     let main = Container {
         name: MAIN.into(),
@@ -434,6 +434,17 @@ pub fn deliver_command() -> Vec<String> {
     ]
 }
 
+/// Exec'd in `collector`: succeeds once the files are delivered.
+pub fn delivered_check() -> Vec<String> {
+    vec!["test".into(), "-e".into(), DELIVERED.into()]
+}
+
+/// The kubelet expands `$(NAME)` and turns `$$` into `$` in a container's command and in
+/// env values; Docker does neither. Doubling every `$` keeps the text as the user wrote it.
+pub fn literal(text: &str) -> String {
+    text.replace('$', "$$")
+}
+
 /// Exec'd in `collector`: a tar of `folder` (its last component at the top, as Docker's
 /// archive API gives), or nothing when the folder does not exist.
 pub fn collect_command(folder: &str) -> Vec<String> {
@@ -443,7 +454,7 @@ pub fn collect_command(folder: &str) -> Vec<String> {
     vec![
         "/bin/sh".into(),
         "-c".into(),
-        "cd \"$1\" 2>/dev/null && [ -e \"$2\" ] || exit 0; exec tar -c -f - \"$2\"".into(),
+        "cd \"$1\" 2>/dev/null && [ -e \"$2\" ] || exit 0; exec tar -c -f - -- \"$2\"".into(),
         "collect".into(),
         parent.into(),
         base.into(),
@@ -562,6 +573,10 @@ mod tests {
         let main = &pod.containers[0];
         let command = main.command.as_ref().unwrap();
         assert!(command[2].contains("/tug-control/delivered"), "{command:?}");
+        assert!(
+            command[2].contains("cd \"$$1\""),
+            "shell `$` kept from the kubelet: {command:?}"
+        );
         assert_eq!(
             command[3], "python train.py",
             "the command is an argument, not spliced"
@@ -636,6 +651,26 @@ mod tests {
         let err = check(&spec(), &remote).unwrap_err();
         assert!(err.contains("mode: download"), "{err}");
         assert!(check(&spec(), &opts()).is_ok());
+    }
+
+    #[test]
+    fn dollars_reach_the_shell_as_written() {
+        let s = RunSpec {
+            command: "echo $HOME $(TUG_RUN_ID) $$".into(),
+            env: [("P".to_string(), "a$(B)c".to_string())].into(),
+            secret_env: Default::default(),
+            ..spec()
+        };
+        let job = run_job(&s, &opts());
+        let main = &job.spec.unwrap().template.spec.unwrap().containers[0];
+        assert_eq!(
+            main.command.as_ref().unwrap()[3],
+            "echo $$HOME $$(TUG_RUN_ID) $$$$"
+        );
+        assert_eq!(
+            main.env.as_ref().unwrap()[0].value.as_deref(),
+            Some("a$$(B)c")
+        );
     }
 
     #[test]

@@ -641,3 +641,34 @@ fn run_objects_pass_the_live_servers_validation() {
         assert_eq!(pod.automount_service_account_token, Some(false));
     });
 }
+
+#[test]
+fn a_run_waiting_for_a_node_is_canceled_at_once() {
+    let Some(c) = cluster() else { return };
+    let ws = c.workspace();
+    // An instance type no node can take: the pod stays Pending.
+    ws.write(
+        ".tug/config.yaml",
+        &format!(
+            "compute:\n  k8s:\n    type: kubernetes\n    kubeconfig: {}\n    namespace: {}\n    images: local\n    instance_types:\n      nowhere: {{cpu: 1, memory: 1Gi, node_selector: {{tug-test/pool: none}}}}\n",
+            c.kubeconfig, c.namespace
+        ),
+    );
+    ws.write("src/never.py", "print('never runs')\n");
+    let id = ws.submit(
+        "job.yml",
+        &k8s_job("python3 never.py", "resources:\n  instance_type: nowhere\n"),
+    );
+    ws.wait_for(&id, LIMIT, |v| v["status"] == "Starting");
+    std::thread::sleep(Duration::from_secs(2));
+    let start = Instant::now();
+    ws.ok(&["job", "cancel", &id]);
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Canceled", "{v:#}");
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "canceled while starting: {:?}",
+        start.elapsed()
+    );
+    c.assert_nothing_left(&ws);
+}

@@ -354,7 +354,16 @@ impl Runner {
                             continue;
                         }
                     };
-                    match target.start(&spec).await {
+                    // A start can wait long (an unschedulable pod): a cancel ends it.
+                    let started = tokio::select! {
+                        r = target.start(&spec) => r,
+                        _ = wait_for_cancel(&mut cancel) => {
+                            target.remove(id).await.ok();
+                            self.finish_without_container(id, RunStatus::Canceled)?;
+                            continue;
+                        }
+                    };
+                    match started {
                         Ok(()) => {
                             self.store.transition(
                                 id,

@@ -370,16 +370,64 @@ impl KubeTarget {
                 target: format!("Kubernetes compute `{}`", self.inner.name),
                 doing: what,
                 detail: format!(
-                    "{}{}",
-                    s.message.unwrap_or_default(),
+                    "{}{}{}",
+                    s.message.clone().unwrap_or_default(),
                     if stderr.is_empty() {
                         String::new()
                     } else {
                         format!(": {}", String::from_utf8_lossy(&stderr).trim())
-                    }
+                    },
+                    exit_code(&s)
+                        .map(|c| format!(" [exit {c}]"))
+                        .unwrap_or_default()
                 ),
                 unreachable: false,
             }),
+        }
+    }
+
+    /// Copies the run's files into the pod: spooled by one exec, checked and unpacked by a
+    /// second, again (up to three times) when the spool came out short.
+    async fn deliver(&self, pod: &str, tar: Vec<u8>) -> Result<(), Error> {
+        let bytes = tar.len();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .exec(
+                    pod,
+                    COLLECTOR,
+                    objects::receive_command(),
+                    Some(tar.clone()),
+                )
+                .await
+            {
+                // Older servers end the stream before the status: the size check decides.
+                Ok(_) => {}
+                Err(e) if e.is_unreachable() => {}
+                Err(e) => return Err(e),
+            }
+            match self
+                .exec(pod, COLLECTOR, objects::unpack_command(bytes), None)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(Error::Target { detail, .. })
+                    if attempt < 3
+                        && detail.ends_with(&format!("[exit {}]", objects::SPOOL_SHORT)) =>
+                {
+                    tracing::warn!(
+                        pod,
+                        attempt,
+                        "the run's files arrived short; sending them again"
+                    );
+                }
+                Err(e) => {
+                    return Err(Error::Unsupported(format!(
+                        "copying the run's files into pod {pod} failed: {e}"
+                    )));
+                }
+            }
         }
     }
 
@@ -453,29 +501,16 @@ impl KubeTarget {
             };
             if running(COLLECTOR) && delivered != pod.metadata.uid {
                 let tar = spec.files_tar_under(crate::run::model::paths::ROOT);
-                let deliver =
-                    self.exec(&pod_name, COLLECTOR, objects::deliver_command(), Some(tar));
+                let deliver = self.deliver(&pod_name, tar);
                 match tokio::time::timeout(START_WITHIN, deliver).await {
-                    Ok(Ok(_)) => {}
-                    // Older servers close the socket when stdin ends, so no status comes:
-                    // whether the files arrived is asked again, without stdin.
-                    Ok(Err(e)) if e.is_unreachable() => {
-                        self.exec(&pod_name, COLLECTOR, objects::delivered_check(), None)
-                            .await
-                            .map_err(|_| {
-                                Error::Unsupported(format!(
-                                    "copying the run's files into pod {pod_name} failed: {e}"
-                                ))
-                            })?;
-                    }
-                    Ok(Err(e)) => return Err(e),
+                    Ok(result) => result?,
                     Err(_) => {
                         return Err(Error::Unsupported(format!(
                             "copying the run's files into pod {pod_name} did not finish within {} s",
                             START_WITHIN.as_secs()
                         )));
                     }
-                };
+                }
                 delivered = pod.metadata.uid.clone();
             }
             if delivered.is_some() && delivered == pod.metadata.uid && running(MAIN) {
@@ -497,6 +532,20 @@ impl KubeTarget {
             }
         }
     }
+}
+
+/// The exit code an exec's failure status reports.
+fn exit_code(s: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) -> Option<i32> {
+    s.details
+        .as_ref()?
+        .causes
+        .as_ref()?
+        .iter()
+        .find(|c| c.reason.as_deref() == Some("ExitCode"))?
+        .message
+        .as_ref()?
+        .parse()
+        .ok()
 }
 
 /// Why a container cannot start, for the errors that never fix themselves.

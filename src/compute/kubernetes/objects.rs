@@ -421,22 +421,36 @@ pub fn check(spec: &RunSpec, opts: &JobOptions) -> Result<(), String> {
     Ok(())
 }
 
-/// Exec'd in `collector`: unpack the run's files (a tar on stdin) and let `main` go on.
-/// Once delivered, never again: a retried start must not overwrite what the run wrote.
-pub fn deliver_command() -> Vec<String> {
+/// Where the run's files wait, spooled, before they are unpacked.
+const SPOOL: &str = "/tug/.tug-delivery.tar";
+
+/// Exec'd in `collector` with the run's files (a tar) on stdin: spools them. The exec's
+/// stream may close before it reports (a 1.20 server closes an exec with stdin when stdin
+/// ends), so this step only copies; [`unpack_command`] checks the size and unpacks.
+pub fn receive_command() -> Vec<String> {
+    vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        format!("if [ -e {DELIVERED} ]; then cat >/dev/null; exit 0; fi; cat >{SPOOL}"),
+    ]
+}
+
+/// Exit code of [`unpack_command`] when the spool is not the `bytes` sent (cut short).
+pub const SPOOL_SHORT: i32 = 3;
+
+/// Exec'd in `collector` (no stdin, so its status always arrives): unpacks the spool if it
+/// holds all `bytes`, and lets `main` go on. Once delivered, never again: a retried start
+/// must not overwrite what the run wrote.
+pub fn unpack_command(bytes: usize) -> Vec<String> {
     vec![
         "/bin/sh".into(),
         "-c".into(),
         format!(
-            "if [ -e {DELIVERED} ]; then cat >/dev/null; exit 0; fi; tar -x -o -f - -C {} && touch {DELIVERED}",
-            paths::ROOT
+            "[ -e {DELIVERED} ] && exit 0; [ \"$(wc -c <{SPOOL})\" -eq {bytes} ] || exit {SPOOL_SHORT}; \
+             tar -x -o -f {SPOOL} -C {root} && rm -f {SPOOL} && touch {DELIVERED}",
+            root = paths::ROOT
         ),
     ]
-}
-
-/// Exec'd in `collector`: succeeds once the files are delivered.
-pub fn delivered_check() -> Vec<String> {
-    vec!["test".into(), "-e".into(), DELIVERED.into()]
 }
 
 /// The kubelet expands `$(NAME)` and turns `$$` into `$` in a container's command and in
@@ -671,6 +685,23 @@ mod tests {
             main.env.as_ref().unwrap()[0].value.as_deref(),
             Some("a$$(B)c")
         );
+    }
+
+    #[test]
+    fn delivery_is_spooled_then_checked_by_size_then_unpacked_once() {
+        let receive = receive_command();
+        assert!(
+            receive[2].contains("cat >/tug/.tug-delivery.tar"),
+            "{receive:?}"
+        );
+        let unpack = unpack_command(10240);
+        let script = &unpack[2];
+        assert!(script.contains("-eq 10240 ] || exit 3"), "{script}");
+        assert!(
+            script.starts_with("[ -e /tug-control/delivered ] && exit 0"),
+            "never twice: {script}"
+        );
+        assert!(script.ends_with("touch /tug-control/delivered"), "{script}");
     }
 
     #[test]

@@ -326,20 +326,11 @@ fn a_killed_server_loses_no_run_on_the_cluster() {
 #[test]
 fn a_sweep_on_the_cluster_stops_the_trial_bandit_names() {
     let Some(c) = cluster() else { return };
-    use common::sweep::{TRIAL, sweep_yaml, trials};
+    use common::sweep::{TRIAL, bandit_sweep, sweep_id, trials};
     let ws = c.workspace();
     ws.write("src/trial.py", TRIAL);
     // As in the Docker sweep test: a=0.1 scores 1 and reports 3x slower; bandit stops it.
-    ws.write(
-        "sweep.yml",
-        &sweep_yaml(
-            "--steps 8 --pause 0.5 --slow 0.1",
-            "sampling_algorithm: grid\n\
-             search_space:\n  a:\n    type: choice\n    values: [1, 0.1, 0.95]\n\
-             limits:\n  max_total_trials: 3\n  max_concurrent_trials: 3\n\
-             early_termination:\n  type: bandit\n  slack_factor: 0.1\n  evaluation_interval: 1\n  delay_evaluation: 2\n",
-        ),
-    );
+    ws.write("sweep.yml", &bandit_sweep());
     // The sweep stays local; its trials go to the cluster (tug's `trial.compute`).
     let streamed = ws.ok(&[
         "job",
@@ -351,12 +342,7 @@ fn a_sweep_on_the_cluster_stops_the_trial_bandit_names() {
         "--stream",
     ]);
     assert!(streamed.contains("stopped early: bandit"), "{streamed}");
-    let id = streamed
-        .lines()
-        .find_map(|l| l.strip_prefix("Submitted sweep "))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("the sweep id is printed")
-        .to_string();
+    let id = sweep_id(&streamed);
     let v = ws.wait(&id, LIMIT);
     assert_eq!(v["status"], "Completed", "{v:#}");
     for t in trials(&v) {

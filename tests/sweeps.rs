@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::Ws;
-use common::sweep::{TRIAL, sweep_yaml, trials};
+use common::sweep::{TRIAL, bandit_sweep, sweep_id, sweep_yaml, trials};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(240);
@@ -115,26 +115,12 @@ fn bandit_stops_the_trial_its_rule_names_and_only_it() {
     // a=0.1 scores 1 at every step and reports 3x slower than the others: by its second
     // report the best (a=1: 10) is there, and 1 * 1.1 < 10 stops it. a=0.95 scores 9.5,
     // within 10 % of 10 (9.5 * 1.1 = 10.45), and runs to the end.
-    ws.write(
-        "sweep.yml",
-        &sweep_yaml(
-            "--steps 8 --pause 0.5 --slow 0.1",
-            "sampling_algorithm: grid\n\
-             search_space:\n  a:\n    type: choice\n    values: [1, 0.1, 0.95]\n\
-             limits:\n  max_total_trials: 3\n  max_concurrent_trials: 3\n\
-             early_termination:\n  type: bandit\n  slack_factor: 0.1\n  evaluation_interval: 1\n  delay_evaluation: 2\n",
-        ),
-    );
+    ws.write("sweep.yml", &bandit_sweep());
     // Followed live: each trial as it ends, the rule that stopped one, the best at the end.
     let streamed = ws.ok(&["job", "create", "-f", "sweep.yml", "--stream"]);
     assert!(streamed.contains("stopped early: bandit"), "{streamed}");
     assert!(streamed.contains("Best trial:"), "{streamed}");
-    let id = streamed
-        .lines()
-        .find_map(|l| l.strip_prefix("Submitted sweep "))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("the sweep id is printed")
-        .to_string();
+    let id = sweep_id(&streamed);
     let v = ws.wait(&id, LIMIT);
     assert_eq!(v["status"], "Completed", "{v:#}\n{}", ws.server_log());
     let ts = trials(&v);

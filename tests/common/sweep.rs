@@ -43,3 +43,26 @@ pub fn sweep_yaml(command_tail: &str, rest: &str) -> String {
 pub fn trials(v: &Value) -> Vec<Value> {
     v["sweep"]["trials"].as_array().cloned().unwrap_or_default()
 }
+
+/// Three trials, grid over a in [1, 0.1, 0.95], with a bandit policy: a=0.1 scores 1 at
+/// every step and reports 3x slower, so by its second report the best (a=1: 10) is there
+/// and 1 * 1.1 < 10 stops it; a=0.95 (9.5, within 10 % of 10) runs to the end.
+pub fn bandit_sweep() -> String {
+    sweep_yaml(
+        "--steps 8 --pause 0.5 --slow 0.1",
+        "sampling_algorithm: grid\n\
+         search_space:\n  a:\n    type: choice\n    values: [1, 0.1, 0.95]\n\
+         limits:\n  max_total_trials: 3\n  max_concurrent_trials: 3\n\
+         early_termination:\n  type: bandit\n  slack_factor: 0.1\n  evaluation_interval: 1\n  delay_evaluation: 2\n",
+    )
+}
+
+/// The sweep id from `job create --stream` output.
+pub fn sweep_id(streamed: &str) -> String {
+    streamed
+        .lines()
+        .find_map(|l| l.strip_prefix("Submitted sweep "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the sweep id is printed")
+        .to_string()
+}

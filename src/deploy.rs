@@ -135,11 +135,6 @@ pub fn endpoint_request(
     let text = read_spec_file(cwd, file)?;
     let ep = spec::parse_online_endpoint(file, &text, &borrowed(overrides)).map_err(spec_error)?;
     let f = file.display();
-    if ep.compute.is_some() {
-        bail!(
-            "{f}: `compute`: Kubernetes endpoints are not supported by tug yet; the endpoint runs on the local Docker engine\n  help: remove `compute:`"
-        );
-    }
     let mode = ep.auth_mode.as_str().to_string();
     if mode == "aad_token" {
         bail!("{f}: `auth_mode: aad_token`: tug has no Entra ID; use `auth_mode: key`");
@@ -156,6 +151,7 @@ pub fn endpoint_request(
         auth_mode: mode,
         traffic: Default::default(),
         mirror_traffic: Default::default(),
+        compute: ep.compute,
     })
 }
 
@@ -168,11 +164,6 @@ pub fn load_deployment(
     let text = read_spec_file(cwd, file)?;
     let d = spec::parse_online_deployment(file, &text, &borrowed(overrides)).map_err(spec_error)?;
     let f = file.display();
-    if d.deployment_type == spec::EndpointComputeType::Kubernetes {
-        bail!(
-            "{f}: `type: kubernetes`: Kubernetes deployments are not supported by tug yet\n  help: remove `type:` to deploy on the local Docker engine"
-        );
-    }
     let Some(code) = &d.code_configuration else {
         bail!(
             "{f}: `code_configuration`: no-code deployments (MLflow or Triton models without a scoring script) are not supported by tug yet\n  help: add `code_configuration: {{code: ..., scoring_script: score.py}}`"
@@ -264,7 +255,26 @@ pub async fn deployment_submission(
     let code_snapshot =
         crate::submit::upload(client, crate::snapshot::tar_bytes(&entries, "", 0, 0)).await?;
     let environment = crate::submit::finish_environment(client, environment, context).await?;
-    let probe = &d.readiness_probe;
+    let probe = |p: &spec::ProbeSettings| Probe {
+        initial_delay: p.initial_delay as u64,
+        period: p.period as u64,
+        timeout: p.timeout as u64,
+        failure_threshold: p.failure_threshold as u64,
+    };
+    let autoscale = match &d.scale_settings {
+        spec::ScaleSettings::Default => None,
+        spec::ScaleSettings::TargetUtilization {
+            min_instances,
+            max_instances,
+            target_utilization_percentage,
+            polling_interval,
+        } => Some(crate::endpoint::Autoscale {
+            min_instances: *min_instances,
+            max_instances: *max_instances,
+            target_utilization_percentage: *target_utilization_percentage,
+            polling_interval: *polling_interval,
+        }),
+    };
     Ok(DeploymentSubmission {
         name: d.name.clone(),
         endpoint_name: d.endpoint_name.clone(),
@@ -285,12 +295,10 @@ pub async fn deployment_submission(
         max_concurrent_requests_per_instance: d
             .request_settings
             .max_concurrent_requests_per_instance,
-        readiness_probe: Probe {
-            initial_delay: probe.initial_delay as u64,
-            period: probe.period as u64,
-            timeout: probe.timeout as u64,
-            failure_threshold: probe.failure_threshold as u64,
-        },
+        readiness_probe: probe(&d.readiness_probe),
+        liveness_probe: probe(&d.liveness_probe),
+        autoscale,
+        resources: d.resources.clone(),
         source: Some(absolute(cwd, file).display().to_string()),
     })
 }

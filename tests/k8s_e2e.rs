@@ -11,111 +11,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{MINIMAL, SKLEARN, Ws};
+use common::cluster::{Cluster, cluster};
+use common::{MINIMAL, SKLEARN};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(300);
-
-struct Cluster {
-    kubeconfig: String,
-    namespace: String,
-}
-
-/// The cluster under test, or `None` (after saying so) when none is given.
-fn cluster() -> Option<Cluster> {
-    match std::env::var("TUG_E2E_KUBECONFIG") {
-        Ok(k) if !k.is_empty() => Some(Cluster {
-            kubeconfig: k,
-            namespace: std::env::var("TUG_E2E_NAMESPACE").unwrap_or_else(|_| "default".into()),
-        }),
-        _ => {
-            assert!(
-                std::env::var("TUG_E2E_REQUIRED").as_deref() != Ok("1"),
-                "TUG_E2E_REQUIRED=1 but TUG_E2E_KUBECONFIG names no cluster: start one with `tests/k8s/cluster.sh start`"
-            );
-            eprintln!(
-                "skipped: no cluster (set TUG_E2E_KUBECONFIG to run the Kubernetes e2e suite)"
-            );
-            None
-        }
-    }
-}
-
-impl Cluster {
-    /// A workspace whose `k8s` compute is this cluster.
-    fn workspace(&self) -> Ws {
-        let ws = Ws::new();
-        ws.write(
-            ".tug/config.yaml",
-            &format!(
-                "compute:\n  k8s:\n    type: kubernetes\n    kubeconfig: {}\n    namespace: {}\n    images: local\n",
-                self.kubeconfig, self.namespace
-            ),
-        );
-        ws
-    }
-
-    /// Runs `f` with a client for the cluster, on a runtime of its own.
-    fn with_client<T>(&self, f: impl AsyncFnOnce(kube::Client) -> T) -> T {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
-            let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                .await
-                .unwrap();
-            f(kube::Client::try_from(config).unwrap()).await
-        })
-    }
-
-    /// Names of the workspace's Jobs and pods still in the namespace (pods being deleted
-    /// are counted: "nothing left" means gone).
-    fn leftovers(&self, ws: &Ws) -> Vec<String> {
-        let Some(ws_id) = ws.workspace_id() else {
-            return vec![];
-        };
-        let lp = ListParams::default().labels(&format!("tug.workspace={ws_id}"));
-        self.with_client(async |client| {
-            let jobs: Api<Job> = Api::namespaced(client.clone(), &self.namespace);
-            let pods: Api<Pod> = Api::namespaced(client, &self.namespace);
-            let mut names: Vec<String> = jobs
-                .list(&lp)
-                .await
-                .unwrap()
-                .items
-                .into_iter()
-                .filter_map(|j| j.metadata.name)
-                .collect();
-            names.extend(
-                pods.list(&lp)
-                    .await
-                    .unwrap()
-                    .items
-                    .into_iter()
-                    .filter_map(|p| p.metadata.name),
-            );
-            names
-        })
-    }
-
-    /// Waits (up to 60 s) until the workspace has no Job or pod left.
-    fn assert_nothing_left(&self, ws: &Ws) {
-        let start = Instant::now();
-        loop {
-            let left = self.leftovers(ws);
-            if left.is_empty() {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "objects left on the cluster: {left:?}"
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-}
 
 fn k8s_job(command: &str, extra: &str) -> String {
     format!(

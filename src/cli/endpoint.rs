@@ -100,6 +100,10 @@ pub(crate) enum DeploymentCommand {
         set: Vec<String>,
         #[arg(long)]
         no_wait: bool,
+        /// Print the Kubernetes objects the deployment becomes (YAML, or `-o json`), for
+        /// kubectl or GitOps; the scoring image is built, nothing is applied.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Roll a deployment to a changed file: new instances are ready before old ones stop.
     Update {
@@ -113,6 +117,9 @@ pub(crate) enum DeploymentCommand {
         set: Vec<String>,
         #[arg(long)]
         no_wait: bool,
+        /// Print the Kubernetes objects the new generation becomes; nothing is applied.
+        #[arg(long)]
+        dry_run: bool,
     },
     Show {
         #[arg(short, long)]
@@ -401,18 +408,15 @@ pub(crate) async fn run_deployment(
             all_traffic,
             set,
             no_wait,
+            dry_run,
         } => {
-            apply(
-                ctx,
-                &file,
-                name,
-                endpoint_name,
-                &set,
-                false,
+            let how = ApplyMode {
+                update: false,
                 all_traffic,
                 no_wait,
-            )
-            .await
+                dry_run,
+            };
+            apply(ctx, &file, name, endpoint_name, &set, how).await
         }
         DeploymentCommand::Update {
             file,
@@ -420,7 +424,16 @@ pub(crate) async fn run_deployment(
             endpoint_name,
             set,
             no_wait,
-        } => apply(ctx, &file, name, endpoint_name, &set, true, false, no_wait).await,
+            dry_run,
+        } => {
+            let how = ApplyMode {
+                update: true,
+                all_traffic: false,
+                no_wait,
+                dry_run,
+            };
+            apply(ctx, &file, name, endpoint_name, &set, how).await
+        }
         DeploymentCommand::Show {
             name,
             endpoint_name,
@@ -482,17 +495,28 @@ pub(crate) async fn run_deployment(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// How `create`/`update` apply a deployment file.
+struct ApplyMode {
+    update: bool,
+    all_traffic: bool,
+    no_wait: bool,
+    dry_run: bool,
+}
+
 async fn apply(
     ctx: &Context_,
     file: &std::path::Path,
     name: Option<String>,
     endpoint_name: Option<String>,
     set: &[String],
-    update: bool,
-    all_traffic: bool,
-    no_wait: bool,
+    how: ApplyMode,
 ) -> anyhow::Result<ExitCode> {
+    let ApplyMode {
+        update,
+        all_traffic,
+        no_wait,
+        dry_run,
+    } = how;
     let mut sets = super::job::parse_sets(set)?;
     if let Some(n) = name {
         sets.push(("name".into(), n));
@@ -505,6 +529,18 @@ async fn apply(
     let client = Client::connect(&ctx.workspace()?).await?;
     let sub = crate::deploy::deployment_submission(&client, &ctx.cwd, file, spec).await?;
     let (ep, dep) = (sub.endpoint_name.clone(), sub.name.clone());
+    if dry_run {
+        let (method, path) = if update {
+            (Method::PUT, dep_path(&ep, &dep))
+        } else {
+            (Method::POST, format!("{}/deployments", ep_path(&ep)))
+        };
+        let objects: Vec<serde_json::Value> = client
+            .send_json(method, &format!("{path}?dry_run=true"), &sub)
+            .await?;
+        print_objects(ctx, &objects)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let query = format!("?all_traffic={all_traffic}");
     let _: DeploymentRecord = if update {
         client
@@ -534,6 +570,20 @@ async fn apply(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Kubernetes objects as `kubectl apply -f` reads them: YAML documents, or with `-o json`
+/// one `List`.
+fn print_objects(ctx: &Context_, objects: &[serde_json::Value]) -> anyhow::Result<()> {
+    if ctx.output == output::Format::Json {
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    for o in objects {
+        print!("---\n{}", serde_yaml::to_string(o)?);
+    }
+    Ok(())
 }
 
 fn print_deployment(ctx: &Context_, d: &DeploymentRecord) -> anyhow::Result<()> {

@@ -7,12 +7,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::backend::{Backend, StartError};
 use super::docker::{Engine, State};
+use super::forward::Forward;
+use super::kubernetes::KubeEndpoints;
 use super::plan;
 use super::runtime::{self, Runtime};
 use super::*;
 use crate::build::BuildPlan;
 use crate::build::docker::Builder;
+use crate::compute::targets::Targets;
 use crate::store::Store;
 use crate::workspace::{Workspace, random_hex};
 
@@ -24,8 +28,13 @@ pub struct Controller {
     pub ws: Workspace,
     pub(super) engine: Engine,
     pub(super) builder: Builder,
+    targets: Arc<Targets>,
     busy: Arc<Mutex<HashSet<String>>>,
     active: Arc<AtomicUsize>,
+    /// Loopback listeners of cluster endpoints, by endpoint name.
+    forwards: Mutex<std::collections::HashMap<String, Forward>>,
+    /// How `tug-infsrv` starts in the router image, once known.
+    router_exec: tokio::sync::OnceCell<Vec<String>>,
 }
 
 /// Marks an endpoint busy for as long as it lives.
@@ -62,6 +71,7 @@ impl Controller {
         ws: Workspace,
         docker: bollard::Docker,
         ws_id: &str,
+        targets: Arc<Targets>,
     ) -> Controller {
         Controller {
             store,
@@ -71,14 +81,81 @@ impl Controller {
                 docker,
                 ws: ws_id.to_string(),
             },
+            targets,
             busy: Arc::default(),
             active: Arc::default(),
+            forwards: Mutex::default(),
+            router_exec: tokio::sync::OnceCell::new(),
         }
     }
 
     /// Operations in progress (the server stays up while there are any).
     pub fn active(&self) -> usize {
         self.active.load(Ordering::SeqCst)
+    }
+
+    /// Cluster endpoints this server forwards to: it must stay up for them to answer.
+    pub fn forwarding(&self) -> usize {
+        self.forwards.lock().unwrap().len()
+    }
+
+    /// The workspace config's entry for `compute`, checked to be a target endpoints can use.
+    pub(super) fn compute_config(
+        &self,
+        compute: &str,
+    ) -> Result<crate::compute::config::TargetConfig> {
+        use crate::compute::config::WorkspaceConfig;
+        let path = self.ws.config_path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let file = path.display().to_string();
+        let cfg =
+            WorkspaceConfig::parse(&file, &text).map_err(|e| Error::Invalid(e.to_string()))?;
+        cfg.target(compute, &file)
+            .map_err(|e| Error::Invalid(e.to_string()))
+    }
+
+    /// Where an endpoint's router and instances run.
+    pub(super) async fn backend(&self, ep: &EndpointRecord) -> Result<Backend> {
+        let Some(compute) = &ep.compute else {
+            return Ok(Backend::Docker(self.engine.clone()));
+        };
+        let cfg = self.compute_config(compute)?;
+        if !cfg.is_kubernetes() {
+            return Ok(Backend::Docker(self.engine.clone()));
+        }
+        let target = match self.targets.get(compute, &cfg).await? {
+            crate::compute::Target::Kubernetes(t) => t,
+            crate::compute::Target::Docker(_) => unreachable!("a kubernetes config"),
+        };
+        let exec = self
+            .router_exec
+            .get_or_try_init(|| async {
+                let infsrv = self.infsrv().await?;
+                Ok::<_, Error>(plan::router_command(&infsrv))
+            })
+            .await?
+            .clone();
+        Ok(Backend::Kubernetes(
+            KubeEndpoints::connect(target, &self.engine.ws, exec).await?,
+        ))
+    }
+
+    /// Starts the loopback listener of a cluster endpoint (once).
+    pub(super) async fn ensure_forward(&self, ep: &EndpointRecord, kube: &KubeEndpoints) {
+        if self.forwards.lock().unwrap().contains_key(&ep.name) {
+            return;
+        }
+        let (pods, selector) = kube.router_pods(&ep.name);
+        match super::forward::listen(ep.port, pods, selector).await {
+            Ok(f) => {
+                self.forwards.lock().unwrap().insert(ep.name.clone(), f);
+            }
+            Err(e) => tracing::warn!(
+                endpoint = %ep.name,
+                port = ep.port,
+                "cannot listen on the endpoint's loopback port: {e}"
+            ),
+        }
     }
 
     /// Marks `endpoint` busy until the guard drops (the guard may move into a task).
@@ -189,6 +266,9 @@ impl Controller {
             return Err(Error::EndpointExists(req.name));
         }
         check_traffic(&req.traffic, &req.mirror_traffic, &[])?;
+        if let Some(compute) = &req.compute {
+            self.compute_config(compute)?;
+        }
         let guard = self.claim(&req.name, "create")?;
         let creds = Credentials {
             primary_key: random_hex(32),
@@ -209,6 +289,7 @@ impl Controller {
             mirror_traffic: BTreeMap::new(),
             state: ProvisioningState::Creating,
             message: Some("starting the router".into()),
+            compute: req.compute,
             port,
             key_sha256: vec![sha_hex(&creds.primary_key), sha_hex(&creds.secondary_key)],
             created_at: now.clone(),
@@ -276,60 +357,36 @@ impl Controller {
 
     async fn provision_router(&self, name: &str) -> Result<()> {
         let ep = self.endpoint(name)?;
+        let backend = self.backend(&ep).await?;
         let image = plan::router_image(&self.infsrv().await?);
         self.build(&image, "the router image", name, None).await?;
-        self.engine.ensure_network(name).await?;
         let config = plan::router_config(&ep, &self.store.deployments(name)?);
-        let body = plan::router_body(&self.engine.ws, &ep, &image.tag);
-        let container = plan::router_name(&self.engine.ws, name);
-        self.engine
-            .run(&container, body, Some(plan::router_config_tar(&config)))
-            .await?;
-        let url = format!("http://127.0.0.1:{}/", ep.port);
-        if let Err(why) = wait_ready(
-            &self.engine,
-            &container,
-            &url,
-            Duration::from_secs(30),
-            Duration::from_secs(2),
-        )
-        .await
-        {
-            // Leave nothing behind: a router that restarts forever helps no one.
-            let log = self
-                .engine
-                .logs(&container, Some(200))
-                .await
-                .unwrap_or_default();
-            let _ = self.engine.remove(&container).await;
-            let _ = self.engine.remove_network(name).await;
-            return Err(Error::Failed(format!(
-                "the endpoint's router did not start: {why}\n  its log ends with:\n    {}\n  \
-                 the router container and network were removed; fix the cause, then `tug online-endpoint delete -n {name}` and create it again",
-                log_tail(&log, 25)
-            )));
+        let creds = self.credentials(name)?;
+        match backend.start_router(&ep, &image.tag, &config, &creds).await {
+            Ok(()) => {}
+            Err(StartError::Failed(e)) => return Err(e),
+            Err(StartError::NotReady(n)) => {
+                return Err(Error::Failed(format!(
+                    "the endpoint's router did not start: {}\n  its log ends with:\n    {}\n  \
+                     what was started for it was removed; fix the cause, then `tug online-endpoint delete -n {name}` and create it again",
+                    n.why,
+                    log_tail(&n.log, 25)
+                )));
+            }
+        }
+        if let Backend::Kubernetes(k) = &backend {
+            self.ensure_forward(&ep, k).await;
         }
         Ok(())
     }
 
-    /// The last 25 lines of a container's log, indented for an error message.
-    async fn log_end(&self, container: &str) -> String {
-        let log = self
-            .engine
-            .logs(container, Some(200))
-            .await
-            .unwrap_or_default();
-        log_tail(&log, 25)
-    }
-
     /// Fails unless the endpoint's router is running, with its log.
     pub(super) async fn check_router(&self, name: &str) -> Result<()> {
-        let container = plan::router_name(&self.engine.ws, name);
-        match self.engine.state(&container).await? {
-            State::Running => Ok(()),
-            state => Err(Error::Failed(format!(
-                "the router of endpoint `{name}` is not running ({state:?}); its log ends with:\n    {}",
-                self.log_end(&container).await
+        let ep = self.endpoint(name)?;
+        match self.backend(&ep).await?.router_problem(name).await? {
+            None => Ok(()),
+            Some(why) => Err(Error::Failed(format!(
+                "the router of endpoint `{name}` is not running: {why}"
             ))),
         }
     }
@@ -345,8 +402,8 @@ impl Controller {
         deadline: Duration,
     ) -> Result<()> {
         let ep = self.endpoint(name)?;
+        let backend = self.backend(&ep).await?;
         let key = self.credentials(name)?.primary_key;
-        let container = plan::router_name(&self.engine.ws, name);
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .no_proxy()
@@ -355,10 +412,8 @@ impl Controller {
         let url = format!("http://127.0.0.1:{}/", ep.port);
         let start = Instant::now();
         let mut in_a_row = 0;
+        let mut checked = Instant::now();
         let why = loop {
-            if let State::Exited(code) = self.engine.state(&container).await? {
-                break format!("the router exited with code {code}");
-            }
             let reply = client
                 .get(&url)
                 .bearer_auth(&key)
@@ -386,12 +441,16 @@ impl Controller {
             if start.elapsed() > deadline {
                 break format!("not answering after {} s ({last})", deadline.as_secs());
             }
+            if checked.elapsed() > Duration::from_secs(2) {
+                checked = Instant::now();
+                if let Some(problem) = backend.router_problem(name).await? {
+                    break format!("the router is down: {problem}");
+                }
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
         Err(Error::Failed(format!(
-            "deployment `{deployment}` is up but endpoint `{name}` does not answer for it on {url}: {why}\n  \
-             the router's log ends with:\n    {}",
-            self.log_end(&container).await
+            "deployment `{deployment}` is up but endpoint `{name}` does not answer for it on {url}: {why}"
         )))
     }
 
@@ -400,11 +459,7 @@ impl Controller {
         let ep = self.endpoint(name)?;
         let ready: Vec<DeploymentRecord> = self.store.deployments(name)?;
         let config = plan::router_config(&ep, &ready);
-        let container = plan::router_name(&self.engine.ws, name);
-        self.engine
-            .upload(&container, plan::router_config_tar(&config))
-            .await?;
-        self.engine.signal(&container, "SIGHUP").await
+        self.backend(&ep).await?.push_config(name, &config).await
     }
 
     /// Changes traffic, mirror traffic, description or tags.
@@ -468,12 +523,10 @@ impl Controller {
     /// Removes every container, the network, the keys and the records.
     pub async fn delete_endpoint(&self, name: &str) -> Result<()> {
         let _guard = self.claim(name, "delete")?;
-        self.endpoint(name)?;
+        let ep = self.endpoint(name)?;
         self.set_endpoint_state(name, ProvisioningState::Deleting, None);
-        for c in self.engine.containers(name, None).await? {
-            self.engine.remove(&c).await?;
-        }
-        self.engine.remove_network(name).await?;
+        self.forwards.lock().unwrap().remove(name);
+        self.backend(&ep).await?.remove_endpoint(name).await?;
         let _ = self.keys().delete(name);
         let _ = std::fs::remove_file(self.legacy_keys_path(name));
         self.store.delete_endpoint(name)?;
@@ -501,6 +554,16 @@ impl Controller {
                     self.store.put_deployment(&d)?;
                 }
             }
+            // A cluster endpoint answers on loopback only while a server forwards for it.
+            if ep.compute.is_some() {
+                match self.backend(&ep).await {
+                    Ok(Backend::Kubernetes(k)) => self.ensure_forward(&ep, &k).await,
+                    Ok(Backend::Docker(_)) => {}
+                    Err(e) => {
+                        tracing::warn!(endpoint = %ep.name, error = %e, "cannot reach the endpoint's cluster")
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -517,6 +580,12 @@ impl Controller {
             if ep.state != ProvisioningState::Succeeded
                 || self.busy.lock().unwrap().contains(&ep.name)
             {
+                continue;
+            }
+            if ep.compute.is_some()
+                && let Backend::Kubernetes(k) = self.backend(&ep).await?
+            {
+                healed += self.heal_cluster(&ep, &k).await?;
                 continue;
             }
             let router = plan::router_name(&self.engine.ws, &ep.name);
@@ -557,6 +626,32 @@ impl Controller {
     }
 }
 
+impl Controller {
+    /// The cluster restarts pods itself; what it cannot do is tell the router when a
+    /// replaced pod came back at another address. This does, and keeps the listener up.
+    async fn heal_cluster(&self, ep: &EndpointRecord, kube: &KubeEndpoints) -> Result<usize> {
+        self.ensure_forward(ep, kube).await;
+        let mut moved = false;
+        for mut d in self.store.deployments(&ep.name)? {
+            if d.state != ProvisioningState::Succeeded || d.instances.is_empty() {
+                continue;
+            }
+            let now = kube.instances(&ep.name, &d.name, d.generation).await?;
+            if !now.is_empty() && now != d.instances {
+                tracing::info!(endpoint = %ep.name, deployment = %d.name, "instances moved; telling the router");
+                d.instances = now;
+                self.store.put_deployment(&d)?;
+                moved = true;
+            }
+        }
+        if moved {
+            self.reload_router(&ep.name).await?;
+            return Ok(1);
+        }
+        Ok(0)
+    }
+}
+
 /// What `online-endpoint update` may change.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct EndpointPatch {
@@ -585,38 +680,3 @@ pub(super) fn log_tail(log: &str, n: usize) -> String {
 
 /// The header that names a deployment (Azure's), on requests and on routed answers.
 const DEPLOYMENT_HEADER: &str = "azureml-model-deployment";
-
-/// Polls `url` until it answers 200, failing early when the container exits.
-pub(super) async fn wait_ready(
-    engine: &Engine,
-    container: &str,
-    url: &str,
-    deadline: Duration,
-    timeout: Duration,
-) -> std::result::Result<(), String> {
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .no_proxy()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let start = Instant::now();
-    loop {
-        match engine.state(container).await {
-            Ok(State::Running) => {}
-            Ok(State::Exited(code)) => {
-                return Err(format!("the container exited with code {code}"));
-            }
-            Ok(State::Missing) => return Err("the container disappeared".into()),
-            Err(e) => return Err(e.to_string()),
-        }
-        let last = match client.get(url).send().await {
-            Ok(r) if r.status().is_success() => return Ok(()),
-            Ok(r) => format!("it answered {}", r.status()),
-            Err(e) => format!("{e}"),
-        };
-        if start.elapsed() > deadline {
-            return Err(format!("not ready after {} s ({last})", deadline.as_secs()));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}

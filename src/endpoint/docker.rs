@@ -2,6 +2,7 @@
 //! scoring instances, their state and logs.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, NetworkCreateRequest};
@@ -11,9 +12,12 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
+use super::backend::{GenerationRequest, NotReady, StartError};
+use super::controller::{DRAIN_SECONDS, log_tail};
 use super::plan::{self, CONTAINER_PORT};
-use super::{Error, Instance, Result};
+use super::{Credentials, EndpointRecord, Error, Instance, Result};
 use crate::compute::labels;
+use crate::serving::router::RouterConfig;
 
 fn engine(doing: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Error {
     let doing = doing.into();
@@ -212,7 +216,7 @@ impl Engine {
     }
 
     /// The last `tail` lines of a container's output (stdout and stderr interleaved).
-    pub async fn logs(&self, name: &str, tail: Option<usize>) -> Result<String> {
+    pub async fn container_log(&self, name: &str, tail: Option<usize>) -> Result<String> {
         let opts = LogsOptions {
             stdout: true,
             stderr: true,
@@ -259,5 +263,207 @@ impl Engine {
             .filter_map(|c| c.names.and_then(|n| n.first().cloned()))
             .map(|n| n.trim_start_matches('/').to_string())
             .collect())
+    }
+}
+
+/// The endpoint operations of [`super::backend::Backend`] on the engine: a network per
+/// endpoint, the router published on the endpoint's loopback port, one container per
+/// instance.
+impl Engine {
+    pub(super) async fn start_router(
+        &self,
+        ep: &EndpointRecord,
+        image: &str,
+        config: &RouterConfig,
+        _creds: &Credentials,
+    ) -> Result<(), StartError> {
+        self.ensure_network(&ep.name).await?;
+        let body = plan::router_body(&self.ws, ep, image);
+        let container = plan::router_name(&self.ws, &ep.name);
+        self.run(&container, body, Some(plan::router_config_tar(config)))
+            .await?;
+        let url = format!("http://127.0.0.1:{}/", ep.port);
+        let waited = wait_ready(
+            self,
+            &container,
+            &url,
+            Duration::from_secs(30),
+            Duration::from_secs(2),
+        )
+        .await;
+        if let Err(why) = waited {
+            // Leave nothing behind: a router that restarts forever helps no one.
+            let log = self
+                .container_log(&container, Some(200))
+                .await
+                .unwrap_or_default();
+            let _ = self.remove(&container).await;
+            let _ = self.remove_network(&ep.name).await;
+            return Err(StartError::NotReady(NotReady {
+                instance: container,
+                why,
+                log,
+            }));
+        }
+        Ok(())
+    }
+
+    pub async fn router_problem(&self, ep: &str) -> Result<Option<String>> {
+        let container = plan::router_name(&self.ws, ep);
+        Ok(match self.state(&container).await? {
+            State::Running => None,
+            state => {
+                let log = self
+                    .container_log(&container, Some(200))
+                    .await
+                    .unwrap_or_default();
+                Some(format!(
+                    "its container is not running ({state:?}); its log ends with:\n    {}",
+                    log_tail(&log, 25)
+                ))
+            }
+        })
+    }
+
+    pub async fn push_config(&self, ep: &str, config: &RouterConfig) -> Result<()> {
+        let container = plan::router_name(&self.ws, ep);
+        self.upload(&container, plan::router_config_tar(config))
+            .await?;
+        self.signal(&container, "SIGHUP").await
+    }
+
+    pub(super) async fn start_generation(
+        &self,
+        req: &GenerationRequest<'_>,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Vec<Instance>, StartError> {
+        let (ep, dep) = (&req.ep.name, &req.dep.name);
+        let count = req.dep.spec.instance_count;
+        let mut started = Vec::new();
+        let outcome = async {
+            for i in 0..count {
+                let name = plan::instance_name(&self.ws, ep, dep, req.generation, i);
+                progress(&format!("starting instance {}/{count}", i + 1));
+                let body = plan::instance_body(
+                    &self.ws,
+                    req.dep,
+                    req.ep,
+                    req.image,
+                    req.user.clone(),
+                    req.limits,
+                );
+                started.push(name.clone());
+                self.run(&name, body, None).await?;
+            }
+            let mut instances = Vec::new();
+            for (i, name) in started.iter().enumerate() {
+                progress(&format!(
+                    "waiting for instance {}/{count} to be ready",
+                    i + 1
+                ));
+                let inst = self.instance(name, ep).await?;
+                let url = format!("http://127.0.0.1:{}/", inst.host_port);
+                let probe = req.dep.spec.readiness_probe;
+                if let Err(why) = wait_ready(
+                    self,
+                    name,
+                    &url,
+                    probe.deadline(),
+                    Duration::from_secs(probe.timeout.max(1)),
+                )
+                .await
+                {
+                    let log = self
+                        .container_log(name, Some(200))
+                        .await
+                        .unwrap_or_default();
+                    return Err(StartError::NotReady(NotReady {
+                        instance: name.clone(),
+                        why,
+                        log,
+                    }));
+                }
+                instances.push(inst);
+            }
+            Ok(instances)
+        }
+        .await;
+        if outcome.is_err() {
+            for name in &started {
+                let _ = self.remove(name).await;
+            }
+        }
+        outcome
+    }
+
+    pub async fn remove_generation(
+        &self,
+        _ep: &str,
+        _dep: &str,
+        _generation: u32,
+        instances: &[Instance],
+        drain: bool,
+    ) -> Result<()> {
+        for inst in instances {
+            if drain {
+                self.stop_and_remove(&inst.container, DRAIN_SECONDS).await?;
+            } else {
+                self.remove(&inst.container).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn remove_deployment(&self, ep: &str, dep: &str) -> Result<()> {
+        for c in self.containers(ep, Some(dep)).await? {
+            self.stop_and_remove(&c, DRAIN_SECONDS).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn remove_endpoint(&self, ep: &str) -> Result<()> {
+        for c in self.containers(ep, None).await? {
+            self.remove(&c).await?;
+        }
+        self.remove_network(ep).await
+    }
+
+    pub async fn logs(&self, inst: &Instance, tail: Option<usize>) -> Result<String> {
+        self.container_log(&inst.container, tail).await
+    }
+}
+
+/// Polls `url` until it answers 200, failing early when the container exits.
+pub(super) async fn wait_ready(
+    engine: &Engine,
+    container: &str,
+    url: &str,
+    deadline: Duration,
+    timeout: Duration,
+) -> std::result::Result<(), String> {
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    loop {
+        match engine.state(container).await {
+            Ok(State::Running) => {}
+            Ok(State::Exited(code)) => {
+                return Err(format!("the container exited with code {code}"));
+            }
+            Ok(State::Missing) => return Err("the container disappeared".into()),
+            Err(e) => return Err(e.to_string()),
+        }
+        let last = match client.get(url).send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => format!("it answered {}", r.status()),
+            Err(e) => format!("{e}"),
+        };
+        if start.elapsed() > deadline {
+            return Err(format!("not ready after {} s ({last})", deadline.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -9,8 +9,12 @@
 //! This module holds the records and the pure planning (names, image contexts, router
 //! configuration); `docker.rs` talks to the engine and `controller.rs` runs operations.
 
+mod backend;
 pub mod controller;
 pub mod docker;
+pub mod forward;
+pub mod kube_objects;
+pub mod kubernetes;
 pub mod plan;
 mod rollout;
 pub mod runtime;
@@ -52,6 +56,9 @@ pub struct EndpointRequest {
     pub traffic: BTreeMap<String, u32>,
     #[serde(default)]
     pub mirror_traffic: BTreeMap<String, u32>,
+    /// The compute target (`compute:` without `azureml:`); none: the local Docker engine.
+    #[serde(default)]
+    pub compute: Option<String>,
 }
 
 fn key_mode() -> String {
@@ -73,7 +80,11 @@ pub struct EndpointRecord {
     /// Progress while busy, the reason when failed.
     #[serde(default)]
     pub message: Option<String>,
-    /// Loopback port the router is published on; fixed for the endpoint's life.
+    /// The compute target it runs on; none: the local Docker engine.
+    #[serde(default)]
+    pub compute: Option<String>,
+    /// Loopback port the router is published on (on a cluster: where tug's server
+    /// forwards to the router through the API server); fixed for the endpoint's life.
     pub port: u16,
     /// Hex sha256 of the primary and secondary keys.
     pub key_sha256: Vec<String>,
@@ -155,7 +166,24 @@ pub struct DeploymentSubmission {
     #[serde(default)]
     pub readiness_probe: Probe,
     #[serde(default)]
+    pub liveness_probe: Probe,
+    /// `scale_settings: target_utilization` (Kubernetes only); none: `instance_count`.
+    #[serde(default)]
+    pub autoscale: Option<Autoscale>,
+    /// `resources` of a Kubernetes deployment (over the instance type's).
+    #[serde(default)]
+    pub resources: Option<crate::spec::ResourceRequirements>,
+    #[serde(default)]
     pub source: Option<String>,
+}
+
+/// Azure's `target_utilization` scale settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Autoscale {
+    pub min_instances: u32,
+    pub max_instances: u32,
+    pub target_utilization_percentage: u32,
+    pub polling_interval: u32,
 }
 
 /// One running container of a deployment.
@@ -240,6 +268,8 @@ pub enum Error {
     Runtime(#[from] runtime::Error),
     #[error(transparent)]
     Secret(#[from] crate::secrets::Error),
+    #[error(transparent)]
+    Compute(#[from] crate::compute::Error),
     #[error("{what}: {source}")]
     Io {
         what: String,

@@ -190,6 +190,11 @@ pub fn router_image(infsrv: &Runtime) -> ImagePlan {
     }
 }
 
+/// How `tug-infsrv` starts in the router image (its entrypoint without `router`).
+pub fn router_command(infsrv: &Runtime) -> Vec<String> {
+    infsrv.command(ROUTER_BINARY, ROUTER_LIB)
+}
+
 /// A Dockerfile exec-form array.
 fn json_array(items: &[String]) -> String {
     serde_json::to_string(items).expect("strings serialize")

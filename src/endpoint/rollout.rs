@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::controller::{Controller, DRAIN_SECONDS, log_tail, wait_ready};
-use super::plan;
+use super::backend::{Backend, GenerationRequest, StartError};
+use super::controller::{Controller, log_tail};
 use super::*;
 use crate::registry;
 
@@ -25,6 +25,12 @@ impl Controller {
         }
         if sub.instance_count == 0 {
             return Err(Error::Invalid("instance_count must be at least 1".into()));
+        }
+        if sub.autoscale.is_some() && ep.compute.is_none() {
+            return Err(Error::Invalid(format!(
+                "`scale_settings: target_utilization` needs an endpoint on a Kubernetes compute target; endpoint `{}` runs on the local Docker engine\n  help: use `scale_settings: {{type: default}}` and `instance_count`",
+                ep.name
+            )));
         }
         if let Some(ModelBinding::Registered { name, version }) = &sub.model {
             self.store
@@ -105,69 +111,46 @@ impl Controller {
     ) -> Result<()> {
         let ep = self.endpoint(ep_name)?;
         let rec = self.deployment(ep_name, dep_name)?;
+        let backend = self.backend(&ep).await?;
         self.check_router(ep_name).await?;
-        let image = self.scoring_image(&rec).await?;
+        let image = self.scoring_image(&rec, true).await?;
         let user = self.user_for(&image).await;
-        let limits = self.instance_limits(&rec)?;
-        // Secrets are decrypted into the instances' environment only; logs that tug shows
-        // or keeps have their values masked.
+        let limits = self.instance_limits(&ep, &rec)?;
+        // Secrets are decrypted into the instances' environment only (on a cluster, into
+        // a Secret they read); logs that tug shows or keeps have their values masked.
         let (env, masker) = self.secrets().resolve(&rec.spec.environment_variables)?;
+        let secret_env: BTreeMap<String, String> = env
+            .iter()
+            .filter(|(k, v)| rec.spec.environment_variables.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut resolved = rec.clone();
         resolved.spec.environment_variables = env;
         let generation = rec.generation + 1;
         let count = rec.spec.instance_count;
-        let mut started = Vec::new();
-        let outcome = async {
-            for i in 0..count {
-                let name = plan::instance_name(&self.engine.ws, ep_name, dep_name, generation, i);
-                self.progress(ep_name, dep_name, &format!("starting instance {}/{count}", i + 1));
-                let body = plan::instance_body(
-                    &self.engine.ws,
-                    &resolved,
-                    &ep,
-                    &image,
-                    user.clone(),
-                    &limits,
-                );
-                started.push(name.clone());
-                self.engine.run(&name, body, None).await?;
-            }
-            let mut instances = Vec::new();
-            for (i, name) in started.iter().enumerate() {
-                self.progress(ep_name, dep_name, &format!("waiting for instance {}/{count} to be ready", i + 1));
-                let inst = self.engine.instance(name, ep_name).await?;
-                let url = format!("http://127.0.0.1:{}/", inst.host_port);
-                let probe = rec.spec.readiness_probe;
-                if let Err(why) = wait_ready(
-                    &self.engine,
-                    name,
-                    &url,
-                    probe.deadline(),
-                    Duration::from_secs(probe.timeout.max(1)),
-                )
-                .await
-                {
-                    let log = self.engine.logs(name, Some(200)).await.unwrap_or_default();
-                    let log = masker.mask(&log).into_owned();
-                    let saved = self.save_log(ep_name, dep_name, name, &log);
-                    return Err(Error::Failed(format!(
-                        "instance {name} never became ready: {why}\n  its log ends with:\n    {}\n  full log: {} (or `tug online-deployment get-logs -e {ep_name} -n {dep_name}`)",
-                        log_tail(&log, 25),
-                        saved.display()
-                    )));
-                }
-                instances.push(inst);
-            }
-            Ok::<_, Error>(instances)
-        }
-        .await;
-        let instances = match outcome {
+        let req = GenerationRequest {
+            ep: &ep,
+            dep: &resolved,
+            secret_env,
+            generation,
+            image: &image,
+            user,
+            limits: &limits,
+        };
+        let progress = |m: &str| self.progress(ep_name, dep_name, m);
+        let instances = match backend.start_generation(&req, &progress).await {
             Ok(i) => i,
-            Err(e) => {
-                for name in &started {
-                    let _ = self.engine.remove(name).await;
-                }
-                return Err(e);
+            Err(StartError::Failed(e)) => return Err(e),
+            Err(StartError::NotReady(n)) => {
+                let log = masker.mask(&n.log).into_owned();
+                let saved = self.save_log(ep_name, dep_name, &n.instance, &log);
+                return Err(Error::Failed(format!(
+                    "instance {} never became ready: {}\n  its log ends with:\n    {}\n  full log: {} (or `tug online-deployment get-logs -e {ep_name} -n {dep_name}`)",
+                    n.instance,
+                    n.why,
+                    log_tail(&log, 25),
+                    saved.display()
+                )));
             }
         };
         // Switch: the new generation serves before the old one stops.
@@ -208,18 +191,71 @@ impl Controller {
             self.store.put_deployment(&before)?;
             self.store.put_endpoint(&before_ep)?;
             let _ = self.reload_router(ep_name).await;
-            for name in &started {
-                let _ = self.engine.remove(name).await;
-            }
+            let _ = backend
+                .remove_generation(ep_name, dep_name, generation, &rec.instances, false)
+                .await;
             return Err(e);
         }
         self.progress(ep_name, dep_name, "stopping the previous instances");
-        for inst in old {
-            self.engine
-                .stop_and_remove(&inst.container, DRAIN_SECONDS)
+        if before.generation > 0 {
+            backend
+                .remove_generation(ep_name, dep_name, before.generation, &old, true)
                 .await?;
         }
         Ok(())
+    }
+
+    /// The Kubernetes objects a deployment would become (`--dry-run -o yaml`), with the
+    /// scoring image built so its tag is real; nothing is applied and no record changes.
+    /// Secret values are not decrypted: the Secret names them.
+    pub async fn plan_deployment(
+        &self,
+        sub: DeploymentSubmission,
+    ) -> Result<Vec<serde_json::Value>> {
+        let ep = self.endpoint(&sub.endpoint_name)?;
+        let Backend::Kubernetes(kube) = self.backend(&ep).await? else {
+            return Err(Error::Invalid(format!(
+                "--dry-run prints the Kubernetes objects of a deployment, and endpoint `{}` runs on the local Docker engine (give the endpoint `compute:` a Kubernetes target)",
+                ep.name
+            )));
+        };
+        let generation = self
+            .store
+            .deployment(&ep.name, &sub.name)?
+            .map_or(0, |d| d.generation);
+        let now = crate::store::now();
+        let rec = DeploymentRecord {
+            endpoint: ep.name.clone(),
+            name: sub.name.clone(),
+            spec: sub,
+            state: ProvisioningState::Creating,
+            message: None,
+            generation,
+            image: None,
+            instances: vec![],
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        let image = self.scoring_image(&rec, false).await?;
+        let user = self.user_for(&image).await;
+        let limits = self.instance_limits(&ep, &rec)?;
+        let secret_env = rec
+            .spec
+            .environment_variables
+            .iter()
+            .filter(|(_, v)| v.contains("${{secrets."))
+            .map(|(k, v)| (k.clone(), format!("<set by tug from {v}>")))
+            .collect();
+        let req = GenerationRequest {
+            ep: &ep,
+            dep: &rec,
+            secret_env,
+            generation: generation + 1,
+            image: &image,
+            user,
+            limits: &limits,
+        };
+        Ok(kube.plan_generation(&req))
     }
 
     fn secrets(&self) -> crate::secrets::SecretStore {
@@ -234,9 +270,16 @@ impl Controller {
     }
 
     /// Ensures the environment image, then the scoring image on top of it; returns its tag.
-    async fn scoring_image(&self, rec: &DeploymentRecord) -> Result<String> {
+    /// `report`: progress goes to the deployment's record (not for a dry run, which must
+    /// leave a live deployment's record alone).
+    async fn scoring_image(&self, rec: &DeploymentRecord, report: bool) -> Result<String> {
         let (ep, dep) = (rec.endpoint.as_str(), rec.name.as_str());
-        self.progress(ep, dep, "preparing the environment image");
+        let say = |m: &str| {
+            if report {
+                self.progress(ep, dep, m)
+            }
+        };
+        say("preparing the environment image");
         let env = &rec.spec.environment;
         let context = match env {
             crate::run::model::ResolvedEnvironment::Build {
@@ -254,7 +297,7 @@ impl Controller {
         let mut progress = |line: &str| {
             if last.elapsed() > Duration::from_millis(500) {
                 last = Instant::now();
-                self.progress(ep, dep, &format!("building the environment image: {line}"));
+                say(&format!("building the environment image: {line}"));
             }
         };
         let ensured = self
@@ -316,42 +359,49 @@ impl Controller {
             code: code.as_ref().map(|e| (code_dir.as_str(), e.as_slice())),
             scoring_script: rec.spec.scoring_script.as_deref(),
         });
-        self.progress(ep, dep, &format!("building the scoring image {}", plan.tag));
-        self.build(&plan, "the scoring image", ep, Some(dep))
+        say(&format!("building the scoring image {}", plan.tag));
+        self.build(&plan, "the scoring image", ep, report.then_some(dep))
             .await?;
         Ok(plan.tag)
     }
 
-    /// cpu and memory for `instance_type` when the workspace config defines it for `local`.
-    /// Azure SKU names (`Standard_DS3_v2`) that it does not define mean no limits: a file
-    /// written for Azure deploys unchanged.
-    fn instance_limits(&self, rec: &DeploymentRecord) -> Result<crate::compute::Limits> {
-        use crate::compute::config::{self, WorkspaceConfig};
-        let Some(name) = &rec.spec.instance_type else {
-            return Ok(Default::default());
-        };
-        let path = self.ws.config_path();
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let file = path.display().to_string();
-        let cfg =
-            WorkspaceConfig::parse(&file, &text).map_err(|e| Error::Invalid(e.to_string()))?;
-        let target = cfg
-            .target("local", &file)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
-        if !target.instance_types.contains_key(name) {
+    /// cpu and memory for `instance_type` as the endpoint's compute target defines it.
+    /// On Docker, Azure SKU names (`Standard_DS3_v2`) that the config does not define
+    /// mean no limits: a file written for Azure deploys unchanged. On a cluster, no
+    /// `instance_type` is Azure's `defaultinstancetype`, and `resources` has the last word.
+    fn instance_limits(
+        &self,
+        ep: &EndpointRecord,
+        rec: &DeploymentRecord,
+    ) -> Result<crate::compute::Limits> {
+        use crate::compute::config;
+        let compute = ep.compute.clone().unwrap_or_else(|| "local".into());
+        let target = self.compute_config(&compute)?;
+        let kube = target.is_kubernetes();
+        if let Some(name) = &rec.spec.instance_type
+            && !kube
+            && !target.instance_types.contains_key(name)
+        {
             tracing::info!(instance_type = %name, "not defined in the workspace config: no limits");
+            return Ok(Default::default());
+        }
+        if rec.spec.instance_type.is_none() && !kube {
             return Ok(Default::default());
         }
         let res = crate::run::model::Resources {
             instance_count: None,
-            instance_type: Some(name.clone()),
+            instance_type: rec.spec.instance_type.clone(),
             shm_size: None,
         };
-        let limits =
-            config::limits("local", &target, &res).map_err(|e| Error::Invalid(e.to_string()))?;
-        if limits.gpus.is_some() {
+        let mut limits =
+            config::limits(&compute, &target, &res).map_err(|e| Error::Invalid(e.to_string()))?;
+        if let Some(r) = &rec.spec.resources {
+            apply_resources(&mut limits, r)?;
+        }
+        if limits.gpus.is_some() && !kube {
             return Err(Error::Invalid(format!(
-                "instance type `{name}` asks for GPUs; GPU deployments are not supported on Docker by tug yet"
+                "instance type `{}` asks for GPUs; GPU deployments are not supported on Docker by tug yet",
+                rec.spec.instance_type.clone().unwrap_or_default()
             )));
         }
         Ok(limits)
@@ -391,10 +441,10 @@ impl Controller {
         self.store.put_endpoint(&ep)?;
         self.store.delete_deployment(ep_name, dep_name)?;
         self.reload_router(ep_name).await?;
-        for c in self.engine.containers(ep_name, Some(dep_name)).await? {
-            self.engine.stop_and_remove(&c, DRAIN_SECONDS).await?;
-        }
-        Ok(())
+        self.backend(&ep)
+            .await?
+            .remove_deployment(ep_name, dep_name)
+            .await
     }
 
     /// The instances' logs (the last `lines` of each), or the saved logs of failed ones.
@@ -405,11 +455,12 @@ impl Controller {
         lines: Option<usize>,
     ) -> Result<String> {
         let rec = self.deployment(ep_name, dep_name)?;
+        let backend = self.backend(&self.endpoint(ep_name)?).await?;
         let masker = self.secrets().masker(&rec.spec.environment_variables);
         let mut out = String::new();
         for inst in &rec.instances {
             out.push_str(&format!("==> {} <==\n", inst.container));
-            let log = self.engine.logs(&inst.container, lines).await?;
+            let log = backend.logs(inst, lines).await?;
             out.push_str(&masker.mask(&log));
         }
         let dir = self
@@ -436,4 +487,38 @@ impl Controller {
         }
         Ok(out)
     }
+}
+
+/// A deployment's `resources` over the instance type's: each value given replaces it.
+fn apply_resources(
+    limits: &mut crate::compute::Limits,
+    r: &crate::spec::ResourceRequirements,
+) -> Result<()> {
+    use crate::compute::config::{parse_bytes, parse_cpu};
+    let bad = |field: &str, v: &str| {
+        Error::Invalid(format!(
+            "`resources.{field}: {v}` is not a quantity tug can read; write e.g. `cpu: 500m` or `memory: 2Gi`"
+        ))
+    };
+    if let Some(l) = &r.limits {
+        if let Some(c) = &l.cpu {
+            limits.nano_cpus = Some(parse_cpu(c).ok_or_else(|| bad("limits.cpu", c))?);
+        }
+        if let Some(m) = &l.memory {
+            limits.memory_bytes = Some(parse_bytes(m).ok_or_else(|| bad("limits.memory", m))?);
+        }
+        if let Some(g) = &l.gpu {
+            limits.gpus = Some(g.parse().map_err(|_| bad("limits.nvidia.com/gpu", g))?);
+        }
+    }
+    if let Some(q) = &r.requests {
+        if let Some(c) = &q.cpu {
+            limits.cpu_request_nanos = Some(parse_cpu(c).ok_or_else(|| bad("requests.cpu", c))?);
+        }
+        if let Some(m) = &q.memory {
+            limits.memory_request_bytes =
+                Some(parse_bytes(m).ok_or_else(|| bad("requests.memory", m))?);
+        }
+    }
+    Ok(())
 }

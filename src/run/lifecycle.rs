@@ -66,7 +66,7 @@ pub struct Runner {
     pub store: Arc<Store>,
     pub ws: Workspace,
     pub workspace_id: String,
-    targets: Targets,
+    targets: std::sync::Arc<Targets>,
     builder: Builder,
     cancels: Mutex<HashMap<String, watch::Sender<bool>>>,
     active: AtomicUsize,
@@ -85,7 +85,7 @@ impl Runner {
         store: Arc<Store>,
         ws: Workspace,
         workspace_id: String,
-        targets: Targets,
+        targets: std::sync::Arc<Targets>,
         builder: Builder,
     ) -> Runner {
         Runner {

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
@@ -161,6 +162,9 @@ async fn regenerate(
 struct ApplyQuery {
     #[serde(default)]
     all_traffic: bool,
+    /// Answer with the Kubernetes objects the deployment would become; apply nothing.
+    #[serde(default)]
+    dry_run: bool,
 }
 
 fn check_path(name: &str, sub: &DeploymentSubmission) -> ApiResult<()> {
@@ -181,10 +185,13 @@ async fn create_deployment(
     Path(name): Path<String>,
     Query(q): Query<ApplyQuery>,
     Json(sub): Json<DeploymentSubmission>,
-) -> ApiResult<(StatusCode, Json<DeploymentRecord>)> {
+) -> ApiResult<axum::response::Response> {
     check_path(&name, &sub)?;
+    if q.dry_run {
+        return Ok(Json(s.endpoints.plan_deployment(sub).await?).into_response());
+    }
     let rec = s.endpoints.apply_deployment(sub, false, q.all_traffic)?;
-    Ok((StatusCode::ACCEPTED, Json(rec)))
+    Ok((StatusCode::ACCEPTED, Json(rec)).into_response())
 }
 
 async fn update_deployment(
@@ -192,7 +199,7 @@ async fn update_deployment(
     Path((name, dep)): Path<(String, String)>,
     Query(q): Query<ApplyQuery>,
     Json(sub): Json<DeploymentSubmission>,
-) -> ApiResult<(StatusCode, Json<DeploymentRecord>)> {
+) -> ApiResult<axum::response::Response> {
     check_path(&name, &sub)?;
     if sub.name != dep {
         return Err(ApiError(
@@ -200,8 +207,11 @@ async fn update_deployment(
             "deployment name mismatch".into(),
         ));
     }
+    if q.dry_run {
+        return Ok(Json(s.endpoints.plan_deployment(sub).await?).into_response());
+    }
     let rec = s.endpoints.apply_deployment(sub, true, q.all_traffic)?;
-    Ok((StatusCode::ACCEPTED, Json(rec)))
+    Ok((StatusCode::ACCEPTED, Json(rec)).into_response())
 }
 
 async fn list_deployments(

@@ -93,6 +93,7 @@ impl AppState {
         if g.in_flight == 0
             && self.runner.active() == 0
             && self.endpoints.active() == 0
+            && self.endpoints.forwarding() == 0
             && self.sweeps.active() == 0
             && g.last_activity.elapsed() >= limit
         {
@@ -164,17 +165,21 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
     let workspace_id = store.workspace_id()?;
     let target = DockerTarget::connect_local(&workspace_id).await?;
     let builder = crate::build::docker::Builder::new(target.docker().clone());
+    let docker = target.docker().clone();
+    // One set of connected targets for runs and endpoints (one client per cluster).
+    let targets = Arc::new(crate::compute::targets::Targets::new(&workspace_id, target));
     let endpoints = Arc::new(crate::endpoint::controller::Controller::new(
         store.clone(),
         ws.clone(),
-        target.docker().clone(),
+        docker,
         &workspace_id,
+        targets.clone(),
     ));
     let runner = Arc::new(Runner::new(
         store,
         ws.clone(),
         workspace_id.clone(),
-        crate::compute::targets::Targets::new(&workspace_id, target),
+        targets,
         builder,
     ));
 

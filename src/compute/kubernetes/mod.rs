@@ -207,6 +207,43 @@ impl KubeTarget {
         api(&self.inner.name, doing)
     }
 
+    /// The compute target's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub fn client(&self) -> kube::Client {
+        self.inner.client.clone()
+    }
+
+    /// Namespace, pull policy and pull secret, as the config gives them.
+    pub fn options(&self) -> &JobOptions {
+        &self.inner.opts
+    }
+
+    /// Loads `image` onto the nodes as the target's `images:` setting says (nothing to do
+    /// for `local`: the nodes use this machine's engine).
+    pub async fn deliver_image(&self, image: &str) -> Result<(), Error> {
+        if let Some(docker) = &self.inner.docker {
+            let done =
+                images::deliver(docker, self.inner.delivery, &self.inner.cluster, image).await?;
+            if !done.loaded.is_empty() {
+                tracing::info!(image, nodes = ?done.loaded, "loaded the image onto the nodes");
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `command` in a container of a pod; its stdout, or the error with its stderr.
+    pub async fn exec_in(
+        &self,
+        pod: &str,
+        container: &str,
+        command: Vec<String>,
+    ) -> Result<Vec<u8>, Error> {
+        self.exec(pod, container, command, None).await
+    }
+
     fn jobs(&self) -> Api<Job> {
         Api::namespaced(self.inner.client.clone(), &self.inner.opts.namespace)
     }
@@ -643,18 +680,7 @@ impl ComputeTarget for KubeTarget {
 
     async fn start(&self, spec: &RunSpec) -> Result<(), Error> {
         objects::check(spec, &self.inner.opts).map_err(Error::Unsupported)?;
-        if let Some(docker) = &self.inner.docker {
-            let done = images::deliver(
-                docker,
-                self.inner.delivery,
-                &self.inner.cluster,
-                &spec.image,
-            )
-            .await?;
-            if !done.loaded.is_empty() {
-                tracing::info!(image = %spec.image, nodes = ?done.loaded, "loaded the image onto the nodes");
-            }
-        }
+        self.deliver_image(&spec.image).await?;
         let name = objects::job_name(&spec.workspace_id, &spec.run_id);
         let secret = objects::run_secret(spec, &self.inner.opts);
         if let Some(secret) = &secret {

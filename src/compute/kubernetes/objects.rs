@@ -225,6 +225,21 @@ pub fn resources(limits: &Limits) -> Option<ResourceRequirements> {
     })
 }
 
+/// The instance type's tolerations, as the pod spec writes them.
+pub fn tolerations(limits: &Limits) -> Vec<Toleration> {
+    limits
+        .tolerations
+        .iter()
+        .map(|t| Toleration {
+            key: t.key.clone(),
+            operator: t.operator.clone(),
+            value: t.value.clone(),
+            effect: t.effect.clone(),
+            toleration_seconds: t.toleration_seconds,
+        })
+        .collect()
+}
+
 fn user_ids(user: &Option<String>) -> Option<(i64, i64)> {
     let (u, g) = user.as_deref()?.split_once(':')?;
     Some((u.parse().ok()?, g.parse().ok()?))
@@ -356,18 +371,7 @@ pub fn run_job(spec: &RunSpec, opts: &JobOptions) -> Job {
         security_context: Some(container_security.clone()),
         ..Default::default()
     };
-    let tolerations: Vec<Toleration> = spec
-        .limits
-        .tolerations
-        .iter()
-        .map(|t| Toleration {
-            key: t.key.clone(),
-            operator: t.operator.clone(),
-            value: t.value.clone(),
-            effect: t.effect.clone(),
-            toleration_seconds: t.toleration_seconds,
-        })
-        .collect();
+    let tolerations = tolerations(&spec.limits);
     let pod = PodSpec {
         restart_policy: Some("Never".into()),
         share_process_namespace: Some(true),

@@ -60,11 +60,72 @@ struct RouterArgs {
     /// Port to listen on (0: any free port, announced in the log).
     #[arg(long, default_value_t = 5001)]
     port: u16,
+    /// Read at start when `--config` does not exist yet (on a cluster: the endpoint's
+    /// ConfigMap, while `--config` sits in the pod's own writable volume, where
+    /// `apply-config` replaces it at once — a mounted ConfigMap changes only after the
+    /// kubelet's next sync, up to a minute later).
+    #[arg(long)]
+    seed: Option<PathBuf>,
+}
+
+/// `tug-infsrv router apply-config`: replaces the running router's config and tells it to
+/// reload. Run inside the router's container (a `FROM scratch` image has no shell to write
+/// a file or send a signal with).
+#[derive(Debug, Parser)]
+#[command(name = "tug-infsrv router apply-config")]
+struct ApplyArgs {
+    /// The file the router reads.
+    #[arg(long, default_value = "/etc/tug/router.json")]
+    config: PathBuf,
+    /// The new config, as JSON.
+    #[arg(long)]
+    json: String,
+    /// The router's process id (it is the container's first process).
+    #[arg(long, default_value_t = 1)]
+    pid: i32,
+}
+
+/// Checks `json` as a router config, writes it atomically to `path`, and sends `pid` a
+/// SIGHUP. A config the router would refuse is refused here, so the old one stays.
+fn apply_config(args: &ApplyArgs) -> Result<(), String> {
+    let config: RouterConfig =
+        serde_json::from_str(&args.json).map_err(|e| format!("not a router config: {e}"))?;
+    config.validate().map_err(|e| e.to_string())?;
+    let tmp = args.config.with_extension("json.new");
+    std::fs::write(&tmp, args.json.as_bytes())
+        .and_then(|()| std::fs::rename(&tmp, &args.config))
+        .map_err(|e| format!("writing {}: {e}", args.config.display()))?;
+    // SAFETY: kill(2) with a plain pid and signal number has no memory effects.
+    if unsafe { libc::kill(args.pid, libc::SIGHUP) } != 0 {
+        return Err(format!(
+            "signalling the router (pid {}): {}",
+            args.pid,
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
 }
 
 /// Runs the router until SIGTERM/SIGINT. `args` is argv from the subcommand on: its first
 /// element (`router`) stands where clap expects the program name.
 pub fn main(args: Vec<OsString>) -> ExitCode {
+    if args.get(1).is_some_and(|a| a == "apply-config") {
+        let args = match ApplyArgs::try_parse_from(args.into_iter().skip(1)) {
+            Ok(args) => args,
+            Err(error) => {
+                let code = error.exit_code();
+                let _ = error.print();
+                return ExitCode::from(u8::try_from(code).unwrap_or(2));
+            }
+        };
+        return match apply_config(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(why) => {
+                eprintln!("apply-config: {why}");
+                ExitCode::from(EXIT_STARTUP_FAILED)
+            }
+        };
+    }
     let args = match RouterArgs::try_parse_from(args) {
         Ok(args) => args,
         Err(error) => {
@@ -84,6 +145,17 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(EXIT_STARTUP_FAILED);
         }
     };
+    if let Some(seed) = &args.seed
+        && !args.config.exists()
+        && let Err(error) = std::fs::copy(seed, &args.config)
+    {
+        tracing::error!(
+            "cannot copy the seed config {} to {}: {error}",
+            seed.display(),
+            args.config.display()
+        );
+        return ExitCode::from(EXIT_STARTUP_FAILED);
+    }
     let options = server::Options {
         config_path: args.config,
         address: SocketAddr::new(args.host, args.port),
@@ -107,4 +179,52 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(dir: &std::path::Path, json: &str, pid: i32) -> ApplyArgs {
+        ApplyArgs {
+            config: dir.join("router.json"),
+            json: json.to_string(),
+            pid,
+        }
+    }
+
+    #[test]
+    fn apply_config_replaces_the_file_and_signals_the_router() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("router.json"), "old").unwrap();
+        // A stand-in router: `sleep` dies of the SIGHUP it has no handler for.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let json = r#"{"endpoint": "digits", "deployments": []}"#;
+        apply_config(&args(dir.path(), json, child.id() as i32)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("router.json")).unwrap(),
+            json
+        );
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGHUP));
+    }
+
+    #[test]
+    fn a_config_the_router_would_refuse_is_refused_and_the_old_one_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("router.json"), "old").unwrap();
+        let bad = r#"{"endpoint": "d", "deployments": [], "traffic": {"red": 100}}"#;
+        let err = apply_config(&args(dir.path(), bad, i32::MAX)).unwrap_err();
+        assert!(err.contains("red"), "{err}");
+        let err = apply_config(&args(dir.path(), "{", i32::MAX)).unwrap_err();
+        assert!(err.contains("not a router config"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("router.json")).unwrap(),
+            "old"
+        );
+    }
 }

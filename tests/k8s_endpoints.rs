@@ -308,3 +308,251 @@ fn a_failing_init_fails_the_deployment_with_the_traceback_and_removes_its_pods()
     ws.ok(&["online-endpoint", "delete", "-n", "ep-k8s", "--yes"]);
     c.assert_nothing_left(&ws);
 }
+
+/// Creates `docs` on the live server with `dryRun=All`: its own validation, whatever
+/// its version.
+fn server_accepts(c: &Cluster, docs: &[serde_json::Value]) {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+    c.with_client(async |client| {
+        for doc in docs {
+            let (group, version) = match doc["apiVersion"].as_str().unwrap().split_once('/') {
+                Some((g, v)) => (g.to_string(), v.to_string()),
+                None => (
+                    String::new(),
+                    doc["apiVersion"].as_str().unwrap().to_string(),
+                ),
+            };
+            let gvk = GroupVersionKind::gvk(&group, &version, doc["kind"].as_str().unwrap());
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), &c.namespace, &ApiResource::from_gvk(&gvk));
+            let obj: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
+            let dry = PostParams {
+                dry_run: true,
+                field_manager: Some("tug".into()),
+            };
+            if let Err(e) = api.create(&dry, &obj).await {
+                panic!("the server refuses {}: {e}\n{doc:#}", doc["kind"]);
+            }
+        }
+    });
+}
+
+#[test]
+fn a_secret_autoscaled_deployment_and_its_dry_run() {
+    let Some(c) = cluster() else { return };
+    let (ws, port, key) = setup(&c);
+    const VALUE: &str = "s3cr3t-on-the-cluster";
+    ws.set_secret("WHO_SECRET", VALUE);
+    ws.write(
+        "sec.yml",
+        &deployment(
+            "sec",
+            "environment_variables:\n  WHO: ${{secrets.WHO_SECRET}}\nscale_settings:\n  type: target_utilization\n  min_instances: 1\n  max_instances: 3\n  target_utilization_percentage: 60\n",
+        ),
+    );
+
+    // The dry run: the objects, valid for the live server, with no secret value, and
+    // nothing applied.
+    let out = ws.ok(&["online-deployment", "create", "-f", "sec.yml", "--dry-run"]);
+    assert!(!out.contains(VALUE), "{out}");
+    use serde::Deserialize;
+    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&out)
+        .map(|d| serde_json::Value::deserialize(d).unwrap())
+        .collect();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["Secret", "Deployment", "HorizontalPodAutoscaler"]);
+    assert!(
+        generations(&c, &ws, "sec").is_empty(),
+        "a dry run applies nothing"
+    );
+    server_accepts(&c, &docs);
+
+    // For real: the scorer gets the value, tug's records and logs do not show it.
+    ws.ok(&["online-deployment", "create", "-f", "sec.yml"]);
+    let (code, _, body) = score(port, Some(&key), Some("sec"), r#"{"data": [1]}"#);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(VALUE), "{body}");
+    let shown = ws.ok(&[
+        "online-deployment",
+        "show",
+        "-e",
+        "ep-k8s",
+        "-n",
+        "sec",
+        "-o",
+        "json",
+    ]);
+    assert!(!shown.contains(VALUE), "{shown}");
+    let logs = ws.ok(&["online-deployment", "get-logs", "-e", "ep-k8s", "-n", "sec"]);
+    assert!(
+        logs.contains("init who=***") && !logs.contains(VALUE),
+        "{logs}"
+    );
+    let pod = &pods(&c, &ws, "sec")[0];
+    let env = serde_json::to_string(&pod.spec.as_ref().unwrap().containers[0].env).unwrap();
+    assert!(
+        !env.contains(VALUE) && env.contains("secretKeyRef"),
+        "{env}"
+    );
+
+    // The autoscaler, and what the record says of the cluster's metrics.
+    let has_metrics = c.with_client(async |client| {
+        client
+            .list_api_groups()
+            .await
+            .unwrap()
+            .groups
+            .iter()
+            .any(|g| g.name == "metrics.k8s.io")
+    });
+    assert_eq!(
+        shown.contains("serves no metrics API"),
+        !has_metrics,
+        "{shown}"
+    );
+    let sel = format!(
+        "tug.workspace={},tug.deployment=sec",
+        ws.workspace_id().unwrap()
+    );
+    let hpas = c.with_client(async |client| {
+        use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+        Api::<HorizontalPodAutoscaler>::namespaced(client, &c.namespace)
+            .list(&ListParams::default().labels(&sel))
+            .await
+            .unwrap()
+            .items
+    });
+    assert_eq!(hpas.len(), 1);
+    let spec = hpas[0].spec.clone().unwrap();
+    assert_eq!((spec.min_replicas, spec.max_replicas), (Some(1), 3));
+
+    ws.ok(&["online-endpoint", "delete", "-n", "ep-k8s", "--yes"]);
+    c.assert_nothing_left(&ws);
+}
+
+/// Every object kind an endpoint becomes, from the pure builders, fields all set.
+fn endpoint_objects(autoscaling: &str) -> Vec<serde_json::Value> {
+    use tug::compute::kubernetes::objects::JobOptions;
+    use tug::endpoint::kube_objects as obj;
+    let opts = JobOptions {
+        namespace: "ml".into(),
+        pull_policy: "IfNotPresent".into(),
+        image_pull_secret: Some("regcred".into()),
+        host_paths: false,
+    };
+    let rec: tug::endpoint::DeploymentRecord = serde_json::from_value(serde_json::json!({
+        "endpoint": "digits", "name": "blue", "state": "Creating", "generation": 1,
+        "created_at": "", "updated_at": "",
+        "spec": {
+            "name": "blue", "endpoint_name": "digits",
+            "environment": {"kind": "image", "image": "tug/python:3.11-minimal", "conda_file": null},
+            "environment_variables": {"MODE": "fast", "TOKEN": "x"},
+            "instance_count": 2, "request_timeout_ms": 5000,
+            "max_concurrent_requests_per_instance": 1,
+            "autoscale": {"min_instances": 1, "max_instances": 3,
+                          "target_utilization_percentage": 70, "polling_interval": 1}
+        }
+    }))
+    .unwrap();
+    let limits = tug::compute::Limits {
+        nano_cpus: Some(1_000_000_000),
+        memory_bytes: Some(1 << 30),
+        cpu_request_nanos: Some(100_000_000),
+        memory_request_bytes: Some(256 << 20),
+        node_selector: [("pool".to_string(), "cpu".to_string())].into(),
+        ..Default::default()
+    };
+    let g = obj::GenerationSpec {
+        ws: "0123456789ab",
+        deployment: &rec,
+        key_sha256: &["ab".repeat(32)],
+        generation: 2,
+        image: "tug/score:abc",
+        user: Some("1000:1000".into()),
+        limits: &limits,
+        secret_env: [("TOKEN".to_string(), "x".to_string())].into(),
+    };
+    let creds = tug::endpoint::Credentials {
+        primary_key: "p".into(),
+        secondary_key: "s".into(),
+    };
+    let config: tug::serving::router::RouterConfig =
+        serde_json::from_value(serde_json::json!({"endpoint": "digits", "deployments": []}))
+            .unwrap();
+    vec![
+        (serde_json::to_value(obj::keys_secret("0123456789ab", "digits", &creds, &opts)).unwrap()),
+        (serde_json::to_value(obj::router_config_map(
+            "0123456789ab",
+            "digits",
+            &config,
+            &opts,
+        ))
+        .unwrap()),
+        (serde_json::to_value(obj::router_deployment(
+            "0123456789ab",
+            "digits",
+            "tug/infsrv:1",
+            &opts,
+        ))
+        .unwrap()),
+        (serde_json::to_value(obj::router_service("0123456789ab", "digits", &opts)).unwrap()),
+        (serde_json::to_value(obj::generation_secret(&g, &opts).unwrap()).unwrap()),
+        (serde_json::to_value(obj::generation_deployment(&g, &opts)).unwrap()),
+        obj::generation_autoscaler(&g, rec.spec.autoscale.as_ref().unwrap(), autoscaling, &opts),
+    ]
+}
+
+#[test]
+fn endpoint_objects_are_valid_on_current_kubernetes_schemas() {
+    let have = std::process::Command::new("kubernetes-validate")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var("TUG_E2E_REQUIRED").as_deref() != Ok("1"),
+            "kubernetes-validate is missing: pip install kubernetes-validate==1.37.0 (make prereqs does)"
+        );
+        eprintln!("skipped: kubernetes-validate is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = vec![];
+    for (i, doc) in endpoint_objects("autoscaling/v2").iter().enumerate() {
+        let path = dir.path().join(format!("{i}.yaml"));
+        std::fs::write(&path, serde_yaml::to_string(doc).unwrap()).unwrap();
+        files.push(path);
+    }
+    for version in ["1.33.0", "1.37.0"] {
+        let out = std::process::Command::new("kubernetes-validate")
+            .args(["-k", version, "--strict"])
+            .args(&files)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "Kubernetes {version}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn endpoint_objects_pass_the_live_servers_validation() {
+    let Some(c) = cluster() else { return };
+    let served: Vec<String> = c.with_client(async |client| {
+        let groups = client.list_api_groups().await.unwrap().groups;
+        let g = groups
+            .into_iter()
+            .find(|g| g.name == "autoscaling")
+            .unwrap();
+        g.versions.into_iter().map(|v| v.version).collect()
+    });
+    let api = tug::endpoint::kube_objects::autoscaling_api(&served).expect("an autoscaling API");
+    let mut docs = endpoint_objects(api);
+    for d in &mut docs {
+        d["metadata"]["namespace"] = c.namespace.clone().into();
+    }
+    server_accepts(&c, &docs);
+}

@@ -548,16 +548,17 @@ pub fn generation_autoscaler(
     })
 }
 
-/// `autoscaling/v2` where the server has it (1.23 and later), else `v2beta2`.
-pub fn autoscaling_api(major: &str, minor: &str) -> &'static str {
-    let minor: u32 = minor
-        .trim_end_matches(|c: char| !c.is_ascii_digit())
-        .parse()
-        .unwrap_or(0);
-    if major == "1" && minor < 23 {
-        "autoscaling/v2beta2"
+/// The autoscaling API to use among the versions the server serves (its discovery, not
+/// its version string, which a build from source may not carry): `v2` (1.23 and later),
+/// else `v2beta2` (1.12 to 1.25); none when it serves neither.
+pub fn autoscaling_api<S: AsRef<str>>(served: &[S]) -> Option<&'static str> {
+    let has = |v: &str| served.iter().any(|s| s.as_ref() == v);
+    if has("v2") {
+        Some("autoscaling/v2")
+    } else if has("v2beta2") {
+        Some("autoscaling/v2beta2")
     } else {
-        "autoscaling/v2"
+        None
     }
 }
 
@@ -731,14 +732,16 @@ mod tests {
             generation_deployment(&g, &opts()).spec.unwrap().replicas,
             Some(1)
         );
-        let hpa = generation_autoscaler(&g, &a, autoscaling_api("1", "20"), &opts());
+        let on_1_20 = autoscaling_api(&["v1", "v2beta1", "v2beta2"]).unwrap();
+        let hpa = generation_autoscaler(&g, &a, on_1_20, &opts());
         assert_eq!(hpa["apiVersion"], "autoscaling/v2beta2");
         assert_eq!(hpa["spec"]["maxReplicas"], 4);
         assert_eq!(
             hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
             70
         );
-        assert_eq!(autoscaling_api("1", "33+"), "autoscaling/v2");
+        assert_eq!(autoscaling_api(&["v1", "v2"]), Some("autoscaling/v2"));
+        assert_eq!(autoscaling_api(&["v1"]), None);
     }
 
     #[test]

@@ -33,8 +33,8 @@ pub struct KubeEndpoints {
     ws: String,
     /// How to start `tug-infsrv` in the router image (for `apply-config`).
     router_exec: Vec<String>,
-    /// `autoscaling/v2` or `v2beta2`, by the server's version.
-    autoscaling: &'static str,
+    /// `autoscaling/v2` or `v2beta2`, as the server serves; none when neither.
+    autoscaling: Option<&'static str>,
 }
 
 fn status_code(e: &kube::Error) -> Option<u16> {
@@ -50,13 +50,19 @@ impl KubeEndpoints {
         ws: &str,
         router_exec: Vec<String>,
     ) -> Result<KubeEndpoints> {
-        let version = target
+        let groups = target
             .client()
-            .apiserver_version()
+            .list_api_groups()
             .await
-            .map_err(api(target.name(), "asking the API server's version"))?;
+            .map_err(api(target.name(), "asking which APIs the server serves"))?;
+        let served: Vec<String> = groups
+            .groups
+            .iter()
+            .filter(|g| g.name == "autoscaling")
+            .flat_map(|g| g.versions.iter().map(|v| v.version.clone()))
+            .collect();
         Ok(KubeEndpoints {
-            autoscaling: obj::autoscaling_api(&version.major, &version.minor),
+            autoscaling: obj::autoscaling_api(&served),
             target,
             ws: ws.to_string(),
             router_exec,
@@ -80,12 +86,15 @@ impl KubeEndpoints {
         Api::namespaced(self.target.client(), self.ns())
     }
 
+    /// The autoscaler API (v1 to list and delete when the server has no v2: every
+    /// version sees every autoscaler).
     fn autoscalers(&self) -> Api<DynamicObject> {
-        let (group, version) = self.autoscaling.split_once('/').expect("group/version");
+        let api_version = self.autoscaling.unwrap_or("autoscaling/v1");
+        let (group, version) = api_version.split_once('/').expect("group/version");
         let res = ApiResource {
             group: group.into(),
             version: version.into(),
-            api_version: self.autoscaling.into(),
+            api_version: api_version.into(),
             kind: "HorizontalPodAutoscaler".into(),
             plural: "horizontalpodautoscalers".into(),
         };
@@ -148,6 +157,15 @@ impl KubeEndpoints {
             }
         }
         Ok(())
+    }
+
+    /// Whether the cluster serves the resource metrics an autoscaler reads.
+    pub async fn serves_metrics(&self) -> bool {
+        self.target
+            .client()
+            .list_api_groups()
+            .await
+            .is_ok_and(|g| g.groups.iter().any(|g| g.name == "metrics.k8s.io"))
     }
 
     pub async fn deliver(&self, image: &str) -> Result<()> {
@@ -393,6 +411,13 @@ impl KubeEndpoints {
         let (ep, dep) = (req.ep.name.as_str(), req.dep.name.as_str());
         let name = obj::generation_name(&self.ws, ep, dep, req.generation);
         let selector = obj::selector(&obj::generation_labels(&self.ws, ep, dep, req.generation));
+        if req.dep.spec.autoscale.is_some() && self.autoscaling.is_none() {
+            return Err(Error::Invalid(format!(
+                "`scale_settings: target_utilization` needs the autoscaling/v2 (or v2beta2) API, which compute `{}` does not serve\n  help: use `scale_settings: {{type: default}}` and `instance_count`",
+                self.target.name()
+            ))
+            .into());
+        }
         progress("loading the scoring image onto the cluster");
         self.deliver(req.image).await?;
         let applied = async {
@@ -473,8 +498,8 @@ impl KubeEndpoints {
         out.push(
             serde_json::to_value(obj::generation_deployment(&spec, opts)).expect("serializes"),
         );
-        if let Some(a) = &req.dep.spec.autoscale {
-            out.push(obj::generation_autoscaler(&spec, a, self.autoscaling, opts));
+        if let (Some(a), Some(api)) = (&req.dep.spec.autoscale, self.autoscaling) {
+            out.push(obj::generation_autoscaler(&spec, a, api, opts));
         }
         out
     }

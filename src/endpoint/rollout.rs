@@ -79,14 +79,19 @@ impl Controller {
         self.store.put_deployment(&rec)?;
         let me = self.clone();
         let (ep_name, dep_name) = (rec.endpoint.clone(), rec.name.clone());
+        let autoscaled = rec.spec.autoscale.is_some();
         tokio::spawn(async move {
             let _guard = guard;
             let result = me.roll(&ep_name, &dep_name, all_traffic).await;
+            let note = match &result {
+                Ok(()) if autoscaled => me.autoscale_note(&ep_name).await,
+                _ => None,
+            };
             if let Ok(Some(mut rec)) = me.store.deployment(&ep_name, &dep_name) {
                 match result {
                     Ok(()) => {
                         rec.state = ProvisioningState::Succeeded;
-                        rec.message = None;
+                        rec.message = note;
                     }
                     Err(e) => {
                         tracing::warn!(endpoint = %ep_name, deployment = %dep_name, error = %e, "deployment failed");
@@ -256,6 +261,18 @@ impl Controller {
             limits: &limits,
         };
         Ok(kube.plan_generation(&req))
+    }
+
+    /// What a user must know about an autoscaled deployment's cluster: without a metrics
+    /// API the autoscaler cannot read utilization and keeps `min_instances`.
+    async fn autoscale_note(&self, ep_name: &str) -> Option<String> {
+        let ep = self.endpoint(ep_name).ok()?;
+        match self.backend(&ep).await.ok()? {
+            Backend::Kubernetes(k) if !k.serves_metrics().await => Some(
+                "autoscaling: the cluster serves no metrics API (metrics.k8s.io, from metrics-server), so the HorizontalPodAutoscaler cannot read CPU utilization and keeps min_instances; install metrics-server to scale".into(),
+            ),
+            _ => None,
+        }
     }
 
     fn secrets(&self) -> crate::secrets::SecretStore {

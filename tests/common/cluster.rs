@@ -3,6 +3,8 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
+// v1 lists every autoscaler, whatever version created it.
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::api::{Api, ListParams};
@@ -61,7 +63,7 @@ impl Cluster {
     }
 
     /// Names of the workspace's objects (Jobs, pods, Deployments, Services, ConfigMaps,
-    /// Secrets) still in the namespace (pods being deleted
+    /// Secrets, autoscalers) still in the namespace (pods being deleted
     /// are counted: "nothing left" means gone).
     pub fn leftovers(&self, ws: &Ws) -> Vec<String> {
         let Some(ws_id) = ws.workspace_id() else {
@@ -97,7 +99,15 @@ impl Cluster {
                 )
                 .await,
             );
-            names.extend(named(Api::<Secret>::namespaced(client, ns), &lp, "secret").await);
+            names.extend(named(Api::<Secret>::namespaced(client.clone(), ns), &lp, "secret").await);
+            names.extend(
+                named(
+                    Api::<HorizontalPodAutoscaler>::namespaced(client, ns),
+                    &lp,
+                    "hpa",
+                )
+                .await,
+            );
             names
         })
     }

@@ -251,6 +251,38 @@ fn deploy_invoke_split_roll_restart_and_delete_on_the_cluster() {
     let (_, _, body) = score(port, Some(&key), Some("blue"), r#"{"data": [1]}"#);
     assert!(body.contains("blue-2"), "the new generation serves: {body}");
 
+    // A regenerated key works at once, the old one stops, and the cluster's copy of the
+    // keys holds the new one only.
+    ws.ok(&[
+        "online-endpoint",
+        "regenerate-keys",
+        "-n",
+        "ep-k8s",
+        "--key-type",
+        "primary",
+    ]);
+    let creds = ws.json(&["online-endpoint", "get-credentials", "-n", "ep-k8s"]);
+    let new_key = creds["primaryKey"].as_str().unwrap().to_string();
+    assert_ne!(new_key, key);
+    assert_eq!(score(port, Some(&key), None, r#"{"data": [1]}"#).0, 401);
+    assert_eq!(score(port, Some(&new_key), None, r#"{"data": [1]}"#).0, 200);
+    let sel = format!(
+        "tug.workspace={},tug.endpoint=ep-k8s",
+        ws.workspace_id().unwrap()
+    );
+    let stored: Vec<Vec<u8>> = c.with_client(async |client| {
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client, &c.namespace)
+            .list(&ListParams::default().labels(&sel))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|s| s.data?.get("primaryKey").map(|b| b.0.clone()))
+            .collect()
+    });
+    assert_eq!(stored, [new_key.clone().into_bytes()]);
+    let key = new_key;
+
     // The server killed: the endpoint keeps running on the cluster, and the next tug
     // command brings back the loopback port.
     let pid = ws.server_pid().expect("a server runs");

@@ -139,13 +139,22 @@ struct RouterProcess {
 
 impl RouterProcess {
     fn start(config: &Value) -> Self {
+        Self::start_with(Some(config), None)
+    }
+
+    /// With `seed` and no config file: what a router pod on a cluster does.
+    fn start_with(config: Option<&Value>, seed: Option<&std::path::Path>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("router.json");
-        std::fs::write(&config_path, config.to_string()).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tug-infsrv"))
-            .arg("router")
-            .arg("--config")
-            .arg(&config_path)
+        if let Some(config) = config {
+            std::fs::write(&config_path, config.to_string()).unwrap();
+        }
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tug-infsrv"));
+        command.arg("router").arg("--config").arg(&config_path);
+        if let Some(seed) = seed {
+            command.arg("--seed").arg(seed);
+        }
+        let mut child = command
             .args(["--port", "0"])
             .env("RUST_LOG", "tug=debug")
             .stdin(Stdio::null())
@@ -855,5 +864,50 @@ async fn an_invalid_config_at_start_exits_1_with_the_reason() {
     assert!(
         stderr.contains("traffic names deployment 'blue'"),
         "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seeded_router_starts_from_the_seed_and_follows_it_but_keeps_a_newer_config() {
+    let blue = TestUpstream::start("blue").await;
+    let green = TestUpstream::start("green").await;
+    let seed_dir = tempfile::tempdir().unwrap();
+    let seed = seed_dir.path().join("router.json");
+    let config = |to: &str| {
+        json!({
+            "endpoint": "ep",
+            "deployments": [deployment("blue", &[&blue]), deployment("green", &[&green])],
+            "traffic": {to: 100},
+        })
+    };
+    std::fs::write(&seed, config("blue").to_string()).unwrap();
+    let router = RouterProcess::start_with(None, Some(&seed));
+    let client = client();
+    let answer = post(&client, &router.url("/score"), &[]).await;
+    assert_eq!(answer.body, "\"blue\"", "started from the seed");
+    assert_eq!(
+        std::fs::read_to_string(&router.config_path).unwrap(),
+        config("blue").to_string(),
+        "the seed was copied to the config it reloads"
+    );
+
+    // A newer config given directly (as `apply-config` does) wins over the old seed...
+    router.rewrite_config(&config("green"));
+    router.signal(libc::SIGHUP);
+    router.wait_for_log("SIGHUP: reloaded", 1).await;
+    assert_eq!(
+        post(&client, &router.url("/score"), &[]).await.body,
+        "\"green\""
+    );
+    // ...until the seed itself changes (the kubelet updating the ConfigMap's file).
+    std::fs::write(
+        &seed,
+        config("blue").to_string().replace("\"ep\"", "\"ep\" "),
+    )
+    .unwrap();
+    router.wait_for_log("the seed changed: reloaded", 1).await;
+    assert_eq!(
+        post(&client, &router.url("/score"), &[]).await.body,
+        "\"blue\""
     );
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# P6: command jobs on the local cluster, tug next to kubectl 1.20 (Debian's
+# P6: command jobs and deployments on the local cluster, tug next to kubectl 1.20 (Debian's
 # kubernetes-client, unpacked into a scratch folder so it does not replace another kubectl).
 #   examples/bench_k8s/run.sh [N]        # needs root, the local cluster (started if not)
 set -euo pipefail
@@ -15,4 +15,7 @@ if [[ ! -x $scratch/usr/bin/kubectl ]]; then
 fi
 cargo build --release --quiet --bin tug
 python3 examples/bench_k8s/p6.py "$PWD/target/release/tug" "$RUN/kubeconfig" "$RUN/audit.log" \
+    "$scratch/usr/bin/kubectl" "$n"
+cargo build --release --quiet --bin tug-infsrv
+python3 examples/bench_k8s/p6_deploy.py "$PWD/target/release/tug" "$RUN/kubeconfig" \
     "$scratch/usr/bin/kubectl" "$n"

@@ -72,9 +72,19 @@ impl Backend {
         each!(self, t => t.start_router(ep, image, config, creds).await)
     }
 
+    /// Keeps the target's copy of the keys current (a cluster has them in a Secret).
+    pub async fn store_keys(&self, ep: &str, creds: &Credentials) -> Result<()> {
+        each!(self, t => t.store_keys(ep, creds).await)
+    }
+
     /// `None` while the router runs, else what is wrong with it (and its log).
     pub async fn router_problem(&self, ep: &str) -> Result<Option<String>> {
         each!(self, t => t.router_problem(ep).await)
+    }
+
+    /// The end of the router's log, for an error message.
+    pub async fn router_log(&self, ep: &str) -> String {
+        each!(self, t => t.router_log(ep).await)
     }
 
     /// Gives the running router a new config.

@@ -141,21 +141,32 @@ impl Controller {
     }
 
     /// Starts the loopback listener of a cluster endpoint (once).
-    pub(super) async fn ensure_forward(&self, ep: &EndpointRecord, kube: &KubeEndpoints) {
+    pub(super) async fn ensure_forward(
+        &self,
+        ep: &EndpointRecord,
+        kube: &KubeEndpoints,
+    ) -> Result<()> {
         if self.forwards.lock().unwrap().contains_key(&ep.name) {
-            return;
+            return Ok(());
         }
         let (pods, selector) = kube.router_pods(&ep.name);
-        match super::forward::listen(ep.port, pods, selector).await {
-            Ok(f) => {
-                self.forwards.lock().unwrap().insert(ep.name.clone(), f);
-            }
-            Err(e) => tracing::warn!(
-                endpoint = %ep.name,
-                port = ep.port,
-                "cannot listen on the endpoint's loopback port: {e}"
-            ),
-        }
+        let forward = super::forward::listen(ep.port, pods, selector)
+            .await
+            .map_err(|source| Error::Io {
+                what: format!(
+                    "listening on 127.0.0.1:{} for endpoint `{}` (is another program using the port? free it, or delete and create the endpoint to get another)",
+                    ep.port, ep.name
+                ),
+                source,
+            })?;
+        // Two callers may have bound in turn only if the first dropped its listener; the
+        // entry is whichever got here first.
+        self.forwards
+            .lock()
+            .unwrap()
+            .entry(ep.name.clone())
+            .or_insert(forward);
+        Ok(())
     }
 
     /// Marks `endpoint` busy until the guard drops (the guard may move into a task).
@@ -375,7 +386,7 @@ impl Controller {
             }
         }
         if let Backend::Kubernetes(k) = &backend {
-            self.ensure_forward(&ep, k).await;
+            self.ensure_forward(&ep, k).await?;
         }
         Ok(())
     }
@@ -450,7 +461,9 @@ impl Controller {
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
         Err(Error::Failed(format!(
-            "deployment `{deployment}` is up but endpoint `{name}` does not answer for it on {url}: {why}"
+            "deployment `{deployment}` is up but endpoint `{name}` does not answer for it on {url}: {why}\n  \
+             the router's log ends with:\n    {}",
+            log_tail(&backend.router_log(name).await, 25)
         )))
     }
 
@@ -506,6 +519,8 @@ impl Controller {
         }
         self.write_keys(name, &creds)?;
         let mut ep = self.endpoint(name)?;
+        // The retired key must not stay readable where the keys are kept.
+        self.backend(&ep).await?.store_keys(name, &creds).await?;
         ep.key_sha256 = vec![sha_hex(&creds.primary_key), sha_hex(&creds.secondary_key)];
         self.store.put_endpoint(&ep)?;
         self.reload_router(name).await?;
@@ -555,13 +570,14 @@ impl Controller {
                 }
             }
             // A cluster endpoint answers on loopback only while a server forwards for it.
-            if ep.compute.is_some() {
-                match self.backend(&ep).await {
+            if ep.compute.is_some() && ep.state == ProvisioningState::Succeeded {
+                let forwarded = match self.backend(&ep).await {
                     Ok(Backend::Kubernetes(k)) => self.ensure_forward(&ep, &k).await,
-                    Ok(Backend::Docker(_)) => {}
-                    Err(e) => {
-                        tracing::warn!(endpoint = %ep.name, error = %e, "cannot reach the endpoint's cluster")
-                    }
+                    Ok(Backend::Docker(_)) => Ok(()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = forwarded {
+                    tracing::warn!(endpoint = %ep.name, error = %e, "the endpoint's loopback port is not served");
                 }
             }
         }
@@ -577,62 +593,72 @@ impl Controller {
     pub async fn heal(&self) -> Result<usize> {
         let mut healed = 0;
         for ep in self.store.endpoints()? {
-            if ep.state != ProvisioningState::Succeeded
-                || self.busy.lock().unwrap().contains(&ep.name)
-            {
+            if ep.state != ProvisioningState::Succeeded {
                 continue;
             }
-            if ep.compute.is_some()
-                && let Backend::Kubernetes(k) = self.backend(&ep).await?
-            {
-                healed += self.heal_cluster(&ep, &k).await?;
+            // Held for the whole pass, so no operation starts on the endpoint meanwhile
+            // (and none in progress is disturbed).
+            let Ok(_guard) = self.claim(&ep.name, "heal") else {
                 continue;
-            }
-            let router = plan::router_name(&self.engine.ws, &ep.name);
-            if let State::Exited(code) = self.engine.state(&router).await? {
-                tracing::warn!(endpoint = %ep.name, code, "starting the endpoint's router again");
-                self.engine.start(&router).await?;
-                healed += 1;
-            }
-            let mut moved = false;
-            for mut d in self.store.deployments(&ep.name)? {
-                if d.state != ProvisioningState::Succeeded {
-                    continue;
+            };
+            match self.heal_endpoint(&ep).await {
+                Ok(n) => healed += n,
+                // One endpoint that cannot be healed (its cluster unreachable) must not
+                // keep the others from it.
+                Err(e) => {
+                    tracing::warn!(endpoint = %ep.name, error = %e, "cannot heal the endpoint")
                 }
-                let mut changed = false;
-                for inst in &mut d.instances {
-                    if let State::Exited(code) = self.engine.state(&inst.container).await? {
-                        tracing::warn!(instance = %inst.container, code, "starting the instance again");
-                        self.engine.start(&inst.container).await?;
-                        healed += 1;
-                    }
-                    let now = self.engine.instance(&inst.container, &ep.name).await?;
-                    if now.address != inst.address || now.host_port != inst.host_port {
-                        *inst = now;
-                        changed = true;
-                    }
-                }
-                if changed {
-                    self.store.put_deployment(&d)?;
-                    moved = true;
-                }
-            }
-            if moved {
-                self.reload_router(&ep.name).await?;
-                healed += 1;
             }
         }
         Ok(healed)
     }
-}
 
-impl Controller {
+    async fn heal_endpoint(&self, ep: &EndpointRecord) -> Result<usize> {
+        if ep.compute.is_some()
+            && let Backend::Kubernetes(k) = self.backend(ep).await?
+        {
+            return self.heal_cluster(ep, &k).await;
+        }
+        let mut healed = 0;
+        let router = plan::router_name(&self.engine.ws, &ep.name);
+        if let State::Exited(code) = self.engine.state(&router).await? {
+            tracing::warn!(endpoint = %ep.name, code, "starting the endpoint's router again");
+            self.engine.start(&router).await?;
+            healed += 1;
+        }
+        let mut deployments = self.store.deployments(&ep.name)?;
+        let mut moved = Vec::new();
+        for (i, d) in deployments.iter_mut().enumerate() {
+            if d.state != ProvisioningState::Succeeded {
+                continue;
+            }
+            let mut changed = false;
+            for inst in &mut d.instances {
+                if let State::Exited(code) = self.engine.state(&inst.container).await? {
+                    tracing::warn!(instance = %inst.container, code, "starting the instance again");
+                    self.engine.start(&inst.container).await?;
+                    healed += 1;
+                }
+                let now = self.engine.instance(&inst.container, &ep.name).await?;
+                if now.address != inst.address || now.host_port != inst.host_port {
+                    *inst = now;
+                    changed = true;
+                }
+            }
+            if changed {
+                moved.push(i);
+            }
+        }
+        Ok(healed + self.tell_router(ep, &deployments, &moved).await?)
+    }
+
     /// The cluster restarts pods itself; what it cannot do is tell the router when a
     /// replaced pod came back at another address. This does, and keeps the listener up.
     async fn heal_cluster(&self, ep: &EndpointRecord, kube: &KubeEndpoints) -> Result<usize> {
-        self.ensure_forward(ep, kube).await;
-        let mut moved = false;
-        for mut d in self.store.deployments(&ep.name)? {
+        self.ensure_forward(ep, kube).await?;
+        let mut deployments = self.store.deployments(&ep.name)?;
+        let mut moved = Vec::new();
+        for (i, d) in deployments.iter_mut().enumerate() {
             if d.state != ProvisioningState::Succeeded || d.instances.is_empty() {
                 continue;
             }
@@ -640,15 +666,32 @@ impl Controller {
             if !now.is_empty() && now != d.instances {
                 tracing::info!(endpoint = %ep.name, deployment = %d.name, "instances moved; telling the router");
                 d.instances = now;
-                self.store.put_deployment(&d)?;
-                moved = true;
+                moved.push(i);
             }
         }
-        if moved {
-            self.reload_router(&ep.name).await?;
-            return Ok(1);
+        self.tell_router(ep, &deployments, &moved).await
+    }
+
+    /// Gives the router the deployments' new addresses, then stores them: a push that
+    /// fails leaves the records as they were, so the next pass tries again.
+    async fn tell_router(
+        &self,
+        ep: &EndpointRecord,
+        deployments: &[DeploymentRecord],
+        moved: &[usize],
+    ) -> Result<usize> {
+        if moved.is_empty() {
+            return Ok(0);
         }
-        Ok(0)
+        let config = plan::router_config(ep, deployments);
+        self.backend(ep)
+            .await?
+            .push_config(&ep.name, &config)
+            .await?;
+        for &i in moved {
+            self.store.put_deployment(&deployments[i])?;
+        }
+        Ok(1)
     }
 }
 

@@ -308,6 +308,11 @@ impl Engine {
         Ok(())
     }
 
+    /// The keys live only in the workspace's sealed store on this target.
+    pub async fn store_keys(&self, _ep: &str, _creds: &Credentials) -> Result<()> {
+        Ok(())
+    }
+
     pub async fn router_problem(&self, ep: &str) -> Result<Option<String>> {
         let container = plan::router_name(&self.ws, ep);
         Ok(match self.state(&container).await? {
@@ -323,6 +328,13 @@ impl Engine {
                 ))
             }
         })
+    }
+
+    pub async fn router_log(&self, ep: &str) -> String {
+        let container = plan::router_name(&self.ws, ep);
+        self.container_log(&container, Some(200))
+            .await
+            .unwrap_or_default()
     }
 
     pub async fn push_config(&self, ep: &str, config: &RouterConfig) -> Result<()> {

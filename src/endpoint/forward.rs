@@ -4,6 +4,7 @@
 //! NodePort, LoadBalancer or kube-proxy.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
@@ -25,7 +26,7 @@ impl Drop for Forward {
 /// Listens on `127.0.0.1:port` and forwards to the pods `selector` picks.
 pub async fn listen(port: u16, pods: Api<Pod>, selector: String) -> std::io::Result<Forward> {
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-    let chosen: Arc<Mutex<Option<String>>> = Arc::default();
+    let chosen: Arc<Mutex<Option<(String, Instant)>>> = Arc::default();
     let task = tokio::spawn(async move {
         loop {
             let Ok((conn, _)) = listener.accept().await else {
@@ -43,7 +44,11 @@ pub async fn listen(port: u16, pods: Api<Pod>, selector: String) -> std::io::Res
     Ok(Forward { task })
 }
 
-/// A ready router pod: the one used last while it works, else a fresh pick.
+/// How long a picked router pod is used before the pick is made again (a pod that is
+/// being replaced still accepts port-forwards while it drains).
+const PICK_FOR: Duration = Duration::from_secs(5);
+
+/// A ready router pod that is not being deleted.
 async fn pick(pods: &Api<Pod>, selector: &str) -> Result<String, String> {
     let list = pods
         .list(&ListParams::default().labels(selector))
@@ -66,20 +71,24 @@ async fn carry(
     mut conn: TcpStream,
     pods: &Api<Pod>,
     selector: &str,
-    chosen: &Mutex<Option<String>>,
+    chosen: &Mutex<Option<(String, Instant)>>,
 ) -> Result<(), String> {
     let port = CONTAINER_PORT;
     let mut last = String::new();
     // Twice: the remembered pod may be gone; the second try picks a ready one afresh.
     for _ in 0..2 {
-        let known = chosen.lock().unwrap().clone();
-        let pod = match known {
+        let known = chosen
+            .lock()
+            .unwrap()
+            .clone()
+            .filter(|(_, at)| at.elapsed() < PICK_FOR);
+        let (pod, at) = match known {
             Some(p) => p,
-            None => pick(pods, selector).await?,
+            None => (pick(pods, selector).await?, Instant::now()),
         };
         match pods.portforward(&pod, &[port]).await {
             Ok(mut pf) => {
-                *chosen.lock().unwrap() = Some(pod);
+                *chosen.lock().unwrap() = Some((pod, at));
                 let Some(mut upstream) = pf.take_stream(port) else {
                     return Err("the port-forward gave no stream".into());
                 };

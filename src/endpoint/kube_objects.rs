@@ -21,8 +21,8 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy}
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvVar, EnvVarSource, HTTPGetAction, LocalObjectReference, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe as KubeProbe, ResourceRequirements, Secret, SecretKeySelector,
-    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    PodTemplateSpec, Probe as KubeProbe, ResourceRequirements, SeccompProfile, Secret,
+    SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -59,23 +59,43 @@ pub fn dns_label(name: &str) -> String {
     format!("{}-{hash}", name[..52].trim_end_matches('-'))
 }
 
-/// The endpoint's objects share this prefix; its router Deployment and Service carry it.
+/// A name part in lower case (object names are DNS labels; endpoint and deployment
+/// names may have capitals).
+fn lower(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+/// A short hash of the names, so that names joined with `-` stay distinct: endpoint
+/// `a-b` with deployment `c` and endpoint `a` with deployment `b-c` would otherwise meet,
+/// and so would `Digits` and `digits`.
+fn tag(parts: &[&str]) -> String {
+    crate::snapshot::sha256_hex(parts.join("\0").as_bytes())[..6].to_string()
+}
+
+/// The endpoint's objects share this prefix; its router Service carries it.
 pub fn endpoint_name(ws: &str, endpoint: &str) -> String {
-    dns_label(&format!("tug-{ws}-ep-{endpoint}"))
+    dns_label(&format!(
+        "tug-{ws}-ep-{}-{}",
+        lower(endpoint),
+        tag(&[endpoint])
+    ))
 }
 
 pub fn router_name(ws: &str, endpoint: &str) -> String {
-    dns_label(&format!("tug-{ws}-ep-{endpoint}-router"))
+    dns_label(&format!("{}-router", endpoint_name(ws, endpoint)))
 }
 
 pub fn keys_name(ws: &str, endpoint: &str) -> String {
-    dns_label(&format!("tug-{ws}-ep-{endpoint}-keys"))
+    dns_label(&format!("{}-keys", endpoint_name(ws, endpoint)))
 }
 
 /// One generation of a deployment: its Deployment, Secret and autoscaler share the name.
 pub fn generation_name(ws: &str, endpoint: &str, deployment: &str, generation: u32) -> String {
     dns_label(&format!(
-        "tug-{ws}-ep-{endpoint}-{deployment}-g{generation}"
+        "tug-{ws}-ep-{}-{}-{}-g{generation}",
+        lower(endpoint),
+        lower(deployment),
+        tag(&[endpoint, deployment])
     ))
 }
 
@@ -212,6 +232,14 @@ fn locked_down() -> SecurityContext {
     }
 }
 
+/// The runtime's default seccomp filter (Pod Security `restricted` asks for it).
+fn runtime_default() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        ..Default::default()
+    }
+}
+
 fn pull_secrets(opts: &JobOptions) -> Option<Vec<LocalObjectReference>> {
     opts.image_pull_secret
         .as_ref()
@@ -332,6 +360,7 @@ pub fn router_deployment(ws: &str, endpoint: &str, image: &str, opts: &JobOption
             run_as_user: Some(ROUTER_UID),
             run_as_group: Some(ROUTER_UID),
             run_as_non_root: Some(true),
+            seccomp_profile: Some(runtime_default()),
             ..Default::default()
         }),
         volumes: Some(vec![
@@ -475,14 +504,8 @@ pub fn generation_deployment(g: &GenerationSpec<'_>, opts: &JobOptions) -> Deplo
         readiness_probe: Some(http_probe("/", &d.spec.readiness_probe)),
         liveness_probe: Some(http_probe("/", &d.spec.liveness_probe)),
         resources: resources(g.limits),
-        security_context: Some(SecurityContext {
-            capabilities: ids.map(|_| Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Default::default()
-            }),
-            allow_privilege_escalation: Some(false),
-            ..Default::default()
-        }),
+        // Serving only reads its files and listens on an unprivileged port.
+        security_context: Some(locked_down()),
         ..Default::default()
     };
     let tolerations = tolerations(g.limits);
@@ -494,7 +517,9 @@ pub fn generation_deployment(g: &GenerationSpec<'_>, opts: &JobOptions) -> Deplo
         security_context: Some(PodSecurityContext {
             run_as_user: ids.map(|(u, _)| u),
             run_as_group: ids.map(|(_, g)| g),
-            run_as_non_root: ids.map(|(u, _)| u != 0),
+            // The image's own user is non-root when tug gives none (see `user_for`).
+            run_as_non_root: Some(ids.is_none_or(|(u, _)| u != 0)),
+            seccomp_profile: Some(runtime_default()),
             ..Default::default()
         }),
         node_selector: (!g.limits.node_selector.is_empty()).then(|| g.limits.node_selector.clone()),
@@ -656,9 +681,20 @@ mod tests {
 
     #[test]
     fn names_are_dns_labels_and_long_ones_stay_distinct() {
+        let name = generation_name("0123456789ab", "digits", "blue", 2);
+        assert!(
+            name.starts_with("tug-0123456789ab-ep-digits-blue-") && name.ends_with("-g2"),
+            "{name}"
+        );
+        // Names joined with `-` and names that differ in case stay apart.
+        assert_ne!(
+            generation_name("w", "a-b", "c", 1),
+            generation_name("w", "a", "b-c", 1)
+        );
+        assert_ne!(router_name("w", "Digits"), router_name("w", "digits"));
         assert_eq!(
-            generation_name("0123456789ab", "digits", "blue", 2),
-            "tug-0123456789ab-ep-digits-blue-g2"
+            router_name("w", "Digits"),
+            router_name("w", "Digits").to_lowercase()
         );
         let long = "a".repeat(32);
         let a = generation_name("0123456789ab", &long, &long, 1);
@@ -680,7 +716,10 @@ mod tests {
         let env = pod.containers[0].env.clone().unwrap();
         let token = env.iter().find(|e| e.name == "TOKEN").unwrap();
         let sel = token.value_from.as_ref().unwrap().secret_key_ref.as_ref();
-        assert_eq!(sel.unwrap().name, "tug-0123456789ab-ep-digits-blue-g2");
+        assert_eq!(
+            sel.unwrap().name,
+            generation_name("0123456789ab", "digits", "blue", 2)
+        );
         assert!(
             env.iter()
                 .any(|e| e.name == "MODE" && e.value.as_deref() == Some("fast"))
@@ -761,7 +800,7 @@ mod tests {
         let seed = pod.volumes.unwrap();
         assert_eq!(
             seed[1].config_map.as_ref().unwrap().name,
-            "tug-0123456789ab-ep-digits-router"
+            router_name("0123456789ab", "digits")
         );
         let cmd = apply_config_command(
             &["/tug-infsrv".to_string()],

@@ -70,8 +70,17 @@ impl KubeEndpoints {
     }
 
     fn err(&self, doing: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-        let f = api(self.target.name(), doing);
-        move |e| Error::Compute(f(e))
+        let doing = doing.into();
+        let target = self.target.name().to_string();
+        let f = api(self.target.name(), doing.clone());
+        move |e| {
+            if status_code(&e) == Some(403) {
+                return Error::Failed(format!(
+                    "Kubernetes compute `{target}`: {doing}: {e}\n  help: tug's identity lacks a permission endpoints need; manifests/rbac.yaml lists them verb by verb (apply it again after upgrading tug)"
+                ));
+            }
+            Error::Compute(f(e))
+        }
     }
 
     fn ns(&self) -> &str {
@@ -182,36 +191,40 @@ impl KubeEndpoints {
         let opts = self.target.options();
         let name = obj::router_name(&self.ws, &ep.name);
         self.deliver(image).await?;
-        self.apply(
-            &self.api::<Secret>(),
-            &obj::keys_name(&self.ws, &ep.name),
-            &obj::keys_secret(&self.ws, &ep.name, creds, opts),
-        )
-        .await?;
-        self.apply(
-            &self.api::<ConfigMap>(),
-            &name,
-            &obj::router_config_map(&self.ws, &ep.name, config, opts),
-        )
-        .await?;
-        self.apply(
-            &self.api::<Deployment>(),
-            &name,
-            &obj::router_deployment(&self.ws, &ep.name, image, opts),
-        )
-        .await?;
-        self.apply(
-            &self.api::<Service>(),
-            &obj::endpoint_name(&self.ws, &ep.name),
-            &obj::router_service(&self.ws, &ep.name, opts),
-        )
-        .await?;
+        let applied = async {
+            self.store_keys(&ep.name, creds).await?;
+            self.apply(
+                &self.api::<ConfigMap>(),
+                &name,
+                &obj::router_config_map(&self.ws, &ep.name, config, opts),
+            )
+            .await?;
+            self.apply(
+                &self.api::<Deployment>(),
+                &name,
+                &obj::router_deployment(&self.ws, &ep.name, image, opts),
+            )
+            .await?;
+            self.apply(
+                &self.api::<Service>(),
+                &obj::endpoint_name(&self.ws, &ep.name),
+                &obj::router_service(&self.ws, &ep.name, opts),
+            )
+            .await
+            .map(drop)
+        }
+        .await;
+        if let Err(e) = applied {
+            // Nothing half-made stays behind.
+            let _ = self.remove_endpoint(&ep.name).await;
+            return Err(e.into());
+        }
         let (_, selector) = self.router_pods(&ep.name);
-        if let Err(why) = self
+        if let Err((why, failing)) = self
             .wait_available(&name, &selector, 1, ROUTER_WITHIN)
             .await
         {
-            let log = self.first_log(&selector).await;
+            let log = self.first_log(&selector, failing.as_deref()).await;
             let _ = self.remove_endpoint(&ep.name).await;
             return Err(StartError::NotReady(NotReady {
                 instance: name,
@@ -230,7 +243,7 @@ impl KubeEndpoints {
         pod_selector: &str,
         want: u32,
         within: Duration,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), (String, Option<String>)> {
         let want = want as i32;
         let ready = kube::runtime::wait::await_condition(
             self.api::<Deployment>(),
@@ -256,7 +269,7 @@ impl KubeEndpoints {
                 if let Ok(pod) = item
                     && let Some(why) = pod_failure(&pod)
                 {
-                    return why;
+                    return (why, pod.metadata.name.clone());
                 }
             }
             std::future::pending().await
@@ -264,11 +277,14 @@ impl KubeEndpoints {
         tokio::select! {
             r = tokio::time::timeout(within, ready) => match r {
                 Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(format!("watching {name}: {e}")),
-                Err(_) => Err(format!(
-                    "not ready after {} s: {}",
-                    within.as_secs(),
-                    self.pods_summary(pod_selector).await
+                Ok(Err(e)) => Err((format!("watching {name}: {e}"), None)),
+                Err(_) => Err((
+                    format!(
+                        "not ready after {} s: {}",
+                        within.as_secs(),
+                        self.pods_summary(pod_selector).await
+                    ),
+                    None,
                 )),
             },
             why = fatal => Err(why),
@@ -314,13 +330,18 @@ impl KubeEndpoints {
             .join(", ")
     }
 
-    /// The log of the first pod matching `selector` (its previous run when it restarted).
-    async fn first_log(&self, selector: &str) -> String {
+    /// The log of pod `name` when given, else of the first pod matching `selector`; of its
+    /// previous run when it restarted (that run's end is the crash).
+    async fn first_log(&self, selector: &str, name: Option<&str>) -> String {
         let pods = self.api::<Pod>();
         let Ok(list) = pods.list(&ListParams::default().labels(selector)).await else {
             return String::new();
         };
-        let Some(pod) = list.items.first() else {
+        let Some(pod) = list
+            .items
+            .iter()
+            .find(|p| name.is_none_or(|n| p.metadata.name.as_deref() == Some(n)))
+        else {
             return String::new();
         };
         let name = pod.metadata.name.clone().unwrap_or_default();
@@ -334,11 +355,20 @@ impl KubeEndpoints {
             previous,
             ..Default::default()
         };
-        let now = pods.logs(&name, &lp(false)).await.unwrap_or_default();
-        if now.trim().is_empty() && restarted {
-            return pods.logs(&name, &lp(true)).await.unwrap_or_default();
+        if restarted && let Ok(previous) = pods.logs(&name, &lp(true)).await {
+            return previous;
         }
-        now
+        pods.logs(&name, &lp(false)).await.unwrap_or_default()
+    }
+
+    pub async fn store_keys(&self, ep: &str, creds: &Credentials) -> Result<()> {
+        self.apply(
+            &self.api::<Secret>(),
+            &obj::keys_name(&self.ws, ep),
+            &obj::keys_secret(&self.ws, ep, creds, self.target.options()),
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn router_problem(&self, ep: &str) -> Result<Option<String>> {
@@ -362,8 +392,13 @@ impl KubeEndpoints {
         Ok(Some(format!(
             "no router pod is ready: {}; its log ends with:\n    {}",
             self.pods_summary(&selector).await,
-            log_tail(&self.first_log(&selector).await, 25)
+            log_tail(&self.first_log(&selector, None).await, 25)
         )))
+    }
+
+    pub async fn router_log(&self, ep: &str) -> String {
+        let (_, selector) = self.router_pods(ep);
+        self.first_log(&selector, None).await
     }
 
     pub async fn push_config(&self, ep: &str, config: &RouterConfig) -> Result<()> {
@@ -462,8 +497,8 @@ impl KubeEndpoints {
             self.ns()
         ));
         let deadline = req.dep.spec.readiness_probe.deadline();
-        if let Err(why) = self.wait_available(&name, &selector, want, deadline).await {
-            let log = self.first_log(&selector).await;
+        if let Err((why, failing)) = self.wait_available(&name, &selector, want, deadline).await {
+            let log = self.first_log(&selector, failing.as_deref()).await;
             let _ = self
                 .remove_generation(ep, dep, req.generation, &[], false)
                 .await;
@@ -473,7 +508,15 @@ impl KubeEndpoints {
                 log,
             }));
         }
-        Ok(self.instances(ep, dep, req.generation).await?)
+        match self.instances(ep, dep, req.generation).await {
+            Ok(i) => Ok(i),
+            Err(e) => {
+                let _ = self
+                    .remove_generation(ep, dep, req.generation, &[], false)
+                    .await;
+                Err(e.into())
+            }
+        }
     }
 
     /// The objects [`Self::start_generation`] applies, as JSON (apiVersion and kind set):

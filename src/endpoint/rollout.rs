@@ -26,7 +26,19 @@ impl Controller {
         if sub.instance_count == 0 {
             return Err(Error::Invalid("instance_count must be at least 1".into()));
         }
-        if sub.autoscale.is_some() && ep.compute.is_none() {
+        let on_cluster = match &ep.compute {
+            Some(c) => self.compute_config(c)?.is_kubernetes(),
+            None => false,
+        };
+        if let Some(a) = &sub.autoscale
+            && on_cluster
+            && a.min_instances == 0
+        {
+            return Err(Error::Invalid(
+                "`scale_settings.min_instances` is 0; a Kubernetes autoscaler keeps at least one instance\n  help: `min_instances: 1`".into(),
+            ));
+        }
+        if sub.autoscale.is_some() && !on_cluster {
             return Err(Error::Invalid(format!(
                 "`scale_settings: target_utilization` needs an endpoint on a Kubernetes compute target; endpoint `{}` runs on the local Docker engine\n  help: use `scale_settings: {{type: default}}` and `instance_count`",
                 ep.name
@@ -248,7 +260,7 @@ impl Controller {
             .spec
             .environment_variables
             .iter()
-            .filter(|(_, v)| v.contains("${{secrets."))
+            .filter(|(_, v)| crate::secrets::reference(v).is_some())
             .map(|(k, v)| (k.clone(), format!("<set by tug from {v}>")))
             .collect();
         let req = GenerationRequest {
@@ -436,8 +448,9 @@ impl Controller {
             .and_then(|i| i.config)
             .and_then(|c| c.user)
             .unwrap_or_default();
-        match user.as_str() {
-            "" | "root" | "0" | "0:0" | "root:root" => Some("1000:1000".to_string()),
+        let name = user.split(':').next().unwrap_or_default();
+        match name {
+            "" | "root" | "0" => Some("1000:1000".to_string()),
             _ => None,
         }
     }
@@ -537,5 +550,16 @@ fn apply_resources(
                 Some(parse_bytes(m).ok_or_else(|| bad("requests.memory", m))?);
         }
     }
+    // A limit given alone lowers the instance type's request to it (a request above its
+    // limit is refused by the API server).
+    let lower = |req: &mut Option<i64>, lim: Option<i64>| {
+        if let (Some(r), Some(l)) = (*req, lim)
+            && r > l
+        {
+            *req = Some(l);
+        }
+    };
+    lower(&mut limits.cpu_request_nanos, limits.nano_cpus);
+    lower(&mut limits.memory_request_bytes, limits.memory_bytes);
     Ok(())
 }

@@ -68,6 +68,22 @@ struct RouterArgs {
     seed: Option<PathBuf>,
 }
 
+/// Copies `seed` to `config` unless `config` exists (an `apply-config` may have written
+/// it first: that one is newer).
+fn copy_unless_present(seed: &std::path::Path, config: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let bytes = std::fs::read(seed)?;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(config)
+    {
+        Ok(mut f) => f.write_all(&bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// `tug-infsrv router apply-config`: replaces the running router's config and tells it to
 /// reload. Run inside the router's container (a `FROM scratch` image has no shell to write
 /// a file or send a signal with).
@@ -91,9 +107,7 @@ fn apply_config(args: &ApplyArgs) -> Result<(), String> {
     let config: RouterConfig =
         serde_json::from_str(&args.json).map_err(|e| format!("not a router config: {e}"))?;
     config.validate().map_err(|e| e.to_string())?;
-    let tmp = args.config.with_extension("json.new");
-    std::fs::write(&tmp, args.json.as_bytes())
-        .and_then(|()| std::fs::rename(&tmp, &args.config))
+    server::write_atomically(&args.config, args.json.as_bytes())
         .map_err(|e| format!("writing {}: {e}", args.config.display()))?;
     // SAFETY: kill(2) with a plain pid and signal number has no memory effects.
     if unsafe { libc::kill(args.pid, libc::SIGHUP) } != 0 {
@@ -146,8 +160,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         }
     };
     if let Some(seed) = &args.seed
-        && !args.config.exists()
-        && let Err(error) = std::fs::copy(seed, &args.config)
+        && let Err(error) = copy_unless_present(seed, &args.config)
     {
         tracing::error!(
             "cannot copy the seed config {} to {}: {error}",
@@ -159,6 +172,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     let options = server::Options {
         config_path: args.config,
         address: SocketAddr::new(args.host, args.port),
+        seed: args.seed,
     };
     match runtime.block_on(server::run(options)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -56,7 +56,13 @@ pub enum Error {
 pub struct Options {
     pub config_path: PathBuf,
     pub address: SocketAddr,
+    /// A config to follow besides SIGHUP (on a cluster: the endpoint's ConfigMap, which
+    /// the kubelet updates in place): when its content changes, it becomes the config.
+    pub seed: Option<PathBuf>,
 }
+
+/// How often a followed seed is read.
+const SEED_EVERY: Duration = Duration::from_secs(5);
 
 /// Loads the config, listens, and serves until SIGTERM or SIGINT, then drains. Returns once
 /// drained (or after [`DRAIN_TIMEOUT`]).
@@ -69,8 +75,11 @@ pub async fn run(options: Options) -> Result<(), Error> {
         options.config_path.display(),
         table.summary()
     );
+    let seed_seen = options.seed.as_ref().and_then(|p| std::fs::read(p).ok());
     let router = Arc::new(Router {
         config_path: options.config_path,
+        seed: options.seed,
+        seed_seen: std::sync::Mutex::new(seed_seen),
         table: RwLock::new(Arc::new(table)),
         metrics,
         upstream: Upstream::new(),
@@ -87,6 +96,9 @@ pub async fn run(options: Options) -> Result<(), Error> {
 /// The shared state of every connection.
 struct Router {
     config_path: PathBuf,
+    seed: Option<PathBuf>,
+    /// The seed's content when last read.
+    seed_seen: std::sync::Mutex<Option<Vec<u8>>>,
     /// Swapped whole on reload; each request clones the `Arc` it starts with.
     table: RwLock<Arc<RouteTable>>,
     metrics: Metrics,
@@ -111,6 +123,9 @@ async fn serve(listener: TcpListener, router: Arc<Router>) -> Result<(), Error> 
 
     let (stop_sender, stop) = watch::channel(false);
     let mut connections = JoinSet::new();
+    // One timer for the whole loop: a sleep made anew each turn would never fire while
+    // connections keep arriving.
+    let mut seed_tick = tokio::time::interval(SEED_EVERY);
     let signal_name = loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -124,7 +139,8 @@ async fn serve(listener: TcpListener, router: Arc<Router>) -> Result<(), Error> 
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = hangup.recv() => router.reload(),
+            _ = hangup.recv() => router.reload("SIGHUP"),
+            _ = seed_tick.tick(), if router.seed.is_some() => router.follow_seed(),
             _ = terminate.recv() => break "SIGTERM",
             _ = interrupt.recv() => break "SIGINT",
         }
@@ -187,15 +203,35 @@ impl Router {
 
     /// SIGHUP: re-reads the config file; a file that does not parse or validate leaves the
     /// current table in place. Requests already running keep the table they started with.
-    fn reload(&self) {
+    /// Adopts the seed when its content changed since last read. A pod that started from
+    /// an old seed (a config pushed while it was starting) comes to the current one so.
+    fn follow_seed(&self) {
+        let Some(seed) = &self.seed else { return };
+        let Ok(now) = std::fs::read(seed) else { return };
+        let mut seen = self
+            .seed_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if seen.as_deref() == Some(now.as_slice()) {
+            return;
+        }
+        *seen = Some(now.clone());
+        drop(seen);
+        match write_atomically(&self.config_path, &now) {
+            Ok(()) => self.reload("the seed changed"),
+            Err(error) => tracing::warn!("cannot adopt the changed seed config: {error}"),
+        }
+    }
+
+    fn reload(&self, cause: &str) {
         match load_table(&self.config_path, &self.metrics) {
             Ok(table) => {
                 let summary = table.summary();
                 *self.table.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
                 // Logged after the swap: whoever sees this line gets the new table.
-                tracing::info!("SIGHUP: reloaded {summary}");
+                tracing::info!("{cause}: reloaded {summary}");
             }
-            Err(error) => tracing::warn!("SIGHUP: keeping the previous config: {error}"),
+            Err(error) => tracing::warn!("{cause}: keeping the previous config: {error}"),
         }
     }
 
@@ -397,6 +433,13 @@ fn random_percent() -> u32 {
     static DRAWS: AtomicU64 = AtomicU64::new(0);
     let draw = DRAWS.fetch_add(1, Ordering::Relaxed);
     (std::collections::hash_map::RandomState::new().hash_one(draw) % 100) as u32
+}
+
+/// Writes `bytes` to `path` through a file of this process's own next to it, renamed over.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("json.{}.new", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -284,7 +284,7 @@ impl Drop for TempNamespace<'_> {
 }
 
 #[test]
-fn the_manifests_role_is_all_a_run_needs() {
+fn the_manifests_role_is_all_a_run_and_an_endpoint_need() {
     use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
     use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
     use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -402,6 +402,53 @@ fn the_manifests_role_is_all_a_run_needs() {
         std::fs::read_to_string(ws.run_dir(&id).join("outputs/ok.txt")).unwrap(),
         "17"
     );
+    // An online endpoint too: router, deployment, invoke through the port-forward,
+    // rotated keys, delete.
+    ws.write("score/score.py", include_str!("scoring/offset.py"));
+    ws.write("model/model.json", r#"{"offset": 10}"#);
+    ws.ok(&[
+        "model",
+        "create",
+        "--name",
+        "offset",
+        "--path",
+        "model/model.json",
+    ]);
+    ws.write("ep.yml", "name: ep-rbac\ncompute: azureml:k8s\n");
+    ws.ok(&["online-endpoint", "create", "-f", "ep.yml"]);
+    ws.write(
+        "blue.yml",
+        &format!(
+            "name: blue\ntype: kubernetes\nendpoint_name: ep-rbac\nmodel: azureml:offset@latest\ncode_configuration:\n  code: score\n  scoring_script: score.py\nenvironment:\n  image: {MINIMAL}\ninstance_count: 1\nreadiness_probe:\n  initial_delay: 1\n  period: 1\n"
+        ),
+    );
+    ws.ok(&[
+        "online-deployment",
+        "create",
+        "-f",
+        "blue.yml",
+        "--all-traffic",
+    ]);
+    ws.write("req.json", r#"{"data": [1]}"#);
+    let out = ws.ok(&[
+        "online-endpoint",
+        "invoke",
+        "-n",
+        "ep-rbac",
+        "--request-file",
+        "req.json",
+    ]);
+    assert!(out.contains("[11]"), "{out}");
+    ws.ok(&[
+        "online-endpoint",
+        "regenerate-keys",
+        "-n",
+        "ep-rbac",
+        "--key-type",
+        "secondary",
+    ]);
+    ws.ok(&["online-endpoint", "delete", "-n", "ep-rbac", "--yes"]);
+
     // And no more: the account cannot read Secrets back or touch other namespaces.
     let denied = ws.tug(&["compute", "show", "-n", "k8s"]);
     let shown = String::from_utf8_lossy(&denied.stdout);

@@ -341,6 +341,66 @@ fn a_failing_init_fails_the_deployment_with_the_traceback_and_removes_its_pods()
     c.assert_nothing_left(&ws);
 }
 
+#[test]
+fn a_node_port_endpoint_gives_the_node_address_as_its_scoring_uri() {
+    let Some(c) = cluster() else { return };
+    let ws = c.workspace();
+    ws.write(
+        ".tug/config.yaml",
+        &format!(
+            "compute:\n  k8s:\n    type: kubernetes\n    kubeconfig: {}\n    namespace: {}\n    images: local\n    endpoint_service: NodePort\n",
+            c.kubeconfig, c.namespace
+        ),
+    );
+    ws.write("endpoint.yml", "name: ep-np\ncompute: azureml:k8s\n");
+    let ep = ws.json(&["online-endpoint", "create", "-f", "endpoint.yml"]);
+    assert_eq!(ep["state"], "Succeeded", "{ep}");
+    let sel = format!(
+        "tug.workspace={},tug.endpoint=ep-np",
+        ws.workspace_id().unwrap()
+    );
+    let (node_port, addresses) = c.with_client(async |client| {
+        let svc =
+            Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), &c.namespace)
+                .list(&ListParams::default().labels(&sel))
+                .await
+                .unwrap()
+                .items
+                .remove(0);
+        let spec = svc.spec.unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("NodePort"));
+        let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(client)
+            .list(&Default::default())
+            .await
+            .unwrap();
+        let addresses: Vec<String> = nodes
+            .items
+            .into_iter()
+            .flat_map(|n| n.status.unwrap().addresses.unwrap_or_default())
+            .map(|a| a.address)
+            .collect();
+        (spec.ports.unwrap()[0].node_port.unwrap(), addresses)
+    });
+    let uri = ep["scoring_uri"].as_str().unwrap();
+    assert!(uri.ends_with(&format!(":{node_port}/score")), "{uri}");
+    assert!(
+        addresses.iter().any(|a| uri.contains(a.as_str())),
+        "{uri} {addresses:?}"
+    );
+    // The loopback port-forward stays (it needs no kube-proxy, which the local cluster lacks).
+    let port = ep["port"].as_u64().unwrap();
+    let health = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{port}/"))
+        .send()
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    ws.ok(&["online-endpoint", "delete", "-n", "ep-np", "--yes"]);
+    c.assert_nothing_left(&ws);
+}
+
 /// Creates `docs` on the live server with `dryRun=All`: its own validation, whatever
 /// its version.
 fn server_accepts(c: &Cluster, docs: &[serde_json::Value]) {
@@ -527,7 +587,13 @@ fn endpoint_objects(autoscaling: &str) -> Vec<serde_json::Value> {
             &opts,
         ))
         .unwrap()),
-        (serde_json::to_value(obj::router_service("0123456789ab", "digits", &opts)).unwrap()),
+        (serde_json::to_value(obj::router_service(
+            "0123456789ab",
+            "digits",
+            tug::compute::config::EndpointService::NodePort,
+            &opts,
+        ))
+        .unwrap()),
         (serde_json::to_value(obj::generation_secret(&g, &opts).unwrap()).unwrap()),
         (serde_json::to_value(obj::generation_deployment(&g, &opts)).unwrap()),
         obj::generation_autoscaler(&g, rec.spec.autoscale.as_ref().unwrap(), autoscaling, &opts),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::{Context_, output};
-use crate::compute::config::{ImageDelivery, TargetConfig, WorkspaceConfig};
+use crate::compute::config::{EndpointService, ImageDelivery, TargetConfig, WorkspaceConfig};
 
 #[derive(Subcommand, Debug)]
 pub enum ComputeCommand {
@@ -38,6 +38,10 @@ pub enum ComputeCommand {
         /// The kind cluster or minikube profile name.
         #[arg(long)]
         cluster: Option<String>,
+        /// How endpoints are exposed: ClusterIP (the default: through tug's loopback
+        /// port-forward), NodePort or LoadBalancer (scoring_uri is then that address).
+        #[arg(long, value_parser = parse_service)]
+        endpoint_service: Option<EndpointService>,
         /// Replace a target of the same name.
         #[arg(long)]
         force: bool,
@@ -47,6 +51,14 @@ pub enum ComputeCommand {
         #[arg(short, long)]
         name: String,
     },
+}
+
+fn parse_service(s: &str) -> Result<EndpointService, String> {
+    serde_yaml::from_str(s).map_err(|_| {
+        format!(
+            "`{s}` is not a Service type for endpoints: use ClusterIP, NodePort or LoadBalancer"
+        )
+    })
 }
 
 fn parse_delivery(s: &str) -> Result<ImageDelivery, String> {
@@ -100,6 +112,7 @@ pub async fn run(ctx: &Context_, cmd: ComputeCommand) -> anyhow::Result<ExitCode
             kubeconfig,
             images,
             cluster,
+            endpoint_service,
             force,
         } => {
             anyhow::ensure!(
@@ -121,6 +134,7 @@ pub async fn run(ctx: &Context_, cmd: ComputeCommand) -> anyhow::Result<ExitCode
                 namespace,
                 images,
                 cluster,
+                endpoint_service,
                 ..Default::default()
             };
             config.compute.insert(name.clone(), target.clone());

@@ -348,6 +348,12 @@ fn print_endpoint(ctx: &Context_, ep: &EndpointView) -> anyhow::Result<()> {
     }
     println!("scoring_uri:  {}", ep.scoring_uri);
     println!("openapi_uri:  {}", ep.openapi_uri);
+    if let Some(c) = &e.compute {
+        println!("compute:      {c}");
+    }
+    if e.external_base.is_some() {
+        println!("loopback:     {}/score", e.loopback_base());
+    }
     println!("auth_mode:    {}", e.auth_mode);
     println!("traffic:      {}", split_text(&e.traffic));
     if !e.mirror_traffic.is_empty() {

@@ -47,6 +47,30 @@ pub struct TargetConfig {
     /// Kubernetes: an `imagePullSecrets` entry for pods (for `images: registry`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_secret: Option<String>,
+    /// Kubernetes: how an endpoint's router Service is exposed. `ClusterIP` (the default)
+    /// is reached through tug's loopback port-forward; `NodePort` or `LoadBalancer`
+    /// give `scoring_uri` the node's or the load balancer's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_service: Option<EndpointService>,
+}
+
+/// The type of an endpoint's router Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+pub enum EndpointService {
+    #[default]
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+impl EndpointService {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointService::ClusterIP => "ClusterIP",
+            EndpointService::NodePort => "NodePort",
+            EndpointService::LoadBalancer => "LoadBalancer",
+        }
+    }
 }
 
 /// How images built on this machine reach a cluster's nodes.

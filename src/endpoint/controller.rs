@@ -303,6 +303,7 @@ impl Controller {
             compute: req.compute,
             port,
             key_sha256: vec![sha_hex(&creds.primary_key), sha_hex(&creds.secondary_key)],
+            external_base: None,
             created_at: now.clone(),
             updated_at: now,
         };
@@ -387,6 +388,11 @@ impl Controller {
         }
         if let Backend::Kubernetes(k) = &backend {
             self.ensure_forward(&ep, k).await?;
+            if let Some(base) = k.external_base(name).await? {
+                let mut rec = self.endpoint(name)?;
+                rec.external_base = Some(base);
+                self.store.put_endpoint(&rec)?;
+            }
         }
         Ok(())
     }
@@ -420,7 +426,7 @@ impl Controller {
             .no_proxy()
             .build()
             .map_err(|e| Error::Failed(e.to_string()))?;
-        let url = format!("http://127.0.0.1:{}/", ep.port);
+        let url = format!("{}/", ep.loopback_base());
         let start = Instant::now();
         let mut in_a_row = 0;
         let mut checked = Instant::now();

@@ -30,6 +30,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::plan::{CONTAINER_PORT, LABEL_DEPLOYMENT, LABEL_ENDPOINT, ROLE_INSTANCE, ROLE_ROUTER};
 use super::{Autoscale, Credentials, DeploymentRecord, Probe};
+use crate::compute::config::EndpointService;
 use crate::compute::kubernetes::objects::{JobOptions, label_value, resources, tolerations};
 use crate::compute::{Limits, labels};
 use crate::serving::router::RouterConfig;
@@ -387,9 +388,15 @@ pub fn router_deployment(ws: &str, endpoint: &str, image: &str, opts: &JobOption
     deployment(&name, opts, router_labels(ws, endpoint), 1, pod)
 }
 
-/// The Service in front of the router (ClusterIP: tug reaches it by port-forward; a
-/// cluster user by `kubectl port-forward svc/...` or an ingress of their own).
-pub fn router_service(ws: &str, endpoint: &str, opts: &JobOptions) -> Service {
+/// The Service in front of the router: `ClusterIP` (tug reaches it by port-forward; a
+/// cluster user by `kubectl port-forward svc/...` or an ingress of their own), or the
+/// `NodePort`/`LoadBalancer` the compute config names.
+pub fn router_service(
+    ws: &str,
+    endpoint: &str,
+    service_type: EndpointService,
+    opts: &JobOptions,
+) -> Service {
     Service {
         metadata: meta(
             &endpoint_name(ws, endpoint),
@@ -397,6 +404,7 @@ pub fn router_service(ws: &str, endpoint: &str, opts: &JobOptions) -> Service {
             endpoint_labels(ws, endpoint),
         ),
         spec: Some(ServiceSpec {
+            type_: Some(service_type.as_str().into()),
             selector: Some(router_labels(ws, endpoint)),
             ports: Some(vec![ServicePort {
                 name: Some("http".into()),
@@ -408,6 +416,36 @@ pub fn router_service(ws: &str, endpoint: &str, opts: &JobOptions) -> Service {
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// The scoring address a NodePort or LoadBalancer Service gives, once it has one: the
+/// load balancer's first ingress on port 80, or a node's address (external before
+/// internal) on the node port.
+pub fn external_base(service: &Service, nodes: &[(String, String)]) -> Option<String> {
+    let spec = service.spec.as_ref()?;
+    match spec.type_.as_deref()? {
+        "LoadBalancer" => {
+            let ingress = service
+                .status
+                .as_ref()?
+                .load_balancer
+                .as_ref()?
+                .ingress
+                .as_ref()?
+                .first()?;
+            let host = ingress.ip.clone().or_else(|| ingress.hostname.clone())?;
+            Some(format!("http://{host}:80"))
+        }
+        "NodePort" => {
+            let port = spec.ports.as_ref()?.first()?.node_port?;
+            let host = nodes
+                .iter()
+                .find(|(kind, _)| kind == "ExternalIP")
+                .or_else(|| nodes.iter().find(|(kind, _)| kind == "InternalIP"))?;
+            Some(format!("http://{}:{port}", host.1))
+        }
+        _ => None,
     }
 }
 
@@ -781,6 +819,46 @@ mod tests {
         );
         assert_eq!(autoscaling_api(&["v1", "v2"]), Some("autoscaling/v2"));
         assert_eq!(autoscaling_api(&["v1"]), None);
+    }
+
+    #[test]
+    fn an_exposed_router_service_gives_the_address_users_call() {
+        let mut svc = router_service("w", "digits", EndpointService::NodePort, &opts());
+        assert_eq!(
+            svc.spec.as_ref().unwrap().type_.as_deref(),
+            Some("NodePort")
+        );
+        let nodes = vec![
+            ("InternalIP".to_string(), "10.0.0.5".to_string()),
+            ("Hostname".to_string(), "n1".to_string()),
+        ];
+        assert_eq!(
+            external_base(&svc, &nodes),
+            None,
+            "no node port assigned yet"
+        );
+        svc.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].node_port = Some(31000);
+        assert_eq!(
+            external_base(&svc, &nodes).as_deref(),
+            Some("http://10.0.0.5:31000")
+        );
+        let cluster_ip = router_service("w", "digits", EndpointService::ClusterIP, &opts());
+        assert_eq!(external_base(&cluster_ip, &nodes), None);
+        let mut lb = router_service("w", "digits", EndpointService::LoadBalancer, &opts());
+        assert_eq!(external_base(&lb, &nodes), None, "pending");
+        lb.status = Some(k8s_openapi::api::core::v1::ServiceStatus {
+            load_balancer: Some(k8s_openapi::api::core::v1::LoadBalancerStatus {
+                ingress: Some(vec![k8s_openapi::api::core::v1::LoadBalancerIngress {
+                    ip: Some("203.0.113.7".into()),
+                    ..Default::default()
+                }]),
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            external_base(&lb, &nodes).as_deref(),
+            Some("http://203.0.113.7:80")
+        );
     }
 
     #[test]

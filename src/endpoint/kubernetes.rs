@@ -168,6 +168,52 @@ impl KubeEndpoints {
         Ok(())
     }
 
+    /// The address a NodePort or LoadBalancer router Service gives (waiting up to 60 s
+    /// for a load balancer); `None` for ClusterIP.
+    pub async fn external_base(&self, ep: &str) -> Result<Option<String>> {
+        use crate::compute::config::EndpointService;
+        let kind = self.target.endpoint_service();
+        if kind == EndpointService::ClusterIP {
+            return Ok(None);
+        }
+        let name = obj::endpoint_name(&self.ws, ep);
+        let nodes: Vec<(String, String)> = if kind == EndpointService::NodePort {
+            let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.target.client());
+            let list = api
+                .list(&ListParams::default())
+                .await
+                .map_err(self.err("listing nodes for the NodePort's address (manifests/rbac.yaml's tug-node-reader allows it)"))?;
+            list.items
+                .iter()
+                .filter_map(|n| n.status.as_ref()?.addresses.clone())
+                .flatten()
+                .map(|a| (a.type_, a.address))
+                .collect()
+        } else {
+            vec![]
+        };
+        let start = std::time::Instant::now();
+        loop {
+            let svc = self
+                .api::<Service>()
+                .get(&name)
+                .await
+                .map_err(self.err(format!("reading Service {name}")))?;
+            if let Some(base) = obj::external_base(&svc, &nodes) {
+                return Ok(Some(base));
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                return Err(Error::Failed(format!(
+                    "Service {}/{name} got no {} address within 60 s (does the cluster provide load balancers?); `kubectl -n {} describe service {name}` says why\n  help: use `endpoint_service: NodePort` or leave it out (ClusterIP, through tug's port-forward)",
+                    self.ns(),
+                    kind.as_str(),
+                    self.ns()
+                )));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
     /// Whether the cluster serves the resource metrics an autoscaler reads.
     pub async fn serves_metrics(&self) -> bool {
         self.target
@@ -208,7 +254,7 @@ impl KubeEndpoints {
             self.apply(
                 &self.api::<Service>(),
                 &obj::endpoint_name(&self.ws, &ep.name),
-                &obj::router_service(&self.ws, &ep.name, opts),
+                &obj::router_service(&self.ws, &ep.name, self.target.endpoint_service(), opts),
             )
             .await
             .map(drop)

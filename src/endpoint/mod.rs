@@ -88,16 +88,30 @@ pub struct EndpointRecord {
     pub port: u16,
     /// Hex sha256 of the primary and secondary keys.
     pub key_sha256: Vec<String>,
+    /// `http://host:port` of a NodePort or LoadBalancer router Service, when the compute
+    /// target exposes endpoints so: then `scoring_uri` is there.
+    #[serde(default)]
+    pub external_base: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
 
 impl EndpointRecord {
+    /// Where clients call: the exposed Service when there is one, else the loopback port.
     pub fn scoring_uri(&self) -> String {
-        format!("http://127.0.0.1:{}/score", self.port)
+        format!("{}/score", self.base())
     }
     pub fn openapi_uri(&self) -> String {
-        format!("http://127.0.0.1:{}/swagger.json", self.port)
+        format!("{}/swagger.json", self.base())
+    }
+    /// The loopback address (the router on Docker; tug's port-forward on a cluster).
+    pub fn loopback_base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+    fn base(&self) -> String {
+        self.external_base
+            .clone()
+            .unwrap_or_else(|| self.loopback_base())
     }
 }
 

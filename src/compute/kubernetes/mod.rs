@@ -44,6 +44,7 @@ struct Inner {
     docker: Option<bollard::Docker>,
     workspace_id: String,
     opts: JobOptions,
+    endpoint_service: super::config::EndpointService,
     /// Pod names by run id, once seen (a Job's pod has a generated name).
     pods: Mutex<HashMap<String, String>>,
 }
@@ -177,6 +178,7 @@ impl KubeTarget {
                     image_pull_secret: cfg.image_pull_secret.clone(),
                     host_paths: delivery == ImageDelivery::Local,
                 },
+                endpoint_service: cfg.endpoint_service.unwrap_or_default(),
                 pods: Mutex::default(),
             }),
         })
@@ -198,6 +200,7 @@ impl KubeTarget {
                 docker: None,
                 workspace_id: workspace_id.to_string(),
                 opts,
+                endpoint_service: Default::default(),
                 pods: Mutex::default(),
             }),
         }
@@ -205,6 +208,11 @@ impl KubeTarget {
 
     fn err(&self, doing: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
         api(&self.inner.name, doing)
+    }
+
+    /// How endpoints' router Services are exposed.
+    pub fn endpoint_service(&self) -> super::config::EndpointService {
+        self.inner.endpoint_service
     }
 
     /// The compute target's name.

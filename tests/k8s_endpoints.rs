@@ -281,7 +281,6 @@ fn deploy_invoke_split_roll_restart_and_delete_on_the_cluster() {
             .collect()
     });
     assert_eq!(stored, [new_key.clone().into_bytes()]);
-    let key = new_key;
 
     // The server killed: the endpoint keeps running on the cluster, and the next tug
     // command brings back the loopback port.

@@ -31,6 +31,9 @@ pub struct Controller {
     targets: Arc<Targets>,
     busy: Arc<Mutex<HashSet<String>>>,
     active: Arc<AtomicUsize>,
+    /// Endpoints a heal pass is working on. Never refuses an operation: an operation
+    /// waits for the pass (see [`Controller::wait_heal`]), and a pass gives way to it.
+    healing: Arc<Mutex<HashSet<String>>>,
     /// Loopback listeners of cluster endpoints, by endpoint name.
     forwards: Mutex<std::collections::HashMap<String, Forward>>,
     /// How `tug-infsrv` starts in the router image, once known.
@@ -84,6 +87,7 @@ impl Controller {
             targets,
             busy: Arc::default(),
             active: Arc::default(),
+            healing: Arc::default(),
             forwards: Mutex::default(),
             router_exec: tokio::sync::OnceCell::new(),
         }
@@ -135,9 +139,11 @@ impl Controller {
             })
             .await?
             .clone();
-        Ok(Backend::Kubernetes(
-            KubeEndpoints::connect(target, &self.engine.ws, exec).await?,
-        ))
+        Ok(Backend::Kubernetes(KubeEndpoints::new(
+            target,
+            &self.engine.ws,
+            exec,
+        )))
     }
 
     /// Starts the loopback listener of a cluster endpoint (once).
@@ -167,6 +173,17 @@ impl Controller {
             .entry(ep.name.clone())
             .or_insert(forward);
         Ok(())
+    }
+
+    /// Waits until no heal pass works on `endpoint` (a pass that sees the endpoint busy
+    /// stops before it writes, so this is at most one API call long).
+    pub(super) async fn wait_heal(&self, endpoint: &str) {
+        let start = Instant::now();
+        while self.healing.lock().unwrap().contains(endpoint)
+            && start.elapsed() < Duration::from_secs(60)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Marks `endpoint` busy until the guard drops (the guard may move into a task).
@@ -488,6 +505,7 @@ impl Controller {
         patch: EndpointPatch,
     ) -> Result<EndpointRecord> {
         let _guard = self.claim(name, "update")?;
+        self.wait_heal(name).await;
         let mut ep = self.endpoint(name)?;
         let deps = self.store.deployments(name)?;
         let names: Vec<&str> = deps.iter().map(|d| d.name.as_str()).collect();
@@ -513,6 +531,7 @@ impl Controller {
     /// New keys for `primary` or `secondary`; the router accepts them at once.
     pub async fn regenerate_key(&self, name: &str, which: &str) -> Result<Credentials> {
         let _guard = self.claim(name, "regenerate-keys")?;
+        self.wait_heal(name).await;
         let mut creds = self.credentials(name)?;
         match which {
             "primary" => creds.primary_key = random_hex(32),
@@ -544,6 +563,7 @@ impl Controller {
     /// Removes every container, the network, the keys and the records.
     pub async fn delete_endpoint(&self, name: &str) -> Result<()> {
         let _guard = self.claim(name, "delete")?;
+        self.wait_heal(name).await;
         let ep = self.endpoint(name)?;
         self.set_endpoint_state(name, ProvisioningState::Deleting, None);
         self.forwards.lock().unwrap().remove(name);
@@ -602,12 +622,16 @@ impl Controller {
             if ep.state != ProvisioningState::Succeeded {
                 continue;
             }
-            // Held for the whole pass, so no operation starts on the endpoint meanwhile
-            // (and none in progress is disturbed).
-            let Ok(_guard) = self.claim(&ep.name, "heal") else {
+            // An operation in progress is left alone; one that starts during the pass
+            // waits for it, and the pass writes nothing once it sees the operation.
+            if self.busy.lock().unwrap().contains(&ep.name)
+                || !self.healing.lock().unwrap().insert(ep.name.clone())
+            {
                 continue;
-            };
-            match self.heal_endpoint(&ep).await {
+            }
+            let outcome = self.heal_endpoint(&ep).await;
+            self.healing.lock().unwrap().remove(&ep.name);
+            match outcome {
                 Ok(n) => healed += n,
                 // One endpoint that cannot be healed (its cluster unreachable) must not
                 // keep the others from it.
@@ -686,7 +710,8 @@ impl Controller {
         deployments: &[DeploymentRecord],
         moved: &[usize],
     ) -> Result<usize> {
-        if moved.is_empty() {
+        // An operation that started meanwhile pushes the current config itself.
+        if moved.is_empty() || self.busy.lock().unwrap().contains(&ep.name) {
             return Ok(0);
         }
         let config = plan::router_config(ep, deployments);
@@ -694,8 +719,16 @@ impl Controller {
             .await?
             .push_config(&ep.name, &config)
             .await?;
+        // Only the addresses, and only where the record is still the one looked at.
         for &i in moved {
-            self.store.put_deployment(&deployments[i])?;
+            let d = &deployments[i];
+            if let Some(mut fresh) = self.store.deployment(&ep.name, &d.name)?
+                && fresh.generation == d.generation
+                && fresh.state == ProvisioningState::Succeeded
+            {
+                fresh.instances = d.instances.clone();
+                self.store.put_deployment(&fresh)?;
+            }
         }
         Ok(1)
     }

@@ -33,8 +33,6 @@ pub struct KubeEndpoints {
     ws: String,
     /// How to start `tug-infsrv` in the router image (for `apply-config`).
     router_exec: Vec<String>,
-    /// `autoscaling/v2` or `v2beta2`, as the server serves; none when neither.
-    autoscaling: Option<&'static str>,
 }
 
 fn status_code(e: &kube::Error) -> Option<u16> {
@@ -45,28 +43,32 @@ fn status_code(e: &kube::Error) -> Option<u16> {
 }
 
 impl KubeEndpoints {
-    pub async fn connect(
-        target: KubeTarget,
-        ws: &str,
-        router_exec: Vec<String>,
-    ) -> Result<KubeEndpoints> {
-        let groups = target
+    /// No request is made: the loopback listener must come up even while the cluster is
+    /// unreachable (it answers once the cluster does).
+    pub fn new(target: KubeTarget, ws: &str, router_exec: Vec<String>) -> KubeEndpoints {
+        KubeEndpoints {
+            target,
+            ws: ws.to_string(),
+            router_exec,
+        }
+    }
+
+    /// The autoscaling API to apply with (`v2`, else `v2beta2`), as the server's
+    /// discovery says; `None` when it serves neither.
+    async fn autoscaling(&self) -> Result<Option<&'static str>> {
+        let groups = self
+            .target
             .client()
             .list_api_groups()
             .await
-            .map_err(api(target.name(), "asking which APIs the server serves"))?;
+            .map_err(self.err("asking which APIs the server serves"))?;
         let served: Vec<String> = groups
             .groups
             .iter()
             .filter(|g| g.name == "autoscaling")
             .flat_map(|g| g.versions.iter().map(|v| v.version.clone()))
             .collect();
-        Ok(KubeEndpoints {
-            autoscaling: obj::autoscaling_api(&served),
-            target,
-            ws: ws.to_string(),
-            router_exec,
-        })
+        Ok(obj::autoscaling_api(&served))
     }
 
     fn err(&self, doing: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
@@ -95,10 +97,9 @@ impl KubeEndpoints {
         Api::namespaced(self.target.client(), self.ns())
     }
 
-    /// The autoscaler API (v1 to list and delete when the server has no v2: every
-    /// version sees every autoscaler).
-    fn autoscalers(&self) -> Api<DynamicObject> {
-        let api_version = self.autoscaling.unwrap_or("autoscaling/v1");
+    /// Autoscalers at `api_version`; `autoscaling/v1` lists and deletes them all,
+    /// whatever version created them, on every server.
+    fn autoscalers(&self, api_version: &str) -> Api<DynamicObject> {
         let (group, version) = api_version.split_once('/').expect("group/version");
         let res = ApiResource {
             group: group.into(),
@@ -492,7 +493,12 @@ impl KubeEndpoints {
         let (ep, dep) = (req.ep.name.as_str(), req.dep.name.as_str());
         let name = obj::generation_name(&self.ws, ep, dep, req.generation);
         let selector = obj::selector(&obj::generation_labels(&self.ws, ep, dep, req.generation));
-        if req.dep.spec.autoscale.is_some() && self.autoscaling.is_none() {
+        let objects = self.plan_generation(req).await?;
+        if req.dep.spec.autoscale.is_some()
+            && !objects
+                .iter()
+                .any(|o| o["kind"] == "HorizontalPodAutoscaler")
+        {
             return Err(Error::Invalid(format!(
                 "`scale_settings: target_utilization` needs the autoscaling/v2 (or v2beta2) API, which compute `{}` does not serve\n  help: use `scale_settings: {{type: default}}` and `instance_count`",
                 self.target.name()
@@ -502,9 +508,9 @@ impl KubeEndpoints {
         progress("loading the scoring image onto the cluster");
         self.deliver(req.image).await?;
         let applied = async {
-            for object in self.plan_generation(req) {
+            for object in &objects {
                 let kind = object["kind"].as_str().unwrap_or_default().to_string();
-                let patch = Patch::Apply(&object);
+                let patch = Patch::Apply(object);
                 let params = PatchParams::apply(FIELD_MANAGER).force();
                 let result = match kind.as_str() {
                     "Secret" => self
@@ -518,7 +524,7 @@ impl KubeEndpoints {
                         .await
                         .map(drop),
                     _ => self
-                        .autoscalers()
+                        .autoscalers(object["apiVersion"].as_str().unwrap_or_default())
                         .patch(&name, &params, &patch)
                         .await
                         .map(drop),
@@ -568,7 +574,10 @@ impl KubeEndpoints {
     /// The objects [`Self::start_generation`] applies, as JSON (apiVersion and kind set):
     /// the Secret, the Deployment, the autoscaler, in the order they are applied (a pod
     /// never waits for its Secret; the autoscaler finds its target).
-    pub(super) fn plan_generation(&self, req: &GenerationRequest<'_>) -> Vec<serde_json::Value> {
+    pub(super) async fn plan_generation(
+        &self,
+        req: &GenerationRequest<'_>,
+    ) -> Result<Vec<serde_json::Value>> {
         let opts = self.target.options();
         let spec = obj::GenerationSpec {
             ws: &self.ws,
@@ -587,10 +596,12 @@ impl KubeEndpoints {
         out.push(
             serde_json::to_value(obj::generation_deployment(&spec, opts)).expect("serializes"),
         );
-        if let (Some(a), Some(api)) = (&req.dep.spec.autoscale, self.autoscaling) {
+        if let Some(a) = &req.dep.spec.autoscale
+            && let Some(api) = self.autoscaling().await?
+        {
             out.push(obj::generation_autoscaler(&spec, a, api, opts));
         }
-        out
+        Ok(out)
     }
 
     /// The ready pods of a generation, as the router addresses them.
@@ -632,7 +643,7 @@ impl KubeEndpoints {
         self.delete(&self.api::<Deployment>(), &name).await?;
         self.delete(&self.api::<Secret>(), &name).await?;
         match self
-            .autoscalers()
+            .autoscalers("autoscaling/v1")
             .delete(&name, &DeleteParams::background())
             .await
         {
@@ -648,7 +659,7 @@ impl KubeEndpoints {
             .await?;
         self.delete_matching(&self.api::<Secret>(), &sel, "secrets")
             .await?;
-        self.delete_matching(&self.autoscalers(), &sel, "autoscalers")
+        self.delete_matching(&self.autoscalers("autoscaling/v1"), &sel, "autoscalers")
             .await
     }
 
@@ -662,7 +673,7 @@ impl KubeEndpoints {
             .await?;
         self.delete_matching(&self.api::<Secret>(), &sel, "secrets")
             .await?;
-        self.delete_matching(&self.autoscalers(), &sel, "autoscalers")
+        self.delete_matching(&self.autoscalers("autoscaling/v1"), &sel, "autoscalers")
             .await?;
         // Done when the pods are gone too (they drain first): nothing is left behind.
         let pods = self.api::<Pod>();

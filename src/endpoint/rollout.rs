@@ -126,6 +126,7 @@ impl Controller {
         dep_name: &str,
         all_traffic: bool,
     ) -> Result<()> {
+        self.wait_heal(ep_name).await;
         let ep = self.endpoint(ep_name)?;
         let rec = self.deployment(ep_name, dep_name)?;
         let backend = self.backend(&ep).await?;
@@ -272,7 +273,18 @@ impl Controller {
             user,
             limits: &limits,
         };
-        Ok(kube.plan_generation(&req))
+        let objects = kube.plan_generation(&req).await?;
+        if req.dep.spec.autoscale.is_some()
+            && !objects
+                .iter()
+                .any(|o| o["kind"] == "HorizontalPodAutoscaler")
+        {
+            return Err(Error::Invalid(format!(
+                "`scale_settings: target_utilization` needs the autoscaling/v2 (or v2beta2) API, which compute `{}` does not serve",
+                ep.compute.clone().unwrap_or_default()
+            )));
+        }
+        Ok(objects)
     }
 
     /// What a user must know about an autoscaled deployment's cluster: without a metrics
@@ -458,6 +470,7 @@ impl Controller {
     /// Removes a deployment that receives no live traffic.
     pub async fn delete_deployment(&self, ep_name: &str, dep_name: &str) -> Result<()> {
         let _guard = self.claim(ep_name, "delete deployment")?;
+        self.wait_heal(ep_name).await;
         let mut ep = self.endpoint(ep_name)?;
         self.deployment(ep_name, dep_name)?;
         if ep.traffic.get(dep_name).copied().unwrap_or(0) > 0 {

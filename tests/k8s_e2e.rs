@@ -515,42 +515,11 @@ fn full_objects(namespace: &str) -> (Job, k8s_openapi::api::core::v1::Secret) {
 
 #[test]
 fn run_objects_are_valid_on_current_kubernetes_schemas() {
-    let have = std::process::Command::new("kubernetes-validate")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        assert!(
-            std::env::var("TUG_E2E_REQUIRED").as_deref() != Ok("1"),
-            "kubernetes-validate is missing: pip install kubernetes-validate==1.37.0 (make prereqs does)"
-        );
-        eprintln!("skipped: kubernetes-validate is not installed");
-        return;
-    }
     let (job, secret) = full_objects("ml");
-    let dir = tempfile::tempdir().unwrap();
-    let mut files = vec![];
-    for (name, value) in [
-        ("job.yaml", serde_json::to_value(&job).unwrap()),
-        ("secret.yaml", serde_json::to_value(&secret).unwrap()),
-    ] {
-        let path = dir.path().join(name);
-        std::fs::write(&path, serde_yaml::to_string(&value).unwrap()).unwrap();
-        files.push(path);
-    }
-    for version in ["1.33.0", "1.37.0"] {
-        let out = std::process::Command::new("kubernetes-validate")
-            .args(["-k", version, "--strict"])
-            .args(&files)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "Kubernetes {version}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    common::cluster::valid_on_current_schemas(&[
+        serde_json::to_value(&job).unwrap(),
+        serde_json::to_value(&secret).unwrap(),
+    ]);
 }
 
 #[test]

@@ -601,38 +601,7 @@ fn endpoint_objects(autoscaling: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn endpoint_objects_are_valid_on_current_kubernetes_schemas() {
-    let have = std::process::Command::new("kubernetes-validate")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        assert!(
-            std::env::var("TUG_E2E_REQUIRED").as_deref() != Ok("1"),
-            "kubernetes-validate is missing: pip install kubernetes-validate==1.37.0 (make prereqs does)"
-        );
-        eprintln!("skipped: kubernetes-validate is not installed");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mut files = vec![];
-    for (i, doc) in endpoint_objects("autoscaling/v2").iter().enumerate() {
-        let path = dir.path().join(format!("{i}.yaml"));
-        std::fs::write(&path, serde_yaml::to_string(doc).unwrap()).unwrap();
-        files.push(path);
-    }
-    for version in ["1.33.0", "1.37.0"] {
-        let out = std::process::Command::new("kubernetes-validate")
-            .args(["-k", version, "--strict"])
-            .args(&files)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "Kubernetes {version}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    common::cluster::valid_on_current_schemas(&endpoint_objects("autoscaling/v2"));
 }
 
 #[test]

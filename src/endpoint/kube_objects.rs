@@ -31,7 +31,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::plan::{CONTAINER_PORT, LABEL_DEPLOYMENT, LABEL_ENDPOINT, ROLE_INSTANCE, ROLE_ROUTER};
 use super::{Autoscale, Credentials, DeploymentRecord, Probe};
 use crate::compute::config::EndpointService;
-use crate::compute::kubernetes::objects::{JobOptions, label_value, resources, tolerations};
+use crate::compute::kubernetes::objects::{
+    JobOptions, label_value, resources, tolerations, user_ids,
+};
 use crate::compute::{Limits, labels};
 use crate::serving::router::RouterConfig;
 
@@ -485,11 +487,6 @@ pub fn generation_secret(g: &GenerationSpec<'_>, opts: &JobOptions) -> Option<Se
         ),
         ..Default::default()
     })
-}
-
-fn user_ids(user: &Option<String>) -> Option<(i64, i64)> {
-    let (u, g) = user.as_deref()?.split_once(':')?;
-    Some((u.parse().ok()?, g.parse().ok()?))
 }
 
 /// The generation's Deployment: `instance_count` scoring pods (`min_instances` when

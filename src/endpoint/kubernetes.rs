@@ -72,17 +72,8 @@ impl KubeEndpoints {
     }
 
     fn err(&self, doing: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-        let doing = doing.into();
-        let target = self.target.name().to_string();
-        let f = api(self.target.name(), doing.clone());
-        move |e| {
-            if status_code(&e) == Some(403) {
-                return Error::Failed(format!(
-                    "Kubernetes compute `{target}`: {doing}: {e}\n  help: tug's identity lacks a permission endpoints need; manifests/rbac.yaml lists them verb by verb (apply it again after upgrading tug)"
-                ));
-            }
-            Error::Compute(f(e))
-        }
+        let f = api(self.target.name(), doing);
+        move |e| Error::Compute(f(e))
     }
 
     fn ns(&self) -> &str {
@@ -129,13 +120,7 @@ impl KubeEndpoints {
             + serde::de::DeserializeOwned
             + std::fmt::Debug,
     {
-        api.patch(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(object),
-        )
-        .await
-        .map_err(self.err(format!("applying {name}")))
+        Ok(self.target.apply(api, name, object).await?)
     }
 
     async fn delete<K>(&self, api: &Api<K>, name: &str) -> Result<()>

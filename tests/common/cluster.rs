@@ -143,3 +143,41 @@ where
         .map(|n| format!("{kind}/{n}"))
         .collect()
 }
+
+/// Validates `docs` with `kubernetes-validate --strict` against the schemas of 1.33 and
+/// 1.37; false (after saying why) when the tool is missing outside CI.
+pub fn valid_on_current_schemas(docs: &[serde_json::Value]) -> bool {
+    let have = std::process::Command::new("kubernetes-validate")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var("TUG_E2E_REQUIRED").as_deref() != Ok("1"),
+            "kubernetes-validate is missing: pip install kubernetes-validate==1.37.0 (make prereqs does)"
+        );
+        eprintln!("skipped: kubernetes-validate is not installed");
+        return false;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = vec![];
+    for (i, doc) in docs.iter().enumerate() {
+        let path = dir.path().join(format!("{i}.yaml"));
+        std::fs::write(&path, serde_yaml::to_string(doc).unwrap()).unwrap();
+        files.push(path);
+    }
+    for version in ["1.33.0", "1.37.0"] {
+        let out = std::process::Command::new("kubernetes-validate")
+            .args(["-k", version, "--strict"])
+            .args(&files)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "Kubernetes {version}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    true
+}

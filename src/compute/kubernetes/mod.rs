@@ -58,7 +58,12 @@ pub fn api(target: &str, doing: impl Into<String>) -> impl FnOnce(kube::Error) -
         target,
         doing,
         unreachable: !matches!(e, kube::Error::Api(_)),
-        detail: e.to_string(),
+        detail: match &e {
+            kube::Error::Api(s) if s.code == 403 => format!(
+                "{e}\n  help: tug's identity lacks a permission; manifests/rbac.yaml lists what tug needs, verb by verb (apply it again after upgrading tug)"
+            ),
+            _ => e.to_string(),
+        },
     }
 }
 
@@ -308,7 +313,8 @@ impl KubeTarget {
         Ok(pod)
     }
 
-    async fn apply<K>(&self, api: &Api<K>, name: &str, obj: &K) -> Result<K, Error>
+    /// Server-side applies `obj` as field manager `tug`, taking over conflicting fields.
+    pub async fn apply<K>(&self, api: &Api<K>, name: &str, obj: &K) -> Result<K, Error>
     where
         K: kube::Resource
             + Clone

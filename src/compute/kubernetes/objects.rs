@@ -240,7 +240,8 @@ pub fn tolerations(limits: &Limits) -> Vec<Toleration> {
         .collect()
 }
 
-fn user_ids(user: &Option<String>) -> Option<(i64, i64)> {
+/// `uid:gid` as numbers (tug's own users are numeric; a named user gives none).
+pub fn user_ids(user: &Option<String>) -> Option<(i64, i64)> {
     let (u, g) = user.as_deref()?.split_once(':')?;
     Some((u.parse().ok()?, g.parse().ok()?))
 }

@@ -549,14 +549,9 @@ fn run_objects_pass_the_live_servers_validation() {
 #[test]
 fn a_run_waiting_for_a_node_is_canceled_at_once() {
     let Some(c) = cluster() else { return };
-    let ws = c.workspace();
     // An instance type no node can take: the pod stays Pending.
-    ws.write(
-        ".tug/config.yaml",
-        &format!(
-            "compute:\n  k8s:\n    type: kubernetes\n    kubeconfig: {}\n    namespace: {}\n    images: local\n    instance_types:\n      nowhere: {{cpu: 1, memory: 1Gi, node_selector: {{tug-test/pool: none}}}}\n",
-            c.kubeconfig, c.namespace
-        ),
+    let ws = c.workspace_with(
+        "    instance_types:\n      nowhere: {cpu: 1, memory: 1Gi, node_selector: {tug-test/pool: none}}\n",
     );
     ws.write("src/never.py", "print('never runs')\n");
     let id = ws.submit(

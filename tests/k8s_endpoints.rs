@@ -343,14 +343,7 @@ fn a_failing_init_fails_the_deployment_with_the_traceback_and_removes_its_pods()
 #[test]
 fn a_node_port_endpoint_gives_the_node_address_as_its_scoring_uri() {
     let Some(c) = cluster() else { return };
-    let ws = c.workspace();
-    ws.write(
-        ".tug/config.yaml",
-        &format!(
-            "compute:\n  k8s:\n    type: kubernetes\n    kubeconfig: {}\n    namespace: {}\n    images: local\n    endpoint_service: NodePort\n",
-            c.kubeconfig, c.namespace
-        ),
-    );
+    let ws = c.workspace_with("    endpoint_service: NodePort\n");
     ws.write("endpoint.yml", "name: ep-np\ncompute: azureml:k8s\n");
     let ep = ws.json(&["online-endpoint", "create", "-f", "endpoint.yml"]);
     assert_eq!(ep["state"], "Succeeded", "{ep}");

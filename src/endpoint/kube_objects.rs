@@ -21,8 +21,8 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy}
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvVar, EnvVarSource, HTTPGetAction, LocalObjectReference, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe as KubeProbe, ResourceRequirements, SeccompProfile, Secret,
-    SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    PodTemplateSpec, Probe as KubeProbe, SeccompProfile, Secret, SecretKeySelector,
+    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -32,7 +32,7 @@ use super::plan::{CONTAINER_PORT, LABEL_DEPLOYMENT, LABEL_ENDPOINT, ROLE_INSTANC
 use super::{Autoscale, Credentials, DeploymentRecord, Probe};
 use crate::compute::config::EndpointService;
 use crate::compute::kubernetes::objects::{
-    JobOptions, label_value, resources, tolerations, user_ids,
+    JobOptions, fixed_resources, label_value, resources, tolerations, user_ids,
 };
 use crate::compute::{Limits, labels};
 use crate::serving::router::RouterConfig;
@@ -323,17 +323,7 @@ pub fn router_deployment(ws: &str, endpoint: &str, image: &str, opts: &JobOption
                 ..health
             },
         )),
-        resources: Some(ResourceRequirements {
-            requests: Some(BTreeMap::from([
-                ("cpu".into(), Quantity("50m".into())),
-                ("memory".into(), Quantity("32Mi".into())),
-            ])),
-            limits: Some(BTreeMap::from([
-                ("cpu".into(), Quantity("1".into())),
-                ("memory".into(), Quantity("256Mi".into())),
-            ])),
-            ..Default::default()
-        }),
+        resources: Some(fixed_resources(("50m", "32Mi"), ("1", "256Mi"))),
         volume_mounts: Some(vec![
             VolumeMount {
                 name: "config".into(),

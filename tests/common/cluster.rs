@@ -39,11 +39,17 @@ pub fn cluster() -> Option<Cluster> {
 impl Cluster {
     /// A workspace whose `k8s` compute is this cluster.
     pub fn workspace(&self) -> Ws {
+        self.workspace_with("")
+    }
+
+    /// A workspace whose `k8s` compute is this cluster, with `extra` (YAML lines indented
+    /// under the entry) added to its config.
+    pub fn workspace_with(&self, extra: &str) -> Ws {
         let ws = Ws::new();
         ws.write(
             ".tug/config.yaml",
             &format!(
-                "compute:\n  k8s:\n    type: kubernetes\n    kubeconfig: {}\n    namespace: {}\n    images: local\n",
+                "compute:\n  k8s:\n    type: kubernetes\n    kubeconfig: {}\n    namespace: {}\n    images: local\n{extra}",
                 self.kubeconfig, self.namespace
             ),
         );

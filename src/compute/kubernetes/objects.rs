@@ -225,6 +225,21 @@ pub fn resources(limits: &Limits) -> Option<ResourceRequirements> {
     })
 }
 
+/// `(cpu, memory)` requests and limits of one of tug's own containers.
+pub fn fixed_resources(requests: (&str, &str), limits: (&str, &str)) -> ResourceRequirements {
+    let pair = |(cpu, memory): (&str, &str)| {
+        Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity(cpu.into())),
+            ("memory".to_string(), Quantity(memory.into())),
+        ]))
+    };
+    ResourceRequirements {
+        requests: pair(requests),
+        limits: pair(limits),
+        ..Default::default()
+    }
+}
+
 /// The instance type's tolerations, as the pod spec writes them.
 pub fn tolerations(limits: &Limits) -> Vec<Toleration> {
     limits
@@ -321,17 +336,7 @@ pub fn run_job(spec: &RunSpec, opts: &JobOptions) -> Job {
             mount("tug-control", CONTROL, false),
         ]
     };
-    let helper_resources = ResourceRequirements {
-        limits: Some(BTreeMap::from([
-            ("cpu".into(), Quantity("1".into())),
-            ("memory".into(), Quantity("128Mi".into())),
-        ])),
-        requests: Some(BTreeMap::from([
-            ("cpu".into(), Quantity("10m".into())),
-            ("memory".into(), Quantity("16Mi".into())),
-        ])),
-        ..Default::default()
-    };
+    let helper_resources = fixed_resources(("10m", "16Mi"), ("1", "128Mi"));
     let helper = |name: &str, script: String, ro: bool| Container {
         name: name.into(),
         image: Some(spec.image.clone()),

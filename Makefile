@@ -1,5 +1,5 @@
 # Developer tasks. `make digits` and `make test` are README's two commands.
-.PHONY: digits test prereqs images cluster cluster-stop fmt clippy check bench
+.PHONY: digits test prereqs images cluster cluster-stop mlflow-clients fmt clippy check bench
 
 CARGO ?= cargo
 
@@ -39,9 +39,14 @@ cluster: prereqs
 cluster-stop:
 	$(K8S) stop
 
+# Real MLflow clients (three versions) and their wheelhouses, from PyPI on the host, cached
+# in /var/cache/tug-mlflow: the tracking tests run them on the host and in containers.
+mlflow-clients:
+	tests/mlflow/clients.sh
+
 # The whole test suite against the real Docker engine and the local cluster. The e2e
 # suite must not skip here (TUG_E2E_REQUIRED); the cluster is stopped however it ends.
-test: images cluster
+test: images cluster mlflow-clients
 	@$(K8S) env
 	env $$($(K8S) env) TUG_E2E_REQUIRED=1 $(CARGO) test --locked --all-targets -- --test-threads=4; \
 	  rc=$$?; $(K8S) stop; exit $$rc

@@ -20,4 +20,5 @@ pub mod spec;
 pub mod store;
 pub mod submit;
 pub mod sweep;
+pub mod tracking;
 pub mod workspace;

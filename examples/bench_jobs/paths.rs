@@ -204,6 +204,7 @@ impl DirectCtx {
                 downloads: BTreeMap::new(),
                 limits: Default::default(),
                 secret_env: Default::default(),
+                tracking: None,
             },
         );
         let name = tug::compute::docker::container_name(&self.ws_id, &run_id);

@@ -213,6 +213,13 @@ impl DockerTarget {
         &self.docker
     }
 
+    /// The host's address on Docker's default bridge: containers on it reach the host
+    /// there, while other machines have no route to it.
+    pub async fn bridge_gateway(&self) -> Option<std::net::IpAddr> {
+        let net = self.docker.inspect_network("bridge", None).await.ok()?;
+        net.ipam?.config?.iter().find_map(gateway_of)
+    }
+
     fn name(&self, run_id: &str) -> String {
         container_name(&self.workspace_id, run_id)
     }
@@ -512,8 +519,37 @@ impl DockerTarget {
     }
 }
 
+/// A bridge's gateway: as configured, else (the engine often leaves it out) the first
+/// address of its IPv4 subnet, which is what Docker gives the bridge.
+fn gateway_of(c: &bollard::models::IpamConfig) -> Option<std::net::IpAddr> {
+    if let Some(g) = c.gateway.as_deref().and_then(|g| g.parse().ok()) {
+        return Some(g);
+    }
+    let (net, _) = c.subnet.as_deref()?.split_once('/')?;
+    let net: std::net::Ipv4Addr = net.parse().ok()?;
+    Some(std::net::IpAddr::V4((u32::from(net) + 1).into()))
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn bridge_gateway_comes_from_the_subnet_when_unset() {
+        let c = |gateway: Option<&str>, subnet: Option<&str>| bollard::models::IpamConfig {
+            gateway: gateway.map(str::to_string),
+            subnet: subnet.map(str::to_string),
+            ..Default::default()
+        };
+        assert_eq!(
+            gateway_of(&c(None, Some("172.17.0.0/16"))),
+            Some("172.17.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            gateway_of(&c(Some("10.0.0.254"), Some("10.0.0.0/24"))),
+            Some("10.0.0.254".parse().unwrap())
+        );
+        assert_eq!(gateway_of(&c(None, Some("fd00::/64"))), None);
+    }
     use super::*;
     use crate::compute::Limits;
 

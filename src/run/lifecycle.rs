@@ -70,6 +70,14 @@ pub struct Runner {
     builder: Builder,
     cancels: Mutex<HashMap<String, watch::Sender<bool>>>,
     active: AtomicUsize,
+    /// Where runs reach the MLflow API, once the server has its container listener.
+    tracking: std::sync::OnceLock<TrackingEndpoint>,
+}
+
+/// The MLflow tracking listener containers reach, and the key run tokens are made with.
+pub struct TrackingEndpoint {
+    pub uri: String,
+    pub workspace_token: String,
 }
 
 /// Counts a drive task as active for as long as it lives.
@@ -96,7 +104,13 @@ impl Runner {
             builder,
             cancels: Mutex::default(),
             active: AtomicUsize::new(0),
+            tracking: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Runs started from now on get MLflow settings pointing at `endpoint`.
+    pub fn set_tracking(&self, endpoint: TrackingEndpoint) {
+        let _ = self.tracking.set(endpoint);
     }
 
     /// Number of runs being driven now.
@@ -587,6 +601,18 @@ impl Runner {
                 downloads.insert(name.clone(), entries);
             }
         }
+        let tracking = match self.tracking.get() {
+            Some(t) => Some(plan::TrackingAccess {
+                uri: t.uri.clone(),
+                token: crate::tracking::token::run_token(&t.workspace_token, &run.id),
+                experiment_id: self
+                    .store
+                    .experiment_named(&run.experiment)?
+                    .map(|e| e.id)
+                    .unwrap_or(0),
+            }),
+            None => None,
+        };
         Ok(plan::container_spec(
             sub,
             SpecInputs {
@@ -602,6 +628,7 @@ impl Runner {
                     .into_iter()
                     .map(|(var, _)| var.to_string())
                     .collect(),
+                tracking,
             },
         ))
     }

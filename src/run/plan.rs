@@ -28,6 +28,17 @@ pub struct SpecInputs<'a> {
     pub limits: Limits,
     /// Names of environment variables that hold decrypted secrets.
     pub secret_env: std::collections::BTreeSet<String>,
+    /// How the run's MLflow client reaches tug's tracking API, if it can.
+    pub tracking: Option<TrackingAccess>,
+}
+
+/// The MLflow tracking settings a run's container gets.
+pub struct TrackingAccess {
+    /// `http://<address containers reach>:<port>`.
+    pub uri: String,
+    /// A token that writes to this run only (`tracking::token`).
+    pub token: String,
+    pub experiment_id: i64,
 }
 
 /// The container a run gets.
@@ -43,6 +54,14 @@ pub fn container_spec(sub: &JobSubmission, inp: SpecInputs<'_>) -> RunSpec {
     ];
     for (k, v) in fixed {
         env.insert(k.to_string(), v.to_string());
+    }
+    let mut secret_env = inp.secret_env;
+    if let Some(t) = &inp.tracking {
+        env.insert("MLFLOW_TRACKING_URI".into(), t.uri.clone());
+        env.insert("MLFLOW_TRACKING_TOKEN".into(), t.token.clone());
+        env.insert("MLFLOW_EXPERIMENT_ID".into(), t.experiment_id.to_string());
+        // Kept out of logs and, on Kubernetes, out of the pod spec (a Secret holds it).
+        secret_env.insert("MLFLOW_TRACKING_TOKEN".into());
     }
     // A uid with no passwd entry gets HOME=/, where nothing can be written.
     env.entry("HOME".to_string())
@@ -136,7 +155,7 @@ pub fn container_spec(sub: &JobSubmission, inp: SpecInputs<'_>) -> RunSpec {
         working_dir: paths::CODE.to_string(),
         env,
         user,
-        secret_env: inp.secret_env,
+        secret_env,
         files: entries,
         owner: (RUN_UID, RUN_UID),
         dir_mode,
@@ -310,6 +329,7 @@ mod tests {
                 .into(),
                 limits: Limits::default(),
                 secret_env: Default::default(),
+                tracking: None,
             },
         )
     }
@@ -324,6 +344,36 @@ mod tests {
         assert_eq!(s.env["AZURE_ML_OUTPUT_model"], "/tug/outputs/model");
         assert_eq!(s.user.as_deref(), Some("1000:1000"));
         assert_eq!(s.working_dir, "/tug/code");
+    }
+
+    #[test]
+    fn mlflow_settings_reach_the_run_and_the_token_is_a_secret() {
+        let s = spec();
+        assert!(!s.env.contains_key("MLFLOW_TRACKING_URI"));
+        let s = container_spec(
+            &sub(),
+            SpecInputs {
+                workspace_id: "ws",
+                run_id: "r1",
+                experiment: "digits",
+                image: "tug/env:1",
+                log_nonce: "n",
+                code: vec![],
+                downloads: Default::default(),
+                limits: Limits::default(),
+                secret_env: Default::default(),
+                tracking: Some(TrackingAccess {
+                    uri: "http://172.17.0.1:41000".into(),
+                    token: "tug-run.r1.abc".into(),
+                    experiment_id: 3,
+                }),
+            },
+        );
+        assert_eq!(s.env["MLFLOW_TRACKING_URI"], "http://172.17.0.1:41000");
+        assert_eq!(s.env["MLFLOW_RUN_ID"], "r1");
+        assert_eq!(s.env["MLFLOW_EXPERIMENT_ID"], "3");
+        assert_eq!(s.env["MLFLOW_EXPERIMENT_NAME"], "digits");
+        assert!(s.secret_env.contains("MLFLOW_TRACKING_TOKEN"));
     }
 
     #[test]

@@ -129,12 +129,20 @@ async fn upload_snapshot(
     }))
 }
 
+fn nan_for_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {
+    let m = BTreeMap::<String, Option<f64>>::deserialize(d)?;
+    Ok(m.into_iter()
+        .map(|(k, v)| (k, v.unwrap_or(f64::NAN)))
+        .collect())
+}
+
 /// A run as the API shows it: the record plus its last metric values.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct JobView {
     #[serde(flatten)]
     pub run: RunRecord,
-    #[serde(default)]
+    /// JSON has no NaN: a NaN metric travels as `null` and comes back as NaN.
+    #[serde(default, deserialize_with = "nan_for_null")]
     pub metrics: BTreeMap<String, f64>,
     #[serde(default)]
     pub history: Vec<(String, String, Option<String>)>,

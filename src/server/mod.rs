@@ -3,6 +3,8 @@
 
 pub mod api;
 pub mod endpoint_api;
+mod mlflow_api;
+mod mlflow_artifacts;
 mod registry_api;
 pub mod stream;
 pub mod sweep_api;
@@ -164,6 +166,7 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
     let store = Arc::new(Store::open(&ws.db_path())?);
     let workspace_id = store.workspace_id()?;
     let target = DockerTarget::connect_local(&workspace_id).await?;
+    let target_gateway = target.bridge_gateway().await;
     let builder = crate::build::docker::Builder::new(target.docker().clone());
     let docker = target.docker().clone();
     // One set of connected targets for runs and endpoints (one client per cluster).
@@ -175,6 +178,7 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
         &workspace_id,
         targets.clone(),
     ));
+    let tracking_listener = bind_tracking(&target_gateway, &store).await;
     let runner = Arc::new(Runner::new(
         store,
         ws.clone(),
@@ -182,6 +186,12 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
         targets,
         builder,
     ));
+    if let Some((_, uri)) = &tracking_listener {
+        runner.set_tracking(crate::run::lifecycle::TrackingEndpoint {
+            uri: uri.clone(),
+            workspace_token: token.clone(),
+        });
+    }
 
     if !opts.bind.ip().is_loopback() {
         tracing::warn!(
@@ -220,6 +230,15 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
         closing: tokio::sync::watch::channel(false).0,
     });
 
+    if let Some((listener, uri)) = tracking_listener {
+        tracing::info!(%uri, "MLflow tracking API for job containers");
+        let app = container_router(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::warn!(error = %e, "the tracking listener for containers stopped");
+            }
+        });
+    }
     let resumed = runner.reconcile().await?;
     // After the runner: trials are driven again before their sweep looks at them.
     let sweeps_resumed = sweeps.reconcile().map_err(|e| Error::Io {
@@ -316,7 +335,54 @@ fn router(state: Arc<AppState>) -> Router {
         .merge(endpoint_api::routes())
         .merge(sweep_api::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        // Authenticated on its own: run tokens are accepted there too.
+        .merge(mlflow_api::routes(state.clone(), mlflow_api::Access::Host))
         .with_state(state)
+}
+
+/// Listens where job containers reach the host and nothing else does (Docker's bridge
+/// gateway), on the port this workspace used last time if it is free, so runs that
+/// outlive a server restart keep their `MLFLOW_TRACKING_URI`.
+async fn bind_tracking(
+    gateway: &Option<std::net::IpAddr>,
+    store: &Store,
+) -> Option<(tokio::net::TcpListener, String)> {
+    const KEY: &str = "tracking_port";
+    let Some(ip) = *gateway else {
+        tracing::warn!(
+            "the Docker engine has no default bridge: job containers get no MLflow tracking URI"
+        );
+        return None;
+    };
+    let last: Option<u16> = store
+        .setting(KEY)
+        .ok()
+        .flatten()
+        .and_then(|p| p.parse().ok());
+    let mut listener = None;
+    if let Some(port) = last {
+        listener = tokio::net::TcpListener::bind((ip, port)).await.ok();
+    }
+    if listener.is_none() {
+        listener = match tokio::net::TcpListener::bind((ip, 0)).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(%ip, error = %e, "cannot listen on the Docker bridge: job containers get no MLflow tracking URI");
+                return None;
+            }
+        };
+    }
+    let listener = listener?;
+    let addr = listener.local_addr().ok()?;
+    if last != Some(addr.port()) {
+        let _ = store.set_setting(KEY, &addr.port().to_string());
+    }
+    Some((listener, format!("http://{addr}")))
+}
+
+/// What the listener for job containers serves: the MLflow API, to run tokens only.
+fn container_router(state: Arc<AppState>) -> Router {
+    mlflow_api::routes(state.clone(), mlflow_api::Access::Containers).with_state(state)
 }
 
 /// Every route needs `Authorization: Bearer <workspace token>`.

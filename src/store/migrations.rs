@@ -103,6 +103,27 @@ const STEPS: &[&str] = &[
         stopped_by TEXT,
         PRIMARY KEY (sweep_id, idx)
      );",
+    // 4: MLflow tracking. Experiments get the integer ids MLflow clients expect (0 is
+    // MLflow's `Default`); runs carry what only MLflow records (datasets, model outputs);
+    // MLflow 3's logged models have their own table.
+    "CREATE TABLE experiments (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '{}'
+     );
+     INSERT INTO experiments (id, name, created_at)
+        VALUES (0, 'Default', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+     INSERT OR IGNORE INTO experiments (name, created_at)
+        SELECT experiment, MIN(created_at) FROM runs GROUP BY experiment ORDER BY MIN(seq);
+     ALTER TABLE runs ADD COLUMN tracking TEXT NOT NULL DEFAULT '{}';
+     CREATE TABLE logged_models (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        experiment_id INTEGER NOT NULL REFERENCES experiments (id),
+        run_id TEXT REFERENCES runs (id),
+        record TEXT NOT NULL
+     );",
 ];
 
 /// Brings the schema up to date; refuses a store written by a newer tug.

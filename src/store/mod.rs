@@ -5,9 +5,11 @@ mod endpoints;
 mod migrations;
 mod models;
 mod sweeps;
+mod tracking;
 
 pub use models::ModelRecord;
 pub use sweeps::{SweepRecord, TrialInsert, TrialRecord};
+pub use tracking::{ExperimentRecord, LoggedModelRecord, RunTracking, TRACKED_KIND, TrackingBatch};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -58,6 +60,21 @@ pub enum Error {
     ModelExists { name: String, version: String },
     #[error("no model `{0}` in this workspace; `tug model list` shows the registered ones")]
     NoModel(String),
+    #[error("no experiment with id `{0}` in this workspace")]
+    NoExperiment(String),
+    #[error("an experiment named `{0}` already exists")]
+    ExperimentExists(String),
+    #[error(
+        "param `{key}` of run `{run}` was logged as `{old}`; it cannot change to `{new}` (log a new param name, or a metric)"
+    )]
+    ParamChanged {
+        run: String,
+        key: String,
+        old: String,
+        new: String,
+    },
+    #[error("no logged model `{0}` in this workspace")]
+    NoLoggedModel(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -213,6 +230,27 @@ impl Store {
             params![id],
         )?;
         Ok(id)
+    }
+
+    /// A workspace-wide setting tug keeps for itself (e.g. the tracking port).
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT value FROM workspace WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO workspace (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
     }
 
     /// Stores a new run as Queued.
@@ -413,6 +451,26 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Each metric's latest point (highest step, then newest), as MLflow reports a run.
+    pub fn latest_metric_points(&self, id: &str) -> Result<Vec<MetricPoint>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT name, step, value, ts FROM metrics m WHERE run_id = ?1 AND rowid =
+               (SELECT rowid FROM metrics WHERE run_id = m.run_id AND name = m.name
+                ORDER BY step DESC, ts DESC, rowid DESC LIMIT 1)
+             ORDER BY name",
+        )?;
+        let rows = stmt.query_map(params![id], |r| {
+            Ok(MetricPoint {
+                name: r.get(0)?,
+                step: r.get(1)?,
+                value: r.get::<_, Option<f64>>(2)?.unwrap_or(f64::NAN),
+                ts: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// The last value of each metric of a run.
     pub fn last_metrics(&self, id: &str) -> Result<BTreeMap<String, f64>> {
         let conn = self.conn();
@@ -501,6 +559,7 @@ pub(crate) fn insert_run_row(
     parent: Option<&str>,
 ) -> Result<()> {
     let at = now();
+    tracking::ensure_experiment(tx, &submission.experiment_name)?;
     let res = tx.execute(
         "INSERT INTO runs (id, experiment, display_name, status, compute, submission, created_at,
             log_nonce, tags, kind, parent_id)

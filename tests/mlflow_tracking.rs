@@ -134,6 +134,24 @@ fn host_clients_create_log_and_read_runs() {
             "hello world\n"
         );
         assert!(ws.run_dir(id).join("cfg/settings.json").is_file());
+
+        // What the client logged is downloaded and registered like any run output.
+        let dl = ws.path().join("dl");
+        ws.ok(&["job", "download", id, "-p", dl.to_str().unwrap()]);
+        assert!(dl.join("artifacts/hello.txt").is_file(), "{version}");
+        assert!(
+            dl.join("artifacts/cfg/settings.json").is_file(),
+            "{version}"
+        );
+        let m = ws.json(&[
+            "model",
+            "create",
+            "--name",
+            "cfg",
+            "--path",
+            &format!("runs:/{id}/cfg"),
+        ]);
+        assert_eq!(m["job_id"], id, "{version}: {m:#}");
     }
 }
 

@@ -295,9 +295,26 @@ async fn download_job(
     let dir = s.runner.ws.run_dir(&run.id);
     // (folder under the run, name in the tar)
     let mut parts: Vec<(std::path::PathBuf, String)> = Vec::new();
+    // The default artifacts are the run's folder but its named outputs: `./outputs`,
+    // the logs, and whatever an MLflow client logged beside them.
     let default = |parts: &mut Vec<_>| {
         for sub in DEFAULT_ARTIFACTS {
             parts.push((dir.join(sub), format!("artifacts/{sub}")));
+        }
+        let mut logged: Vec<String> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                n != "named-outputs"
+                    && !DEFAULT_ARTIFACTS.contains(&n.as_str())
+                    && !n.starts_with('.')
+            })
+            .collect();
+        logged.sort();
+        for name in logged {
+            parts.push((dir.join(&name), format!("artifacts/{name}")));
         }
     };
     match q.output_name.as_deref() {
@@ -334,8 +351,10 @@ async fn download_job(
         let mut builder = tar::Builder::new(file);
         builder.follow_symlinks(false);
         for (from, name) in parts {
-            if from.is_dir() {
-                builder.append_dir_all(&name, &from)?;
+            match std::fs::symlink_metadata(&from) {
+                Ok(m) if m.is_dir() => builder.append_dir_all(&name, &from)?,
+                Ok(m) if m.is_file() => builder.append_path_with_name(&from, &name)?,
+                _ => {}
             }
         }
         let mut file = builder.into_inner()?;

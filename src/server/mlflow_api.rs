@@ -15,14 +15,15 @@ use axum::{Extension, Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::mlflow_models as models;
+use super::mlflow_queries as queries;
 use super::{AppState, Busy};
-use crate::store::{ExperimentRecord, LoggedModelRecord, RunRecord, TRACKED_KIND, TrackingBatch};
+use crate::store::{ExperimentRecord, RunRecord, TRACKED_KIND, TrackingBatch};
 use crate::tracking::protocol::{self as p, now_ms};
-use crate::tracking::search::{self, RunFacts};
 use crate::tracking::{ErrorCode, MlflowError, token};
 
-type MlResult<T> = Result<T, MlflowError>;
-type Reply = MlResult<Json<Value>>;
+pub(super) type MlResult<T> = Result<T, MlflowError>;
+pub(super) type Reply = MlResult<Json<Value>>;
 
 impl IntoResponse for MlflowError {
     fn into_response(self) -> Response {
@@ -49,7 +50,7 @@ impl Caller {
         }
     }
 
-    fn workspace_only(&self, what: &str) -> MlResult<()> {
+    pub(crate) fn workspace_only(&self, what: &str) -> MlResult<()> {
         match self {
             Caller::Workspace => Ok(()),
             Caller::Run(own) => Err(MlflowError::denied(format!(
@@ -101,24 +102,30 @@ pub(crate) fn routes(state: Arc<AppState>, access: Access) -> Router<Arc<AppStat
         .route(&format!("{API}/runs/log-inputs"), post(log_inputs))
         .route(&format!("{API}/runs/outputs"), post(log_outputs))
         .route(&format!("{API}/runs/log-model"), post(log_model))
-        .route(&format!("{API}/runs/search"), post(search_runs))
-        .route(&format!("{API}/metrics/get-history"), get(metric_history))
-        .route(&format!("{API}/logged-models"), post(create_logged_model))
+        .route(&format!("{API}/runs/search"), post(queries::search_runs))
+        .route(
+            &format!("{API}/metrics/get-history"),
+            get(queries::metric_history),
+        )
+        .route(
+            &format!("{API}/logged-models"),
+            post(models::create_logged_model),
+        )
         .route(
             &format!("{API}/logged-models/search"),
-            post(search_logged_models),
+            post(models::search_logged_models),
         )
         .route(
             &format!("{API}/logged-models/{{model_id}}"),
-            get(get_logged_model).patch(finalize_logged_model),
+            get(models::get_logged_model).patch(models::finalize_logged_model),
         )
         .route(
             &format!("{API}/logged-models/{{model_id}}/tags"),
-            patch(set_logged_model_tags),
+            patch(models::set_logged_model_tags),
         )
         .route(
             &format!("{API}/logged-models/{{model_id}}/params"),
-            post(log_logged_model_params),
+            post(models::log_logged_model_params),
         )
         .route(
             &format!("{API}/{{*rest}}"),
@@ -183,7 +190,7 @@ async fn unknown_endpoint(method: Method, Path(rest): Path<String>) -> MlflowErr
     )
 }
 
-fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> MlResult<T> {
+pub(super) fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> MlResult<T> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -192,7 +199,7 @@ fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> MlResult<T> {
     })
 }
 
-fn query<'a>(q: &'a HashMap<String, String>, name: &str) -> MlResult<&'a str> {
+pub(super) fn query<'a>(q: &'a HashMap<String, String>, name: &str) -> MlResult<&'a str> {
     q.get(name)
         .map(String::as_str)
         .filter(|s| !s.is_empty())
@@ -201,23 +208,23 @@ fn query<'a>(q: &'a HashMap<String, String>, name: &str) -> MlResult<&'a str> {
         })
 }
 
-fn experiment_id(text: &str) -> MlResult<i64> {
+pub(super) fn experiment_id(text: &str) -> MlResult<i64> {
     text.trim()
         .parse()
         .map_err(|_| MlflowError::invalid(format!("experiment id '{text}' is not a number")))
 }
 
-fn store(s: &AppState) -> &crate::store::Store {
+pub(super) fn store(s: &AppState) -> &crate::store::Store {
     &s.runner.store
 }
 
-fn experiment_of(s: &AppState, run: &RunRecord) -> MlResult<ExperimentRecord> {
+pub(super) fn experiment_of(s: &AppState, run: &RunRecord) -> MlResult<ExperimentRecord> {
     store(s)
         .experiment_named(&run.experiment)?
         .ok_or_else(|| MlflowError::missing(format!("experiment `{}` is gone", run.experiment)))
 }
 
-pub(crate) fn run_json(s: &AppState, run: &RunRecord) -> MlResult<Value> {
+pub(super) fn run_json(s: &AppState, run: &RunRecord) -> MlResult<Value> {
     let exp = experiment_of(s, run)?;
     let tracking = store(s).run_tracking(&run.id)?;
     let latest = store(s).latest_metric_points(&run.id)?;
@@ -583,293 +590,4 @@ async fn log_model(
         },
     )?;
     Ok(Json(json!({})))
-}
-
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
-struct SearchRuns {
-    experiment_ids: Vec<String>,
-    filter: Option<String>,
-    run_view_type: Option<String>,
-    max_results: Option<i64>,
-    order_by: Vec<String>,
-    page_token: Option<String>,
-}
-
-fn page(token: Option<&str>) -> MlResult<usize> {
-    match token.filter(|t| !t.is_empty()) {
-        None => Ok(0),
-        Some(t) => t
-            .parse()
-            .map_err(|_| MlflowError::invalid(format!("invalid page token '{t}'"))),
-    }
-}
-
-async fn search_runs(State(s): State<Arc<AppState>>, bytes: Bytes) -> Reply {
-    let req: SearchRuns = body(&bytes)?;
-    let clauses = search::parse_filter(req.filter.as_deref().unwrap_or(""))?;
-    let mut order = search::parse_order(&req.order_by)?;
-    if order.is_empty() {
-        order = search::parse_order(&["attributes.start_time DESC".into()])?;
-    }
-    let max = req.max_results.unwrap_or(1000).clamp(1, 50_000) as usize;
-    let start = page(req.page_token.as_deref())?;
-    let mut names = Vec::new();
-    let mut ids = HashMap::new();
-    for e in &req.experiment_ids {
-        let exp = store(&s).experiment(experiment_id(e)?)?;
-        ids.insert(exp.name.clone(), exp.id);
-        names.push(exp.name);
-    }
-    let view = req.run_view_type.as_deref().unwrap_or("ACTIVE_ONLY");
-    let mut found: Vec<(RunFacts, RunRecord)> = Vec::new();
-    for run in store(&s).runs_of_experiments(&names)? {
-        let tracking = store(&s).run_tracking(&run.id)?;
-        let keep = match view {
-            "DELETED_ONLY" => tracking.deleted,
-            "ALL" => true,
-            _ => !tracking.deleted,
-        };
-        if !keep {
-            continue;
-        }
-        let exp_id = ids.get(&run.experiment).copied().unwrap_or(0);
-        let info = p::run_info(&run, exp_id, &tracking);
-        let mut attributes = BTreeMap::new();
-        for key in ["status", "run_name", "run_id", "user_id", "artifact_uri"] {
-            if let Some(v) = info[key].as_str() {
-                attributes.insert(key.to_string(), search::Value::Text(v.into()));
-            }
-        }
-        for key in ["start_time", "end_time"] {
-            if let Some(v) = info[key].as_i64() {
-                attributes.insert(key.to_string(), search::Value::Number(v as f64));
-            }
-        }
-        let mut tags = run.tags.clone();
-        tags.entry("mlflow.runName".into())
-            .or_insert_with(|| p::run_name(&run));
-        let facts = RunFacts {
-            metrics: store(&s).last_metrics(&run.id)?,
-            params: run.params.clone(),
-            tags,
-            attributes,
-        };
-        if search::matches(&facts, &clauses) {
-            found.push((facts, run));
-        }
-    }
-    found.sort_by(|a, b| search::order(&a.0, &b.0, &order));
-    let mut runs = Vec::new();
-    for (_, run) in found.iter().skip(start).take(max) {
-        runs.push(run_json(&s, run)?);
-    }
-    let mut out = json!({"runs": runs});
-    if start + max < found.len() {
-        out["next_page_token"] = json!((start + max).to_string());
-    }
-    Ok(Json(out))
-}
-
-async fn metric_history(
-    State(s): State<Arc<AppState>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Reply {
-    let id = q
-        .get("run_id")
-        .or(q.get("run_uuid"))
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| MlflowError::invalid("missing value for required parameter 'run_id'"))?;
-    let key = query(&q, "metric_key")?;
-    store(&s).run(id)?;
-    let max = match q.get("max_results") {
-        Some(m) => m
-            .parse::<usize>()
-            .map_err(|_| MlflowError::invalid(format!("max_results '{m}' is not a number")))?,
-        None => 25_000,
-    }
-    .clamp(1, 25_000);
-    let start = page(q.get("page_token").map(String::as_str))?;
-    let points = store(&s).metrics(id, Some(key), 0)?;
-    let metrics: Vec<Value> = points
-        .iter()
-        .skip(start)
-        .take(max)
-        .map(|(_, p)| p::metric_json(p))
-        .collect();
-    let mut out = json!({"metrics": metrics});
-    if start + max < points.len() {
-        out["next_page_token"] = json!((start + max).to_string());
-    }
-    Ok(Json(out))
-}
-
-async fn create_logged_model(
-    State(s): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-    bytes: Bytes,
-) -> Reply {
-    let req: p::CreateLoggedModel = body(&bytes)?;
-    let source = match (&caller, &req.source_run_id) {
-        (_, Some(r)) if !r.is_empty() => {
-            caller.may_write(r)?;
-            Some(store(&s).run(r)?)
-        }
-        (Caller::Run(own), _) => Some(store(&s).run(own)?),
-        (Caller::Workspace, _) => None,
-    };
-    let exp = match (&req.experiment_id, &source) {
-        (Some(e), _) if !e.is_empty() => store(&s).experiment(experiment_id(e)?)?,
-        (_, Some(run)) => experiment_of(&s, run)?,
-        _ => store(&s).experiment(0)?,
-    };
-    let name = req
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "model".into());
-    crate::tracking::artifacts::clean_path(&name)?;
-    let id = format!("m-{}", crate::workspace::random_hex(16));
-    // The model's files go where MLflow 2 put them, `<run>/<name>`, so
-    // `runs:/<run>/<name>` finds them; a second model of that name in the run gets its id.
-    let artifact_path = match &source {
-        Some(run) => {
-            let taken = store(&s)
-                .logged_models(&[exp.id])?
-                .iter()
-                .any(|m| m.source_run_id.as_deref() == Some(&run.id) && m.artifact_path == name);
-            let reserved = crate::tracking::artifacts::reserved(&name);
-            if taken || reserved {
-                format!("{name}-{id}")
-            } else {
-                name.clone()
-            }
-        }
-        None => String::new(),
-    };
-    let now = now_ms();
-    let rec = LoggedModelRecord {
-        id,
-        experiment_id: exp.id,
-        name,
-        source_run_id: source.map(|r| r.id),
-        model_type: req.model_type.clone(),
-        status: "LOGGED_MODEL_PENDING".into(),
-        status_message: None,
-        artifact_path,
-        created_ms: now,
-        updated_ms: now,
-        tags: req
-            .tags
-            .iter()
-            .map(|t| (t.key.clone(), t.value.clone().unwrap_or_default()))
-            .collect(),
-        params: req
-            .params
-            .iter()
-            .map(|t| (t.key.clone(), t.value.clone().unwrap_or_default()))
-            .collect(),
-    };
-    store(&s).insert_logged_model(&rec)?;
-    Ok(Json(json!({"model": p::logged_model_json(&rec)})))
-}
-
-fn model_writable(s: &AppState, caller: &Caller, id: &str) -> MlResult<LoggedModelRecord> {
-    let m = store(s).logged_model(id)?;
-    match &m.source_run_id {
-        Some(run) => caller.may_write(run)?,
-        None => caller.workspace_only("change a logged model that belongs to no run")?,
-    }
-    Ok(m)
-}
-
-async fn get_logged_model(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Reply {
-    let m = store(&s).logged_model(&id)?;
-    Ok(Json(json!({"model": p::logged_model_json(&m)})))
-}
-
-async fn finalize_logged_model(
-    State(s): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Reply {
-    model_writable(&s, &caller, &id)?;
-    let req: HashMap<String, Value> = body(&bytes)?;
-    let status = req
-        .get("status")
-        .and_then(Value::as_str)
-        .unwrap_or("LOGGED_MODEL_READY")
-        .to_string();
-    if !matches!(
-        status.as_str(),
-        "LOGGED_MODEL_READY" | "LOGGED_MODEL_UPLOAD_FAILED" | "LOGGED_MODEL_PENDING"
-    ) {
-        return Err(MlflowError::invalid(format!(
-            "unknown logged model status '{status}'"
-        )));
-    }
-    let m = store(&s).update_logged_model(&id, |m| {
-        m.status = status;
-        m.updated_ms = now_ms();
-    })?;
-    Ok(Json(json!({"model": p::logged_model_json(&m)})))
-}
-
-async fn set_logged_model_tags(
-    State(s): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Reply {
-    model_writable(&s, &caller, &id)?;
-    let req: p::LogBatch = body(&bytes)?;
-    let tags = req
-        .tags
-        .iter()
-        .map(p::check_tag)
-        .collect::<MlResult<Vec<_>>>()?;
-    let m = store(&s).update_logged_model(&id, |m| m.tags.extend(tags))?;
-    Ok(Json(json!({"model": p::logged_model_json(&m)})))
-}
-
-async fn log_logged_model_params(
-    State(s): State<Arc<AppState>>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Reply {
-    model_writable(&s, &caller, &id)?;
-    let req: p::LogBatch = body(&bytes)?;
-    let params = req
-        .params
-        .iter()
-        .map(p::check_param)
-        .collect::<MlResult<Vec<_>>>()?;
-    store(&s).update_logged_model(&id, |m| m.params.extend(params))?;
-    Ok(Json(json!({})))
-}
-
-#[derive(serde::Deserialize, Default)]
-#[serde(default)]
-struct SearchLoggedModels {
-    experiment_ids: Vec<String>,
-    max_results: Option<i64>,
-}
-
-async fn search_logged_models(State(s): State<Arc<AppState>>, bytes: Bytes) -> Reply {
-    let req: SearchLoggedModels = body(&bytes)?;
-    let ids = req
-        .experiment_ids
-        .iter()
-        .map(|e| experiment_id(e))
-        .collect::<MlResult<Vec<_>>>()?;
-    let max = req.max_results.unwrap_or(100).clamp(1, 10_000) as usize;
-    let models: Vec<Value> = store(&s)
-        .logged_models(&ids)?
-        .iter()
-        .take(max)
-        .map(p::logged_model_json)
-        .collect();
-    Ok(Json(json!({"models": models})))
 }

@@ -5,6 +5,8 @@ pub mod api;
 pub mod endpoint_api;
 mod mlflow_api;
 mod mlflow_artifacts;
+mod mlflow_models;
+mod mlflow_queries;
 mod registry_api;
 pub mod stream;
 pub mod sweep_api;

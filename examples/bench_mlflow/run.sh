@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 CLIENT=${CLIENT:-/var/cache/tug-mlflow/3.18.0/venv/bin/python}
 MLFLOW=${MLFLOW:-mlflow}
-TUG=${TUG:-target/release/tug}
+TUG=$(realpath "${TUG:-target/release/tug}")
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 

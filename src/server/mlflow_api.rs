@@ -208,6 +208,15 @@ pub(super) fn query<'a>(q: &'a HashMap<String, String>, name: &str) -> MlResult<
         })
 }
 
+/// The run a GET names: `run_id`, or the `run_uuid` older clients send.
+pub(super) fn run_id_query(q: &HashMap<String, String>) -> MlResult<&str> {
+    q.get("run_id")
+        .or(q.get("run_uuid"))
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| MlflowError::invalid("missing value for required parameter 'run_id'"))
+}
+
 pub(super) fn experiment_id(text: &str) -> MlResult<i64> {
     text.trim()
         .parse()
@@ -340,11 +349,7 @@ async fn get_run(
     State(s): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Reply {
-    let id = q
-        .get("run_id")
-        .or(q.get("run_uuid"))
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| MlflowError::invalid("missing value for required parameter 'run_id'"))?;
+    let id = run_id_query(&q)?;
     let run = store(&s).run(id)?;
     Ok(Json(json!({"run": run_json(&s, &run)?})))
 }

@@ -10,7 +10,9 @@ use axum::extract::{Query, State};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::mlflow_api::{MlResult, Reply, body, experiment_id, query, run_json, store};
+use super::mlflow_api::{
+    MlResult, Reply, body, experiment_id, query, run_id_query, run_json, store,
+};
 use crate::store::RunRecord;
 use crate::tracking::MlflowError;
 use crate::tracking::protocol as p;
@@ -106,11 +108,7 @@ pub(super) async fn metric_history(
     State(s): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Reply {
-    let id = q
-        .get("run_id")
-        .or(q.get("run_uuid"))
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| MlflowError::invalid("missing value for required parameter 'run_id'"))?;
+    let id = run_id_query(&q)?;
     let key = query(&q, "metric_key")?;
     store(&s).run(id)?;
     let max = match q.get("max_results") {

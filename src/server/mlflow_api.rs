@@ -452,21 +452,12 @@ async fn log_param(
     Extension(caller): Extension<Caller>,
     bytes: Bytes,
 ) -> Reply {
-    let req: p::LogKeyValue = body(&bytes)?;
-    let id = req.run.id()?;
-    let kv = p::check_param(&p::KeyValue {
-        key: req.key.clone(),
-        value: req.value.clone(),
-    })?;
-    write(
-        &s,
-        &caller,
-        id,
-        TrackingBatch {
-            params: vec![kv],
-            ..Default::default()
-        },
-    )
+    let (id, kv) = key_value(&bytes, p::check_param)?;
+    let batch = TrackingBatch {
+        params: vec![kv],
+        ..Default::default()
+    };
+    write(&s, &caller, &id, batch)
 }
 
 async fn set_tag(
@@ -474,21 +465,25 @@ async fn set_tag(
     Extension(caller): Extension<Caller>,
     bytes: Bytes,
 ) -> Reply {
-    let req: p::LogKeyValue = body(&bytes)?;
-    let id = req.run.id()?;
-    let kv = p::check_tag(&p::KeyValue {
+    let (id, kv) = key_value(&bytes, p::check_tag)?;
+    let batch = TrackingBatch {
+        tags: vec![kv],
+        ..Default::default()
+    };
+    write(&s, &caller, &id, batch)
+}
+
+/// The run and the checked pair of a `log-parameter` or `set-tag` body.
+fn key_value(
+    bytes: &Bytes,
+    check: fn(&p::KeyValue) -> MlResult<(String, String)>,
+) -> MlResult<(String, (String, String))> {
+    let req: p::LogKeyValue = body(bytes)?;
+    let kv = check(&p::KeyValue {
         key: req.key.clone(),
         value: req.value.clone(),
     })?;
-    write(
-        &s,
-        &caller,
-        id,
-        TrackingBatch {
-            tags: vec![kv],
-            ..Default::default()
-        },
-    )
+    Ok((req.run.id()?.to_string(), kv))
 }
 
 async fn delete_tag(

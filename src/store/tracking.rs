@@ -88,6 +88,23 @@ fn row_to_experiment(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Experimen
 
 const EXPERIMENT_COLUMNS: &str = "id, name, created_at, tags";
 
+/// A JSON column tug reads and rewrites whole: its SELECT and UPDATE by id.
+#[derive(Clone, Copy)]
+struct JsonColumn {
+    select: &'static str,
+    update: &'static str,
+}
+
+const RUN_TRACKING: JsonColumn = JsonColumn {
+    select: "SELECT tracking FROM runs WHERE id = ?1",
+    update: "UPDATE runs SET tracking = ?2 WHERE id = ?1",
+};
+
+const LOGGED_MODEL: JsonColumn = JsonColumn {
+    select: "SELECT record FROM logged_models WHERE id = ?1",
+    update: "UPDATE logged_models SET record = ?2 WHERE id = ?1",
+};
+
 impl Store {
     pub fn experiment(&self, id: i64) -> Result<ExperimentRecord> {
         let conn = self.conn();
@@ -267,38 +284,13 @@ impl Store {
     }
 
     pub fn run_tracking(&self, id: &str) -> Result<RunTracking> {
-        let text: String = self
-            .conn()
-            .query_row(
-                "SELECT tracking FROM runs WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| Error::NoRun(id.to_string()))?;
-        Ok(serde_json::from_str(&text)?)
+        self.read_json(RUN_TRACKING, id, || Error::NoRun(id.to_string()))
     }
 
     /// Changes a run's MLflow-only record under the store's lock (no lost updates).
     pub fn update_run_tracking(&self, id: &str, f: impl FnOnce(&mut RunTracking)) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let text: String = tx
-            .query_row(
-                "SELECT tracking FROM runs WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| Error::NoRun(id.to_string()))?;
-        let mut t: RunTracking = serde_json::from_str(&text)?;
-        f(&mut t);
-        tx.execute(
-            "UPDATE runs SET tracking = ?2 WHERE id = ?1",
-            params![id, serde_json::to_string(&t)?],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.update_json(RUN_TRACKING, id, || Error::NoRun(id.to_string()), f)
+            .map(|_| ())
     }
 
     /// Every run (trials included) of the named experiments, newest first.
@@ -326,16 +318,7 @@ impl Store {
     }
 
     pub fn logged_model(&self, id: &str) -> Result<LoggedModelRecord> {
-        let text: String = self
-            .conn()
-            .query_row(
-                "SELECT record FROM logged_models WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| Error::NoLoggedModel(id.to_string()))?;
-        Ok(serde_json::from_str(&text)?)
+        self.read_json(LOGGED_MODEL, id, || Error::NoLoggedModel(id.to_string()))
     }
 
     pub fn update_logged_model(
@@ -343,24 +326,42 @@ impl Store {
         id: &str,
         f: impl FnOnce(&mut LoggedModelRecord),
     ) -> Result<LoggedModelRecord> {
+        self.update_json(LOGGED_MODEL, id, || Error::NoLoggedModel(id.to_string()), f)
+    }
+
+    fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        col: JsonColumn,
+        id: &str,
+        missing: impl FnOnce() -> Error,
+    ) -> Result<T> {
+        let text: String = self
+            .conn()
+            .query_row(col.select, params![id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(missing)?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// Reads, changes and writes back one JSON column in one transaction.
+    fn update_json<T: serde::de::DeserializeOwned + Serialize>(
+        &self,
+        col: JsonColumn,
+        id: &str,
+        missing: impl FnOnce() -> Error,
+        f: impl FnOnce(&mut T),
+    ) -> Result<T> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let text: String = tx
-            .query_row(
-                "SELECT record FROM logged_models WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
+            .query_row(col.select, params![id], |r| r.get(0))
             .optional()?
-            .ok_or_else(|| Error::NoLoggedModel(id.to_string()))?;
-        let mut rec: LoggedModelRecord = serde_json::from_str(&text)?;
-        f(&mut rec);
-        tx.execute(
-            "UPDATE logged_models SET record = ?2 WHERE id = ?1",
-            params![id, serde_json::to_string(&rec)?],
-        )?;
+            .ok_or_else(missing)?;
+        let mut value: T = serde_json::from_str(&text)?;
+        f(&mut value);
+        tx.execute(col.update, params![id, serde_json::to_string(&value)?])?;
         tx.commit()?;
-        Ok(rec)
+        Ok(value)
     }
 
     /// Logged models of the given experiments, newest first.

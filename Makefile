@@ -19,9 +19,11 @@ prereqs:
 	  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0; }
 	@docker info >/dev/null 2>&1 || { echo "error: no Docker engine answers (is dockerd running?)"; exit 1; }
 
-# The offline base images (skipped when already built from the same recipe).
+# The offline base images and the curated-environment stand-ins built on them (each skipped
+# when already built from the same recipe; the stand-ins' wheels come from PyPI on the host).
 images: prereqs
 	images/build-base.sh all
+	images/build-curated.sh all
 
 # Run the digits example end to end: build the base image if needed, then the job.
 digits:

@@ -448,34 +448,97 @@ async fn registered_model_dir(client: &Client, cwd: &Path, given: &str) -> anyho
 }
 
 /// An `environment:` value resolved: inline ones read from disk (a build context still to
-/// upload), registered ones fetched from the server.
+/// upload), registered ones fetched from the server, Azure's curated names through the
+/// workspace's curated map.
 pub async fn resolve_environment(
     client: &Client,
     cwd: &Path,
     f: &str,
     env: &EnvironmentRef,
 ) -> anyhow::Result<(ResolvedEnvironment, Option<Vec<u8>>)> {
+    if let Some(curated) = spec::curated::curated_name(env) {
+        return resolve_curated(client, cwd, f, env, &curated).await;
+    }
     Ok(match env {
         EnvironmentRef::Inline(env) => local_environment(cwd, f, env)?,
-        EnvironmentRef::Registered { name, version } => {
-            let path = match version {
-                spec::AssetVersion::Version(v) => format!(
-                    "/api/environments/{}?version={}",
-                    crate::client::urlencode(name),
-                    crate::client::urlencode(v)
-                ),
-                spec::AssetVersion::Latest => {
-                    format!("/api/environments/{}", crate::client::urlencode(name))
-                }
-            };
-            let rec: EnvironmentRecord = client
-                .get(&path)
-                .await
-                .with_context(|| format!("{f}: `environment`"))?;
-            (rec.environment, None)
-        }
+        EnvironmentRef::Registered { name, version } => (
+            registered_environment(client, f, name, version).await?,
+            None,
+        ),
         EnvironmentRef::Registry { registry, name, .. } => bail!(
             "{f}: `environment`: `{name}` lives in the Azure ML registry `{registry}`, which tug cannot reach\n  help: register a local equivalent with `tug environment create -f env.yml` and use `environment: azureml:{name}@latest`"
+        ),
+    })
+}
+
+async fn registered_environment(
+    client: &Client,
+    f: &str,
+    name: &str,
+    version: &spec::AssetVersion,
+) -> anyhow::Result<ResolvedEnvironment> {
+    let path = match version {
+        spec::AssetVersion::Version(v) => format!(
+            "/api/environments/{}?version={}",
+            crate::client::urlencode(name),
+            crate::client::urlencode(v)
+        ),
+        spec::AssetVersion::Latest => {
+            format!("/api/environments/{}", crate::client::urlencode(name))
+        }
+    };
+    let rec: EnvironmentRecord = client
+        .get(&path)
+        .await
+        .with_context(|| format!("{f}: `environment`"))?;
+    Ok(rec.environment)
+}
+
+/// A curated name (`AzureML-sklearn-1.5`, `azureml://registries/azureml/...`) through the
+/// workspace's `curated:` map and the built-in stand-ins.
+async fn resolve_curated(
+    client: &Client,
+    cwd: &Path,
+    f: &str,
+    env: &EnvironmentRef,
+    curated: &str,
+) -> anyhow::Result<(ResolvedEnvironment, Option<Vec<u8>>)> {
+    let given = env.to_string();
+    let config = match crate::workspace::Workspace::find(cwd) {
+        Some(ws) => ws.read_config()?,
+        None => Default::default(),
+    };
+    let entries = spec::curated::entries(&config.curated).with_context(|| "workspace config")?;
+    let Some(entry) = spec::curated::lookup(&entries, curated) else {
+        bail!(
+            "{f}: `environment: {given}` is an Azure ML curated environment\n  help: {}",
+            spec::curated::missing_help(curated)
+        );
+    };
+    tracing::info!(
+        "{f}: curated environment `{given}` runs as {} ({:?} entry `{}`)",
+        entry.stand_in,
+        entry.source,
+        entry.key
+    );
+    Ok(match spec::curated::stand_in(entry) {
+        spec::curated::StandIn::Image(image) => (
+            ResolvedEnvironment::Image {
+                image,
+                conda_file: None,
+                pip_requirements: vec![],
+            },
+            None,
+        ),
+        spec::curated::StandIn::Registered { name, version } => (
+            registered_environment(client, f, &name, &version)
+                .await
+                .with_context(|| {
+                    format!(
+                        "`{given}` is mapped to `azureml:{name}` by the workspace's `curated:` map"
+                    )
+                })?,
+            None,
         ),
     })
 }

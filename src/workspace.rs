@@ -148,6 +148,14 @@ impl Workspace {
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("config.yaml")
     }
+    /// The parsed `config.yaml` (defaults when the file is missing).
+    pub fn read_config(
+        &self,
+    ) -> Result<crate::compute::config::WorkspaceConfig, crate::compute::config::Error> {
+        let path = self.config_path();
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        crate::compute::config::WorkspaceConfig::parse(&path.display().to_string(), &text)
+    }
     pub fn artifacts(&self) -> PathBuf {
         self.dir.join("artifacts")
     }
@@ -186,6 +194,12 @@ const DEFAULT_CONFIG: &str = "\
 #         small: {cpu: 1, memory: 2Gi}
 #         big:   {cpu: 4, memory: 16Gi, gpu: 1}
 compute: {}
+# Azure's curated environments (`azureml:AzureML-sklearn-1.5@latest`,
+# `azureml://registries/azureml/environments/...`) mapped to local ones, before the built-in
+# stand-ins (`tug environment list --curated` shows the whole map), e.g.
+#   curated:
+#     pytorch-*: {environment: azureml:my-torch@latest}
+#     sklearn-1.5: {image: my-sklearn:1.5}
 ";
 
 /// `n` random bytes from the kernel, hex-encoded.

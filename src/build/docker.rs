@@ -61,6 +61,10 @@ pub fn base_hint(image: &str) -> String {
         format!(
             "tug's offline base images are built from Debian packages: run `images/build-base.sh {variant}` (about a minute; see images/README.md)"
         )
+    } else if let Some(variant) = image.strip_prefix("tug/curated:") {
+        format!(
+            "`{image}` is tug's offline stand-in for Azure's curated environments; build it with `images/build-curated.sh {variant}` (Debian packages and PyPI wheels fetched on this host; see images/README.md), or map the curated name to another environment under `curated:` in .tug/config.yaml"
+        )
     } else {
         "pull it on a connected machine and move it with `docker save` / `docker load`, or use an offline base image built by `images/build-base.sh` (e.g. `image: tug/python:3.11-minimal`)".to_string()
     }

@@ -25,8 +25,12 @@ pub(crate) enum EnvironmentCommand {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
-    /// List registered environments.
-    List,
+    /// List registered environments, or with --curated the map from Azure's curated
+    /// environment names to local stand-ins.
+    List {
+        #[arg(long)]
+        curated: bool,
+    },
     /// Show one environment (latest version unless --version).
     Show {
         #[arg(short, long)]
@@ -59,7 +63,8 @@ pub(crate) async fn run(ctx: &Context_, cmd: EnvironmentCommand) -> anyhow::Resu
                 );
             }
         }
-        EnvironmentCommand::List => {
+        EnvironmentCommand::List { curated: true } => list_curated(ctx, &ws).await?,
+        EnvironmentCommand::List { curated: false } => {
             let client = Client::connect(&ws).await?;
             let all: Vec<EnvironmentRecord> = client.get("/api/environments").await?;
             if !output::structured(ctx.output, &all)? {
@@ -93,6 +98,63 @@ pub(crate) async fn run(ctx: &Context_, cmd: EnvironmentCommand) -> anyhow::Resu
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The curated map with, for each image stand-in, whether the local engine has it.
+async fn list_curated(ctx: &Context_, ws: &crate::workspace::Workspace) -> anyhow::Result<()> {
+    use crate::spec::curated;
+    let config = ws.read_config()?;
+    let entries = curated::entries(&config.curated)?;
+    let docker = bollard::Docker::connect_with_local_defaults().ok();
+    let mut rows = Vec::new();
+    for e in &entries {
+        let status = match (curated::stand_in(e), &docker) {
+            (curated::StandIn::Image(image), Some(d)) => match d.inspect_image(&image).await {
+                Ok(_) => "built".to_string(),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => match image.strip_prefix("tug/curated:") {
+                    Some(v) => format!("not built: images/build-curated.sh {v}"),
+                    None => "not on this engine".to_string(),
+                },
+                Err(_) => "engine unreachable".to_string(),
+            },
+            (curated::StandIn::Image(_), None) => "engine unreachable".to_string(),
+            (curated::StandIn::Registered { .. }, _) => "registered".to_string(),
+        };
+        rows.push((e, status));
+    }
+    if output::structured(
+        ctx.output,
+        &rows
+            .iter()
+            .map(|(e, status)| serde_json::json!({"entry": e, "status": status}))
+            .collect::<Vec<_>>(),
+    )? {
+        return Ok(());
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(e, status)| {
+            vec![
+                e.key.clone(),
+                e.stand_in.clone(),
+                format!("{:?}", e.source).to_lowercase(),
+                status.clone(),
+                e.contents.clone(),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        output::table(&["NAME", "STANDS IN", "FROM", "STATUS", "CONTENTS"], &table)
+    );
+    println!(
+        "Names match with or without `AzureML-` and in any case; `*` matches the rest of a name.\n\
+         Add or override entries under `curated:` in {}.",
+        ws.config_path().display()
+    );
+    Ok(())
 }
 
 fn describe(env: &ResolvedEnvironment) -> String {

@@ -14,6 +14,10 @@ use crate::run::model::Resources;
 pub struct WorkspaceConfig {
     #[serde(default)]
     pub compute: BTreeMap<String, TargetConfig>,
+    /// Azure's curated environment names mapped to local environments (before the
+    /// built-in stand-ins; see `spec::curated`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub curated: BTreeMap<String, crate::spec::curated::CuratedTarget>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

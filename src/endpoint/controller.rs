@@ -108,12 +108,11 @@ impl Controller {
         &self,
         compute: &str,
     ) -> Result<crate::compute::config::TargetConfig> {
-        use crate::compute::config::WorkspaceConfig;
-        let path = self.ws.config_path();
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let file = path.display().to_string();
-        let cfg =
-            WorkspaceConfig::parse(&file, &text).map_err(|e| Error::Invalid(e.to_string()))?;
+        let file = self.ws.config_path().display().to_string();
+        let cfg = self
+            .ws
+            .read_config()
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         cfg.target(compute, &file)
             .map_err(|e| Error::Invalid(e.to_string()))
     }

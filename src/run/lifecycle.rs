@@ -119,9 +119,7 @@ impl Runner {
     }
 
     fn config(&self) -> Result<WorkspaceConfig, Error> {
-        let path = self.ws.config_path();
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        Ok(WorkspaceConfig::parse(&path.display().to_string(), &text)?)
+        Ok(self.ws.read_config()?)
     }
 
     /// Checks a submission before its snapshots are uploaded: everything but them.

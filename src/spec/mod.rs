@@ -14,6 +14,7 @@
 //! (`index.rs`) that maps dotted field paths to lines and columns.
 
 mod conda;
+pub mod curated;
 mod deployment;
 mod deployment_settings;
 mod diagnose;

@@ -23,9 +23,14 @@ pub fn require_image(image: &str) {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
+    let script = if image.starts_with("tug/curated:") {
+        "images/build-curated.sh all"
+    } else {
+        "images/build-base.sh all"
+    };
     assert!(
         ok,
-        "base image {image} is missing: run `images/build-base.sh all` (or `make test`)"
+        "base image {image} is missing: run `{script}` (or `make test`)"
     );
 }
 

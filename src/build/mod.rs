@@ -47,6 +47,20 @@ pub const HELPER_FILES: &[(&str, &[u8])] = &[
         "azureml/core/run.py",
         include_bytes!("../../images/python/azureml/core/run.py"),
     ),
+    // The stdlib MLflow fallback: `sitecustomize` appends `_tug_fallback` to the end of
+    // `sys.path`, so an installed mlflow always comes first.
+    (
+        "sitecustomize.py",
+        include_bytes!("../../images/python/sitecustomize.py"),
+    ),
+    (
+        "_tug_fallback/mlflow/__init__.py",
+        include_bytes!("../../images/python/_tug_fallback/mlflow/__init__.py"),
+    ),
+    (
+        "_tug_fallback/mlflow/sklearn.py",
+        include_bytes!("../../images/python/_tug_fallback/mlflow/sklearn.py"),
+    ),
 ];
 
 /// Where the helper lives inside images; on `PYTHONPATH`.

@@ -242,10 +242,80 @@ fn mlflow_env(ws: &Ws, version: &str, dir: &std::path::Path) {
     .unwrap();
 }
 
+/// The MLflow requests the server logged, by route, in order.
+fn request_sequence(ws: &Ws) -> String {
+    ws.server_log()
+        .lines()
+        .filter_map(|l| l.split_once("tug::mlflow::requests: ").map(|(_, r)| r))
+        .map(|r| format!("{r}\n"))
+        .collect()
+}
+
+/// What `hello-mlflow.py` makes each client version send, against the recorded sequence in
+/// tests/mlflow/requests/<version>.txt, so a client release that calls something new (or
+/// stops calling something) shows up as a diff. `TUG_BLESS=1` records it anew.
+fn check_request_sequence(ws: &Ws, version: &str) {
+    let got = request_sequence(ws);
+    assert!(!got.is_empty(), "no request lines in the server log");
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/mlflow/requests/{version}.txt"));
+    if std::env::var_os("TUG_BLESS").is_some() {
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, &got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&file).unwrap_or_default();
+    if got != want {
+        let mut diff = String::new();
+        for d in diff_lines(&want, &got) {
+            diff.push_str(&d);
+        }
+        panic!(
+            "mlflow-skinny {version} sends another request sequence than {} records:\n{diff}\n\
+             If the client changed and tug answers the new calls, record it with TUG_BLESS=1.",
+            file.display()
+        );
+    }
+}
+
+/// A line diff (`-` recorded, `+` now) by longest common subsequence; the files are short.
+fn diff_lines(a: &str, b: &str) -> Vec<String> {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            out.push(format!("  {}\n", a[i]));
+            (i, j) = (i + 1, j + 1);
+        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            out.push(format!("+ {}\n", b[j]));
+            j += 1;
+        } else {
+            out.push(format!("- {}\n", a[i]));
+            i += 1;
+        }
+    }
+    out
+}
+
 #[test]
 fn jobs_log_through_mlflow_from_their_containers() {
     for (version, dir) in clients() {
         let ws = Ws::new();
+        // The server this workspace starts logs each MLflow request by route.
+        ws.tug_cmd(&["job", "list"])
+            .env("RUST_LOG", "info,tug::mlflow::requests=debug")
+            .output()
+            .unwrap();
         mlflow_env(&ws, &version, &dir);
         ws.write("src/hello-mlflow.py", JOB_SCRIPT);
         let other = ws.submit("other.yml", &common::job_yaml("echo other", ""));
@@ -259,6 +329,7 @@ fn jobs_log_through_mlflow_from_their_containers() {
         };
         let id = ws.submit("ok.yml", &job(0));
         let v = ws.wait(&id, LIMIT);
+        check_request_sequence(&ws, &version);
         let log = std::fs::read_to_string(ws.run_dir(&id).join("user_logs/std_log.txt"))
             .unwrap_or_default();
         assert_eq!(v["status"], "Completed", "{version}: {v:#}\n{log}");

@@ -180,7 +180,21 @@ async fn authenticate(
         .into_response();
     };
     req.extensions_mut().insert(caller);
-    next.run(req).await
+    // One line per request, by route (no ids), for `RUST_LOG=tug::mlflow::requests=debug`:
+    // the request sequence tests compare across client versions.
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    let response = next.run(req).await;
+    tracing::debug!(
+        target: "tug::mlflow::requests",
+        "{access:?} {method} {route} {}",
+        response.status().as_u16()
+    );
+    response
 }
 
 async fn unknown_endpoint(method: Method, Path(rest): Path<String>) -> MlflowError {

@@ -356,3 +356,63 @@ fn jobs_log_through_mlflow_from_their_containers() {
         assert_eq!(v["params"]["hello_param"], "world", "{version}");
     }
 }
+
+const NESTED_SCRIPT: &str = r#"
+import os, mlflow
+with mlflow.start_run():  # the job's own run (MLFLOW_RUN_ID)
+    mlflow.log_param("outer", 1)
+    for i in range(2):
+        with mlflow.start_run(nested=True, run_name="child%d" % i) as child:
+            mlflow.log_metric("m", i)
+            print("CHILD", child.info.run_id, flush=True)
+    left = mlflow.start_run(nested=True, run_name="left-open")
+    print("LEFT", left.info.run_id, flush=True)
+    os._exit(4)  # a crash: no exit hook ends `left-open`
+"#;
+
+/// `start_run(nested=True)` inside a job: child runs under the job's run, writable with the
+/// job's token, ended by the client or, when the script dies first, with the job.
+#[test]
+fn nested_runs_in_a_job_belong_to_it() {
+    for (version, dir) in clients() {
+        let ws = Ws::new();
+        mlflow_env(&ws, &version, &dir);
+        ws.write("src/nested.py", NESTED_SCRIPT);
+        let id = ws.submit(
+            "nested.yml",
+            &format!(
+                "experiment_name: nesting\ncode: src\ncommand: python nested.py\n\
+                 environment:\n  build:\n    path: env-{version}\n"
+            ),
+        );
+        let v = ws.wait(&id, LIMIT);
+        let log = std::fs::read_to_string(ws.run_dir(&id).join("user_logs/std_log.txt"))
+            .unwrap_or_default();
+        assert_eq!(v["status"], "Failed", "{version}: exit 4\n{log}");
+        assert_eq!(v["params"]["outer"], "1", "{version}: {v:#}\n{log}");
+        let ids = |prefix: &str| -> Vec<String> {
+            log.lines()
+                .filter_map(|l| l.strip_prefix(prefix))
+                .map(|s| s.trim().to_string())
+                .collect()
+        };
+        let children = ids("CHILD ");
+        assert_eq!(children.len(), 2, "{version}: {log}");
+        for (i, child) in children.iter().enumerate() {
+            let c = ws.show(child);
+            assert_eq!(c["parent_id"], id.as_str(), "{version}: {c:#}");
+            assert_eq!(c["experiment"], "nesting", "{version}: {c:#}");
+            assert_eq!(c["status"], "Completed", "{version}: {c:#}");
+            assert_eq!(c["metrics"]["m"], i as f64, "{version}: {c:#}");
+            assert_eq!(c["display_name"], format!("child{i}"), "{version}: {c:#}");
+        }
+        let left = ws.show(&ids("LEFT ")[0]);
+        assert_eq!(
+            left["status"], "Failed",
+            "{version}: ends with the job: {left:#}"
+        );
+        // Nested runs are the job's, not top-level runs of their own.
+        let listed = ws.json(&["job", "list"]);
+        assert_eq!(listed.as_array().unwrap().len(), 1, "{version}: {listed:#}");
+    }
+}

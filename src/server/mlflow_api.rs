@@ -23,6 +23,9 @@ use crate::tracking::protocol::{self as p, now_ms};
 use crate::tracking::{ErrorCode, MlflowError, token};
 
 pub(super) type MlResult<T> = Result<T, MlflowError>;
+
+/// The tag MLflow clients put on a nested run: its parent's id.
+const PARENT_TAG: &str = "mlflow.parentRunId";
 pub(super) type Reply = MlResult<Json<Value>>;
 
 impl IntoResponse for MlflowError {
@@ -39,13 +42,20 @@ pub(crate) enum Caller {
 }
 
 impl Caller {
-    /// Writes to a run are the workspace's, or that run's own.
-    pub(crate) fn may_write(&self, run_id: &str) -> MlResult<()> {
+    /// Writes to a run are the workspace's, or that run's own (its nested runs included).
+    pub(crate) fn may_write(&self, s: &AppState, run_id: &str) -> MlResult<()> {
         match self {
             Caller::Workspace => Ok(()),
             Caller::Run(own) if own == run_id => Ok(()),
+            Caller::Run(own)
+                if store(s).run(run_id).is_ok_and(|r| {
+                    r.kind == TRACKED_KIND && r.parent_id.as_deref() == Some(own)
+                }) =>
+            {
+                Ok(())
+            }
             Caller::Run(own) => Err(MlflowError::denied(format!(
-                "this token belongs to run `{own}` and writes to that run only, not to `{run_id}`"
+                "this token belongs to run `{own}` and writes to that run and its nested runs only, not to `{run_id}`"
             ))),
         }
     }
@@ -337,16 +347,29 @@ async fn create_run(
     Extension(caller): Extension<Caller>,
     bytes: Bytes,
 ) -> Reply {
-    caller.workspace_only(
-        "start another run (nested runs inside a job are not supported yet; log to the job's run)",
-    )?;
     let req: p::CreateRun = body(&bytes)?;
-    let exp = store(&s).experiment(experiment_id(req.experiment_id.as_deref().unwrap_or("0"))?)?;
     let mut tags = BTreeMap::new();
     for t in &req.tags {
         let (k, v) = p::check_tag(t)?;
         tags.insert(k, v);
     }
+    // A job may start runs nested under its own (`start_run(nested=True)` tags the parent);
+    // they belong to the job's experiment, whatever the client asks for.
+    let (exp, parent) = match &caller {
+        Caller::Workspace => {
+            let id = experiment_id(req.experiment_id.as_deref().unwrap_or("0"))?;
+            (store(&s).experiment(id)?, None)
+        }
+        Caller::Run(own) if tags.get(PARENT_TAG) == Some(own) => {
+            let parent = store(&s).run(own)?;
+            (experiment_of(&s, &parent)?, Some(own.clone()))
+        }
+        Caller::Run(own) => {
+            return Err(MlflowError::denied(format!(
+                "a job's token starts only runs nested under its own (`{own}`): call `mlflow.start_run(nested=True)` inside the job's run, or start other runs from the host with the workspace token"
+            )));
+        }
+    };
     let name = req
         .run_name
         .clone()
@@ -355,7 +378,8 @@ async fn create_run(
         tags.insert("mlflow.runName".into(), n.clone());
     }
     let id = crate::run::model::new_run_id();
-    let run = store(&s).insert_tracked_run(&id, &exp.name, name.as_deref(), &tags)?;
+    let run =
+        store(&s).insert_tracked_run(&id, &exp.name, name.as_deref(), &tags, parent.as_deref())?;
     Ok(Json(json!({"run": run_json(&s, &run)?})))
 }
 
@@ -378,7 +402,7 @@ async fn update_run(
 ) -> Reply {
     let req: p::UpdateRun = body(&bytes)?;
     let id = req.run.id()?.to_string();
-    caller.may_write(&id)?;
+    caller.may_write(&s, &id)?;
     let run = store(&s).run(&id)?;
     let status = match req.status.as_deref() {
         Some(st) => p::terminal_status(st)?,
@@ -433,7 +457,7 @@ fn mark_deleted(s: &AppState, caller: &Caller, bytes: &Bytes, deleted: bool) -> 
 }
 
 fn write(s: &AppState, caller: &Caller, id: &str, batch: TrackingBatch) -> Reply {
-    caller.may_write(id)?;
+    caller.may_write(s, id)?;
     // A `mlflow.runName` tag renames the run, as on MLflow's own server.
     if let Some((_, name)) = batch.tags.iter().find(|(k, _)| k == "mlflow.runName") {
         store(s).set_display_name(id, name)?;
@@ -507,7 +531,7 @@ async fn delete_tag(
 ) -> Reply {
     let req: p::LogKeyValue = body(&bytes)?;
     let id = req.run.id()?;
-    caller.may_write(id)?;
+    caller.may_write(&s, id)?;
     if !store(&s).delete_tag(id, &req.key)? {
         return Err(MlflowError::missing(format!(
             "no tag with name '{}' in run '{id}'",
@@ -544,7 +568,7 @@ async fn log_inputs(
 ) -> Reply {
     let req: p::LogInputs = body(&bytes)?;
     let id = req.run.id()?;
-    caller.may_write(id)?;
+    caller.may_write(&s, id)?;
     store(&s).update_run_tracking(id, |t| {
         for d in req.datasets {
             let key = |v: &Value| (v["dataset"]["name"].clone(), v["dataset"]["digest"].clone());
@@ -563,7 +587,7 @@ async fn log_outputs(
 ) -> Reply {
     let req: p::LogOutputs = body(&bytes)?;
     let id = req.run.id()?;
-    caller.may_write(id)?;
+    caller.may_write(&s, id)?;
     store(&s).update_run_tracking(id, |t| {
         for m in req.models {
             if !t.model_outputs.contains(&m) {
@@ -583,7 +607,7 @@ async fn log_model(
 ) -> Reply {
     let req: p::LogModel = body(&bytes)?;
     let id = req.run.id()?.to_string();
-    caller.may_write(&id)?;
+    caller.may_write(&s, &id)?;
     let model: Value = serde_json::from_str(req.model_json.as_deref().unwrap_or(""))
         .map_err(|e| MlflowError::invalid(format!("model_json is not a JSON document: {e}")))?;
     let run = store(&s).run(&id)?;

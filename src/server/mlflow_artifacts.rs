@@ -41,7 +41,7 @@ fn resolve(
         ArtifactTarget::Run { run_id, path } => {
             s.runner.store.run(&run_id)?;
             if writing {
-                caller.may_write(&run_id)?;
+                caller.may_write(s, &run_id)?;
                 if artifacts::reserved(path.split('/').next().unwrap_or("")) {
                     return Err(MlflowError::denied(format!(
                         "'{path}' is where tug keeps the run's own logs; log artifacts under another folder"
@@ -55,7 +55,7 @@ fn resolve(
             match &m.source_run_id {
                 Some(run) => {
                     if writing {
-                        caller.may_write(run)?;
+                        caller.may_write(s, run)?;
                     }
                     Ok((s.runner.ws.run_dir(run).join(&m.artifact_path), path))
                 }

@@ -24,7 +24,7 @@ pub(super) async fn create_logged_model(
     let req: p::CreateLoggedModel = body(&bytes)?;
     let source = match (&caller, &req.source_run_id) {
         (_, Some(r)) if !r.is_empty() => {
-            caller.may_write(r)?;
+            caller.may_write(&s, r)?;
             Some(store(&s).run(r)?)
         }
         (Caller::Run(own), _) => Some(store(&s).run(own)?),
@@ -89,7 +89,7 @@ pub(super) async fn create_logged_model(
 fn model_writable(s: &AppState, caller: &Caller, id: &str) -> MlResult<LoggedModelRecord> {
     let m = store(s).logged_model(id)?;
     match &m.source_run_id {
-        Some(run) => caller.may_write(run)?,
+        Some(run) => caller.may_write(s, run)?,
         None => caller.workspace_only("change a logged model that belongs to no run")?,
     }
     Ok(m)

@@ -310,6 +310,9 @@ impl Store {
         tx.commit()?;
         drop(conn);
         self.changed();
+        if to.is_terminal() {
+            self.end_nested_runs(id, to)?;
+        }
         Ok(from)
     }
 

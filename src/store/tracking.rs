@@ -175,6 +175,7 @@ impl Store {
         experiment: &str,
         display_name: Option<&str>,
         tags: &BTreeMap<String, String>,
+        parent: Option<&str>,
     ) -> Result<RunRecord> {
         let submission = JobSubmission {
             name: Some(id.to_string()),
@@ -200,11 +201,36 @@ impl Store {
         {
             let mut conn = self.conn();
             let tx = conn.transaction()?;
-            super::insert_run_row(&tx, id, &submission, "", TRACKED_KIND, None)?;
+            super::insert_run_row(&tx, id, &submission, "", TRACKED_KIND, parent)?;
             tx.commit()?;
         }
         self.transition(id, RunStatus::Running, Default::default())?;
         self.run(id)
+    }
+
+    /// Runs an MLflow client nested under `parent` and left running end as it ended (a
+    /// script that crashed never ends them; the real client's exit hook would have).
+    pub(super) fn end_nested_runs(&self, parent: &str, to: RunStatus) -> Result<()> {
+        let open: Vec<String> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare(
+                "SELECT id FROM runs WHERE parent_id = ?1 AND kind = ?2 AND status = 'Running'",
+            )?;
+            stmt.query_map(params![parent, TRACKED_KIND], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        for id in open {
+            let t = super::Transition {
+                error: Some(format!("ended with the run it is nested in, `{parent}`")),
+                ..Default::default()
+            };
+            match self.transition(&id, to, t) {
+                // The client ended it meanwhile.
+                Ok(_) | Err(Error::Transition { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Stores metrics, params and tags of one MLflow request. A param logged again with
@@ -398,7 +424,7 @@ mod tests {
         let s = Store::in_memory().unwrap();
         assert_eq!(s.experiment(0).unwrap().name, "Default");
         let r = s
-            .insert_tracked_run("r1", "digits", Some("first"), &BTreeMap::new())
+            .insert_tracked_run("r1", "digits", Some("first"), &BTreeMap::new(), None)
             .unwrap();
         assert_eq!(r.status, RunStatus::Running);
         assert_eq!(r.kind, TRACKED_KIND);
@@ -416,7 +442,7 @@ mod tests {
     #[test]
     fn a_changed_param_refuses_the_whole_batch() {
         let s = Store::in_memory().unwrap();
-        s.insert_tracked_run("r1", "e", None, &BTreeMap::new())
+        s.insert_tracked_run("r1", "e", None, &BTreeMap::new(), None)
             .unwrap();
         s.log_tracking("r1", &batch(&[("lr", "0.1")])).unwrap();
         // The same value again is fine (clients retry).
@@ -438,7 +464,7 @@ mod tests {
     #[test]
     fn logged_models_round_trip_and_update() {
         let s = Store::in_memory().unwrap();
-        s.insert_tracked_run("r1", "e", None, &BTreeMap::new())
+        s.insert_tracked_run("r1", "e", None, &BTreeMap::new(), None)
             .unwrap();
         let e = s.experiment_named("e").unwrap().unwrap();
         let rec = LoggedModelRecord {

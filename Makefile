@@ -17,6 +17,9 @@ prereqs:
 	@command -v kubernetes-validate >/dev/null || { \
 	  echo "installing kubernetes-validate (checks tug's Kubernetes objects against current schemas)"; \
 	  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0; }
+	@command -v moto_server >/dev/null || { \
+	  echo "installing moto's S3-compatible server (remote-data tests fetch from it)"; \
+	  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.1.18'; }
 	@docker info >/dev/null 2>&1 || { echo "error: no Docker engine answers (is dockerd running?)"; exit 1; }
 
 # The offline base images and the curated-environment stand-ins built on them (each skipped

@@ -11,6 +11,8 @@
 #                          fill it on a connected machine and copy it over to build offline
 #   TUG_CURATED_MLFLOW     mlflow-skinny version (default 3.15.2, what azureml-mlflow pins)
 #   TUG_CURATED_LIGHTGBM   lightgbm version (default 3.3.5, for Azure's lightgbm-3.3)
+#   TUG_CURATED_SKOPS      skops version in the sklearn stand-in (default 0.11.0): MLflow 3's
+#                          mlflow.sklearn.save_model/log_model write skops by default
 #   PIP_INDEX_URL ...      pip's own settings apply to the download (an internal index)
 #
 # An image is skipped when one with the same `tug.curated.recipe` label (sha256 of this
@@ -23,6 +25,8 @@ readonly SCRIPT_PATH="$HERE/$(basename "${BASH_SOURCE[0]}")"
 readonly WHEELHOUSE="${TUG_WHEELHOUSE:-/var/cache/tug-wheels}"
 readonly MLFLOW="${TUG_CURATED_MLFLOW:-3.15.2}"
 readonly LIGHTGBM="${TUG_CURATED_LIGHTGBM:-3.3.5}"
+# 0.11 is the newest skops that accepts Debian bookworm's numpy 1.24.
+readonly SKOPS="${TUG_CURATED_SKOPS:-0.11.0}"
 readonly REPO="tug/curated"
 readonly VENV="/opt/tug/venv"
 
@@ -63,8 +67,18 @@ base_of() {
 # numpy, scipy, scikit-learn, pandas — satisfy the rest, through --system-site-packages).
 requirements_of() {
     case "$1" in
-        minimal | sklearn) echo "mlflow-skinny==$MLFLOW" ;;
+        minimal) echo "mlflow-skinny==$MLFLOW" ;;
+        sklearn) echo "mlflow-skinny==$MLFLOW skops==$SKOPS" ;;
         lightgbm) echo "lightgbm==$LIGHTGBM" ;;
+    esac
+}
+
+# What the build imports to prove the install works.
+imports_of() {
+    case "$1" in
+        minimal) echo mlflow ;;
+        sklearn) echo "mlflow, skops.io" ;;
+        lightgbm) echo "lightgbm, mlflow" ;;
     esac
 }
 
@@ -81,11 +95,16 @@ fill_wheelhouse() {
     mkdir -p "$dir"
     local -a pip=(python3 -m pip download --quiet --disable-pip-version-check
         --only-binary=:all: --python-version "$python" --dest "$dir")
-    if [[ "$variant" == lightgbm ]]; then
-        "${pip[@]}" --no-deps "lightgbm==$LIGHTGBM" wheel
-    else
-        "${pip[@]}" "mlflow-skinny==$MLFLOW"
-    fi
+    case "$variant" in
+        lightgbm) "${pip[@]}" --no-deps "lightgbm==$LIGHTGBM" wheel ;;
+        minimal) "${pip[@]}" "mlflow-skinny==$MLFLOW" ;;
+        sklearn)
+            # skops without its numeric dependencies (Debian's scikit-learn satisfies them);
+            # its other requirements with theirs.
+            "${pip[@]}" "mlflow-skinny==$MLFLOW" "huggingface-hub>=0.17.0" "tabulate>=0.8.8"
+            "${pip[@]}" --no-deps "skops==$SKOPS"
+            ;;
+    esac
     touch "$dir/ready"
 }
 
@@ -113,6 +132,7 @@ build_one() {
         return 0
     fi
     local wheels="$WHEELHOUSE/curated-py$python-mlflow$MLFLOW"
+    [[ "$variant" == sklearn ]] && wheels="$WHEELHOUSE/curated-py$python-mlflow$MLFLOW-skops$SKOPS"
     [[ "$variant" == lightgbm ]] && wheels="$WHEELHOUSE/curated-py$python-lightgbm$LIGHTGBM"
     fill_wheelhouse "$variant" "$python" "$wheels"
 
@@ -130,7 +150,7 @@ FROM $base
 COPY wheels /tmp/wheels
 RUN $VENV/bin/pip install --quiet --no-input --disable-pip-version-check --no-cache-dir \\
       --no-index --find-links /tmp/wheels $(requirements_of "$variant") \\
- && $VENV/bin/python -c "import lightgbm, mlflow" && rm -rf /tmp/wheels
+ && $VENV/bin/python -c "import $(imports_of "$variant")" && rm -rf /tmp/wheels
 EOF
     else
         cat >"$ctx/Dockerfile" <<EOF
@@ -139,7 +159,7 @@ COPY wheels /tmp/wheels
 RUN python3 -m venv --system-site-packages $VENV \\
  && $VENV/bin/pip install --quiet --no-input --disable-pip-version-check --no-cache-dir \\
       --no-index --find-links /tmp/wheels $(requirements_of "$variant") \\
- && $VENV/bin/python -c "import mlflow"
+ && $VENV/bin/python -c "import $(imports_of "$variant")"
 
 FROM $base
 COPY --from=install $VENV $VENV

@@ -6,6 +6,7 @@ pub mod build;
 pub mod cli;
 pub mod client;
 pub mod compute;
+pub mod datastore;
 pub mod deploy;
 pub mod endpoint;
 #[doc(hidden)]

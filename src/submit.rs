@@ -183,15 +183,16 @@ fn check_supported(file: &Path, job: &CommandJob) -> anyhow::Result<()> {
             if let Some(p) = &d.path
                 && !p.is_local()
                 && !is_model_ref(d)
+                && !crate::datastore::is_remote(&p.given)
             {
                 bail!(
-                    "{f}: `inputs.{name}.path: {}`: only local files and folders can be inputs so far\n  help: download the data and point `path:` at the local copy",
+                    "{f}: `inputs.{name}.path: {}`: not a local path, a registered model or a URI tug fetches\n  help: use a local file or folder, https://, s3://, wasbs://, abfss:// or azureml://datastores/<name>/paths/<path>",
                     p.given
                 );
             }
             if !matches!(d.mode, spec::InputMode::RoMount | spec::InputMode::Download) {
                 bail!(
-                    "{f}: `inputs.{name}.mode`: tug supports `ro_mount` and `download` for local data\n  help: use `mode: ro_mount` (the default) or `mode: download`"
+                    "{f}: `inputs.{name}.mode`: tug supports `ro_mount` and `download` for data inputs\n  help: use `mode: ro_mount` (the default) or `mode: download`"
                 );
             }
         }
@@ -294,6 +295,30 @@ async fn submission_with(
                         host_path: host.display().to_string(),
                         container_path,
                         is_file: false,
+                        mode: input_mode(d.mode),
+                    },
+                );
+            }
+            spec::Input::Data(d)
+                if d.path
+                    .as_ref()
+                    .is_some_and(|p| crate::datastore::is_remote(&p.given)) =>
+            {
+                let given = &d.path.as_ref().expect("checked").given;
+                let (host, file_name) = remote_input(cwd, &f, name, given, d.input_type).await?;
+                let is_file = d.input_type == spec::InputType::UriFile;
+                let container_path = if is_file {
+                    format!("{}/{file_name}", paths::input(name))
+                } else {
+                    paths::input(name)
+                };
+                rendered_inputs.insert(name.clone(), container_path.clone());
+                inputs.insert(
+                    name.clone(),
+                    InputBinding::Data {
+                        host_path: host.display().to_string(),
+                        container_path,
+                        is_file,
                         mode: input_mode(d.mode),
                     },
                 );
@@ -403,6 +428,41 @@ async fn submission_with(
     }
     sub.environment = finish_environment(client, sub.environment, env_uploads).await?;
     Ok(sub)
+}
+
+/// A remote input fetched into the workspace's data cache (or answered from it): the local
+/// copy and the file name the container sees.
+async fn remote_input(
+    cwd: &Path,
+    f: &str,
+    name: &str,
+    given: &str,
+    input_type: spec::InputType,
+) -> anyhow::Result<(PathBuf, String)> {
+    let ws = crate::workspace::Workspace::find(cwd).context("no workspace")?;
+    let config = ws.read_config()?;
+    let at = || format!("{f}: `inputs.{name}.path`");
+    let uri = crate::datastore::uri::parse(given, &config.datastores).with_context(at)?;
+    let kind = match input_type {
+        spec::InputType::UriFile => crate::datastore::Kind::File,
+        spec::InputType::UriFolder
+        | spec::InputType::MlflowModel
+        | spec::InputType::CustomModel => crate::datastore::Kind::Folder,
+        other => bail!(
+            "{}: a `{other}` input cannot come from a URI\n  help: use `type: uri_file` or `type: uri_folder`",
+            at(),
+        ),
+    };
+    let copy = crate::datastore::fetch(&ws.data_cache(), &uri, given, kind)
+        .await
+        .with_context(at)?;
+    tracing::info!(
+        "inputs.{name}: {given}: {} (sha256:{})",
+        crate::cli::data::describe(copy.outcome),
+        &copy.record.content_hash()[..12]
+    );
+    let file_name = uri.file_name().unwrap_or(name).to_string();
+    Ok((copy.path, file_name))
 }
 
 /// How a local data input reaches the container (checked to be one of these two).

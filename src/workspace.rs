@@ -156,6 +156,10 @@ impl Workspace {
         let text = fs::read_to_string(&path).unwrap_or_default();
         crate::compute::config::WorkspaceConfig::parse(&path.display().to_string(), &text)
     }
+    /// Remote data fetched for job inputs (see `datastore::cache`).
+    pub fn data_cache(&self) -> crate::datastore::DataCache {
+        crate::datastore::DataCache::new(self.dir.join("cache/data"))
+    }
     pub fn artifacts(&self) -> PathBuf {
         self.dir.join("artifacts")
     }
@@ -200,6 +204,10 @@ compute: {}
 #   curated:
 #     pytorch-*: {environment: azureml:my-torch@latest}
 #     sklearn-1.5: {image: my-sklearn:1.5}
+# What `azureml://datastores/<name>/paths/...` inputs stand for, e.g.
+#   datastores:
+#     lake: {url: s3://team-bucket/raw}
+#     azure_examples: {url: wasbs://datasets@azuremlexamples.blob.core.windows.net}
 ";
 
 /// `n` random bytes from the kernel, hex-encoded.

@@ -2,6 +2,7 @@
 //! arguments, calls the library or the server, prints.
 
 mod compute;
+pub(crate) mod data;
 mod endpoint;
 mod environment;
 mod job;
@@ -60,6 +61,9 @@ enum Command {
     /// List and show compute targets.
     #[command(subcommand)]
     Compute(compute::ComputeCommand),
+    /// Remote data for job inputs: fetch it, or hand the cache a copy (air-gapped).
+    #[command(subcommand)]
+    Data(data::DataCommand),
     /// Set, list and delete the workspace's encrypted secrets.
     #[command(subcommand)]
     Secret(secret::SecretCommand),
@@ -170,6 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::OnlineEndpoint(cmd) => endpoint::run_endpoint(&ctx, cmd).await,
         Command::OnlineDeployment(cmd) => endpoint::run_deployment(&ctx, cmd).await,
         Command::Compute(cmd) => compute::run(&ctx, cmd).await,
+        Command::Data(cmd) => data::run(&ctx, cmd).await,
         Command::Secret(cmd) => secret::run(&ctx, cmd),
         Command::Server(args) => server(&ctx, args).await,
     }

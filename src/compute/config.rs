@@ -18,6 +18,9 @@ pub struct WorkspaceConfig {
     /// built-in stand-ins; see `spec::curated`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub curated: BTreeMap<String, crate::spec::curated::CuratedTarget>,
+    /// What `azureml://datastores/<name>/...` URIs stand for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub datastores: BTreeMap<String, crate::datastore::DatastoreConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

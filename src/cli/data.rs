@@ -1,0 +1,121 @@
+//! `tug data fetch|cache`: remote data as job inputs see it (see `crate::datastore`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use super::{Context_, output};
+use crate::datastore::{self, Kind};
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Fetch a remote URI into the workspace's data cache (what a job input does), and
+    /// print its content hash.
+    Fetch {
+        /// https://, s3://, wasbs://, abfss:// or azureml://datastores/<name>/paths/<path>
+        uri: String,
+        /// `uri_folder` for a prefix of objects.
+        #[arg(long = "type", default_value = "uri_file")]
+        kind: DataType,
+    },
+    /// The data cache: what was fetched, and copies handed to it by hand.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// List the cached URIs with their content hash and when they were fetched.
+    List,
+    /// Hand the cache a local copy of a URI (a file, or a folder for a `uri_folder`), for
+    /// a machine that cannot reach the store: job files that name the URI then run
+    /// unchanged. A connected machine still checks the store and fetches what changed.
+    Add {
+        uri: String,
+        #[arg(long)]
+        from: PathBuf,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum DataType {
+    UriFile,
+    UriFolder,
+}
+
+fn parse(ws: &crate::workspace::Workspace, uri: &str) -> anyhow::Result<datastore::RemoteUri> {
+    let config = ws.read_config()?;
+    Ok(datastore::uri::parse(uri, &config.datastores)?)
+}
+
+fn row(rec: &datastore::SourceRecord) -> Vec<String> {
+    let size: u64 = rec.objects.iter().map(|o| o.size).sum();
+    vec![
+        rec.uri.clone(),
+        format!("{:?}", rec.kind).to_lowercase(),
+        rec.objects.len().to_string(),
+        size.to_string(),
+        format!("sha256:{}", &rec.content_hash()[..12]),
+        rec.fetched_at.clone(),
+    ]
+}
+
+const HEADERS: &[&str] = &["URI", "KIND", "OBJECTS", "BYTES", "CONTENT", "FETCHED"];
+
+pub async fn run(ctx: &Context_, cmd: DataCommand) -> anyhow::Result<ExitCode> {
+    let ws = ctx.workspace()?;
+    let cache = ws.data_cache();
+    match cmd {
+        DataCommand::Fetch { uri, kind } => {
+            let remote = parse(&ws, &uri)?;
+            let kind = match kind {
+                DataType::UriFile => Kind::File,
+                DataType::UriFolder => Kind::Folder,
+            };
+            let copy = datastore::fetch(&cache, &remote, &uri, kind).await?;
+            if !output::structured(ctx.output, &copy.record)? {
+                println!("{}", output::table(HEADERS, &[row(&copy.record)]));
+                println!("{} at {}", describe(copy.outcome), copy.path.display());
+            }
+        }
+        DataCommand::Cache(CacheCommand::List) => {
+            let records = cache.records()?;
+            if !output::structured(ctx.output, &records)? {
+                let rows: Vec<Vec<String>> = records.iter().map(row).collect();
+                println!("{}", output::table(HEADERS, &rows));
+            }
+        }
+        DataCommand::Cache(CacheCommand::Add { uri, from }) => {
+            let remote = parse(&ws, &uri)?;
+            let from = ctx.cwd.join(&from);
+            anyhow::ensure!(
+                from.exists(),
+                "--from {}: no such file or folder",
+                from.display()
+            );
+            let rec = cache
+                .import(&remote.canonical(), &from)
+                .with_context(|| format!("copying {} into the data cache", from.display()))?;
+            if !output::structured(ctx.output, &rec)? {
+                println!(
+                    "Cached {} {} as {} (sha256:{})",
+                    format!("{:?}", rec.kind).to_lowercase(),
+                    from.display(),
+                    uri,
+                    rec.content_hash()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn describe(outcome: datastore::Outcome) -> String {
+    match outcome {
+        datastore::Outcome::Fetched { bytes } => format!("fetched {bytes} bytes"),
+        datastore::Outcome::Current => "the cached copy is current".into(),
+        datastore::Outcome::Stale => "the store is unreachable; using the cached copy".into(),
+    }
+}

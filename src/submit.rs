@@ -603,6 +603,24 @@ async fn resolve_curated(
     })
 }
 
+/// The image an environment's `image:` runs as: the workspace's `images:` stand-in, if one
+/// matches, else the image itself.
+fn image_stand_in(cwd: &Path, f: &str, image: &str) -> anyhow::Result<String> {
+    let Some(ws) = crate::workspace::Workspace::find(cwd) else {
+        return Ok(image.to_string());
+    };
+    let config = ws.read_config()?;
+    Ok(match spec::image_map::lookup(&config.images, image) {
+        Some((key, local)) => {
+            tracing::info!(
+                "{f}: image `{image}` runs as `{local}` (workspace `images:` entry `{key}`)"
+            );
+            local.to_string()
+        }
+        None => image.to_string(),
+    })
+}
+
 /// An environment with its local files read; a build context still to upload.
 fn local_environment(
     cwd: &Path,
@@ -645,7 +663,7 @@ fn local_environment(
             };
             Ok((
                 ResolvedEnvironment::Image {
-                    image: image.clone(),
+                    image: image_stand_in(cwd, f, image)?,
                     conda_file: conda_text,
                     pip_requirements: reqs,
                 },

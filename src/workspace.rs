@@ -204,6 +204,11 @@ compute: {}
 #   curated:
 #     pytorch-*: {environment: azureml:my-torch@latest}
 #     sklearn-1.5: {image: my-sklearn:1.5}
+# Local images that stand in for public ones this machine cannot pull (an environment's
+# `image:`; a key may end in `*`), e.g.
+#   images:
+#     \"python:*\": tug/python:3.11-minimal
+#     \"mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:*\": tug/python:3.11-sklearn
 # What `azureml://datastores/<name>/paths/...` inputs stand for, e.g.
 #   datastores:
 #     lake: {url: s3://team-bucket/raw}

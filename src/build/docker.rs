@@ -24,11 +24,13 @@ pub enum Error {
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(
-        "building the environment image failed at {step}: {message}\n  last build log lines:\n{tail}"
+        "building the environment image failed at {step}: {message}{help}\n  last build log lines:\n{tail}"
     )]
     BuildFailed {
         step: String,
         message: String,
+        /// `\n  help: ...`, or empty.
+        help: String,
         tail: String,
     },
     #[error("Docker engine error while {doing}: {source}")]
@@ -66,7 +68,9 @@ pub fn base_hint(image: &str) -> String {
             "`{image}` is tug's offline stand-in for Azure's curated environments; build it with `images/build-curated.sh {variant}` (Debian packages and PyPI wheels fetched on this host; see images/README.md), or map the curated name to another environment under `curated:` in .tug/config.yaml"
         )
     } else {
-        "pull it on a connected machine and move it with `docker save` / `docker load`, or use an offline base image built by `images/build-base.sh` (e.g. `image: tug/python:3.11-minimal`)".to_string()
+        format!(
+            "pull it on a connected machine and move it with `docker save` / `docker load`, or name a local stand-in for it in .tug/config.yaml (the job file stays as it is):\n      images:\n        {image}: tug/python:3.11-minimal   # built by images/build-base.sh"
+        )
     }
 }
 
@@ -220,6 +224,7 @@ impl Builder {
 
 fn failed(step: String, message: String, tail: &VecDeque<String>) -> Error {
     Error::BuildFailed {
+        help: build_help(&step, &message),
         step,
         message,
         tail: tail
@@ -227,6 +232,30 @@ fn failed(step: String, message: String, tail: &VecDeque<String>) -> Error {
             .map(|l| format!("    {l}"))
             .collect::<Vec<_>>()
             .join("\n"),
+    }
+}
+
+/// The fix for a build step that failed for want of a network. Pure.
+fn build_help(step: &str, message: &str) -> String {
+    let offline = [
+        "no such host",
+        "dial tcp",
+        "registry-1.docker.io",
+        "connection refused",
+        "i/o timeout",
+    ]
+    .iter()
+    .any(|s| message.contains(s));
+    let from = step
+        .split_once(" : ")
+        .map(|(_, instr)| instr.trim())
+        .and_then(|i| i.strip_prefix("FROM ").or_else(|| i.strip_prefix("from ")))
+        .and_then(|rest| rest.split_whitespace().next());
+    match from {
+        Some(image) if offline => format!(
+            "\n  help: the Dockerfile's base image `{image}` is not on this engine and no registry answered; pull it on a connected machine and move it with `docker save` / `docker load` (the workspace's `images:` map applies to an environment's `image:`, not to a Dockerfile's FROM)"
+        ),
+        _ => String::new(),
     }
 }
 
@@ -257,5 +286,21 @@ mod tests {
     fn hints_name_the_recipe() {
         assert!(base_hint("tug/python:3.11-sklearn").contains("images/build-base.sh sklearn"));
         assert!(base_hint("python:3.11").contains("docker save"));
+    }
+
+    #[test]
+    fn a_from_that_cannot_be_pulled_gets_the_offline_fix() {
+        let help = build_help(
+            "Step 1/9 : FROM python:3.8",
+            "Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: no such host",
+        );
+        assert!(
+            help.contains("`python:3.8`") && help.contains("docker load"),
+            "{help}"
+        );
+        assert_eq!(
+            build_help("Step 3/9 : RUN false", "returned a non-zero code: 1"),
+            ""
+        );
     }
 }

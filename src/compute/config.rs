@@ -18,6 +18,10 @@ pub struct WorkspaceConfig {
     /// built-in stand-ins; see `spec::curated`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub curated: BTreeMap<String, crate::spec::curated::CuratedTarget>,
+    /// Local images standing in for public ones this machine cannot pull
+    /// (see `spec::image_map`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, String>,
     /// What `azureml://datastores/<name>/...` URIs stand for.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub datastores: BTreeMap<String, crate::datastore::DatastoreConfig>,

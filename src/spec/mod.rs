@@ -25,6 +25,7 @@ mod environment;
 mod error;
 pub(crate) mod expr;
 mod fields;
+pub mod image_map;
 mod index;
 mod io;
 mod job;

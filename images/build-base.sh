@@ -33,7 +33,7 @@ readonly SCRIPT_PATH
 
 # Packages per variant, installed with --no-install-recommends on top of debootstrap's minbase.
 readonly PKGS_MINIMAL="python3 python3-venv python3-pip ca-certificates"
-readonly PKGS_SKLEARN="$PKGS_MINIMAL python3-numpy python3-sklearn python3-pandas"
+readonly PKGS_SKLEARN="$PKGS_MINIMAL python3-numpy python3-sklearn python3-pandas python3-matplotlib"
 
 # What a process inside the chroot sees: nothing from the caller's environment.
 readonly CHROOT_ENV=(env -i

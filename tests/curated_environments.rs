@@ -179,25 +179,6 @@ fn a_curated_name_without_a_stand_in_is_refused_with_the_fix() {
     );
 }
 
-/// 150 rows shaped like Azure's iris.csv: three well-separated classes.
-fn iris_csv() -> String {
-    let mut s = String::from("sepal_length,sepal_width,petal_length,petal_width,species\n");
-    for i in 0..150 {
-        let class = i % 3;
-        let jitter = (i * 7 % 10) as f64 / 20.0;
-        let base = 1.0 + 2.0 * class as f64;
-        s.push_str(&format!(
-            "{:.2},{:.2},{:.2},{:.2},{}\n",
-            4.5 + base / 2.0 + jitter,
-            3.0 + jitter / 2.0,
-            base + jitter,
-            base / 3.0 + jitter / 4.0,
-            ["Iris-setosa", "Iris-versicolor", "Iris-virginica"][class]
-        ));
-    }
-    s
-}
-
 /// Azure's iris job (its script calls `mlflow.autolog()` and nothing else): with the data
 /// input pointed at a local copy (the wasbs URL needs the network) and `compute` at the local
 /// engine, autolog's params,
@@ -212,7 +193,7 @@ fn autolog_logs_the_iris_model_and_it_registers_from_the_job() {
     for rel in ["job.yml", "src/main.py"] {
         ws.write(rel, &std::fs::read_to_string(from.join(rel)).unwrap());
     }
-    ws.write("iris.csv", &iris_csv());
+    ws.write("iris.csv", &common::iris_csv());
     let out = ws
         .tug_cmd(&[
             "job",

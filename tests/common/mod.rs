@@ -232,3 +232,22 @@ pub fn metric_series(v: &Value, ws: &Ws, id: &str, name: &str) -> Vec<f64> {
         .map(|p| p["value"].as_f64().unwrap())
         .collect()
 }
+
+/// 150 rows shaped like Azure's iris.csv: three well-separated classes.
+pub fn iris_csv() -> String {
+    let mut s = String::from("sepal_length,sepal_width,petal_length,petal_width,species\n");
+    for i in 0..150 {
+        let class = i % 3;
+        let jitter = (i * 7 % 10) as f64 / 20.0;
+        let base = 1.0 + 2.0 * class as f64;
+        s.push_str(&format!(
+            "{:.2},{:.2},{:.2},{:.2},{}\n",
+            4.5 + base / 2.0 + jitter,
+            3.0 + jitter / 2.0,
+            base + jitter,
+            base / 3.0 + jitter / 4.0,
+            ["Iris-setosa", "Iris-versicolor", "Iris-virginica"][class]
+        ));
+    }
+    s
+}

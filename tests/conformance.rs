@@ -1,0 +1,277 @@
+//! Conformance: the real Azure ML example files of `azureml-contract.md` §10 (byte for byte
+//! in tests/azureml_examples), run with nothing in them changed. What an offline machine
+//! lacks is given to tug the way an air-gapped user gives it, in the workspace and never in
+//! the file:
+//!
+//! - `compute: azureml:cpu-cluster` is a Docker compute target named `cpu-cluster`;
+//! - Docker Hub's `python` image is the local `tug/python:3.11-minimal` (`images:`);
+//! - Azure's public datasets are handed to the data cache (`tug data cache add`);
+//! - curated environments are tug's built-in stand-ins.
+//!
+//! README's conformance table is this file's cases; keep the two in step.
+
+mod common;
+
+use std::path::Path;
+
+use common::{MINIMAL, Ws, require_image};
+use serde_json::Value;
+
+const EXAMPLES: &str = "tests/azureml_examples";
+const IRIS_HTTPS: &str = "https://azuremlexamples.blob.core.windows.net/datasets/iris.csv";
+const IRIS_WASBS: &str = "wasbs://datasets@azuremlexamples.blob.core.windows.net/iris.csv";
+const DIABETES_HTTPS: &str = "https://azuremlexamples.blob.core.windows.net/datasets/diabetes.csv";
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// 120 rows shaped like Azure's diabetes.csv: ten features and a target linear in them.
+fn diabetes_csv() -> String {
+    let mut s = String::from("age,sex,bmi,bp,s1,s2,s3,s4,s5,s6,target\n");
+    for i in 0..120u32 {
+        let x: Vec<f64> = (0..10)
+            .map(|j| (((i * 31 + j * 17) % 97) as f64 / 97.0) - 0.5)
+            .collect();
+        let target = 150.0
+            + x.iter()
+                .enumerate()
+                .map(|(j, v)| v * (j as f64 + 1.0) * 20.0)
+                .sum::<f64>();
+        let cells: Vec<String> = x.iter().map(|v| format!("{v:.4}")).collect();
+        s.push_str(&format!("{},{target:.1}\n", cells.join(",")));
+    }
+    s
+}
+
+/// A workspace holding `cli/` as in azureml-examples, set up as an air-gapped site would.
+fn site() -> Ws {
+    let ws = Ws::new();
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(EXAMPLES)
+            .join("cli"),
+        &ws.path().join("cli"),
+    );
+    ws.ok(&["job", "list"]); // creates the workspace and its default config
+    let config = ws.path().join(".tug/config.yaml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("compute: {}\n", "compute:\n  cpu-cluster: {type: docker}\n");
+    std::fs::write(
+        &config,
+        format!("{text}images:\n  \"python:*\": {MINIMAL}\n"),
+    )
+    .unwrap();
+    ws.write("data/iris.csv", &common::iris_csv());
+    ws.write("data/diabetes.csv", &diabetes_csv());
+    for (uri, file) in [
+        (IRIS_HTTPS, "data/iris.csv"),
+        (IRIS_WASBS, "data/iris.csv"),
+        (DIABETES_HTTPS, "data/diabetes.csv"),
+    ] {
+        ws.ok(&["data", "cache", "add", uri, "--from", file]);
+    }
+    ws
+}
+
+/// `tug job create -f cli/<file> --stream`; returns (exit ok, stdout, stderr).
+fn create(ws: &Ws, file: &str) -> (bool, String, String) {
+    let out = ws
+        .tug_cmd(&["job", "create", "-f", &format!("cli/{file}"), "--stream"])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The newest run and its log.
+fn newest(ws: &Ws) -> (Value, String) {
+    let jobs = ws.json(&["job", "list"]);
+    let id = jobs.as_array().unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let log =
+        std::fs::read_to_string(ws.run_dir(&id).join("user_logs/std_log.txt")).unwrap_or_default();
+    (ws.show(&id), log)
+}
+
+/// Runs `file` unchanged; asserts it completes; returns its run and log.
+fn runs(ws: &Ws, file: &str) -> (Value, String) {
+    let (ok, stdout, stderr) = create(ws, file);
+    let (v, log) = newest(ws);
+    assert!(
+        ok && v["status"] == "Completed",
+        "{file} should run unchanged:\nstdout:\n{stdout}\nstderr:\n{stderr}\nrun: {v:#}\nlog:\n{log}\nserver:\n{}",
+        ws.server_log()
+    );
+    (v, log)
+}
+
+#[test]
+fn the_hello_world_family_runs_unchanged() {
+    let ws = site();
+    let (_, log) = runs(&ws, "jobs/basics/hello-world.yml");
+    assert!(log.contains("hello world"), "{log}");
+    let (v, log) = runs(&ws, "jobs/basics/hello-world-org.yml");
+    assert!(log.contains("hello world"), "{log}");
+    assert_eq!(v["experiment"], "hello-world-example");
+    assert_eq!(v["tags"]["hello"], "world", "{v:#}");
+    let (_, log) = runs(&ws, "jobs/basics/hello-world-input.yml");
+    assert!(log.contains("hello world\n42"), "{log}");
+    let (_, log) = runs(&ws, "jobs/basics/hello-world-env-var.yml");
+    assert!(log.contains("hello world"), "{log}");
+    let (v, _) = runs(&ws, "jobs/basics/hello-world-output.yml");
+    let dir = ws.run_dir(v["id"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("outputs/helloworld.txt")).unwrap(),
+        "hello world\n"
+    );
+    let (v, _) = runs(&ws, "jobs/basics/hello-world-output-data.yml");
+    let out = ws.path().join("named");
+    ws.ok(&[
+        "job",
+        "download",
+        v["id"].as_str().unwrap(),
+        "--all",
+        "-p",
+        out.to_str().unwrap(),
+    ]);
+    let found = std::process::Command::new("find")
+        .arg(&out)
+        .args(["-name", "helloworld.txt"])
+        .output()
+        .unwrap();
+    assert!(!found.stdout.is_empty(), "the named output holds the file");
+    let (_, log) = runs(&ws, "jobs/basics/hello-code.yml");
+    assert!(
+        log.contains("hello-mlflow.py") && log.contains("hello-iris.py"),
+        "code is the cwd: {log}"
+    );
+}
+
+#[test]
+fn the_data_and_model_jobs_run_unchanged() {
+    require_image("tug/curated:sklearn");
+    let ws = site();
+    let (_, log) = runs(&ws, "jobs/basics/hello-iris-file.yml");
+    assert!(
+        log.contains("--iris-csv: /tug/inputs/iris_csv/iris.csv"),
+        "{log}"
+    );
+    assert!(log.contains("Iris-setosa"), "{log}");
+
+    // An MLflow model in, MLflow 3's skops-format model out.
+    let (v, log) = runs(&ws, "jobs/basics/hello-model-as-output.yml");
+    let out = ws.path().join("model-out");
+    ws.ok(&[
+        "job",
+        "download",
+        v["id"].as_str().unwrap(),
+        "--output-name",
+        "output_folder",
+        "-p",
+        out.to_str().unwrap(),
+    ]);
+    let found = std::process::Command::new("find")
+        .arg(&out)
+        .args(["-name", "MLmodel"])
+        .output()
+        .unwrap();
+    let found = String::from_utf8_lossy(&found.stdout);
+    assert!(found.contains("my_model/MLmodel"), "{found}\n{log}");
+
+    // autolog on the stand-in: the estimator's params and training metrics.
+    let (v, _) = runs(&ws, "jobs/single-step/scikit-learn/iris/job.yml");
+    assert_eq!(v["params"]["kernel"], "rbf", "{v:#}");
+    assert!(
+        v["metrics"]["training_f1_score"].as_f64().unwrap() > 0.9,
+        "{v:#}"
+    );
+    let (v, _) = runs(&ws, "jobs/single-step/scikit-learn/diabetes/job.yml");
+    assert!(
+        v["metrics"]["training_r2_score"].as_f64().unwrap() > 0.9,
+        "{v:#}"
+    );
+}
+
+#[test]
+fn the_lightgbm_jobs_and_the_sweeps_run_unchanged() {
+    require_image("tug/curated:lightgbm");
+    let ws = site();
+    let (v, _) = runs(&ws, "jobs/single-step/lightgbm/iris/job.yml");
+    assert!(
+        v["metrics"]["test-multi_logloss"].as_f64().is_some(),
+        "{v:#}"
+    );
+
+    let (ok, out, err) = create(&ws, "jobs/basics/hello-sweep.yml");
+    assert!(ok, "{out}\n{err}");
+    let sweep = ws.show(&common::sweep::sweep_id(&out));
+    assert_eq!(sweep["status"], "Completed", "{sweep:#}");
+    assert_eq!(common::sweep::trials(&sweep).len(), 4, "{sweep:#}");
+
+    // 20 trials whose primary metric has a hyphen and comes from LightGBM's autolog.
+    let (ok, out, err) = create(&ws, "jobs/single-step/lightgbm/iris/job-sweep.yml");
+    assert!(ok, "{out}\n{err}");
+    let sweep = ws.show(&common::sweep::sweep_id(&out));
+    assert_eq!(sweep["status"], "Completed", "{sweep:#}");
+    let trials = common::sweep::trials(&sweep);
+    assert_eq!(trials.len(), 20, "{sweep:#}");
+    assert!(
+        trials.iter().all(|t| t["value"].as_f64().is_some()),
+        "{sweep:#}"
+    );
+}
+
+#[test]
+fn what_tug_cannot_run_yet_is_refused_with_the_reason() {
+    let ws = site();
+    // The Dockerfile pulls python:3.8 and pip-installs from PyPI: it needs the network.
+    let (ok, _, _) = create(
+        &ws,
+        "jobs/single-step/scikit-learn/iris/job-docker-context.yml",
+    );
+    let (v, _) = newest(&ws);
+    assert!(!ok);
+    assert_eq!(v["status"], "Failed", "{v:#}");
+    let err = v["error"].as_str().unwrap();
+    assert!(
+        err.contains("python:3.8") && err.contains("docker load"),
+        "{err}"
+    );
+
+    let before = ws.json(&["job", "list"]).as_array().unwrap().len();
+    for file in [
+        "jobs/basics/hello-pipeline-io.yml",
+        "jobs/basics/hello-pipeline-abc.yml",
+        "jobs/basics/hello-pipeline-customize-output-file.yml",
+        "jobs/pipelines-with-components/basics/3b_pipeline_with_data/pipeline.yml",
+        "jobs/pipelines-with-components/pipeline_with_hyperparameter_sweep/pipeline.yml",
+    ] {
+        let (ok, _, err) = create(&ws, file);
+        assert!(!ok, "{file}");
+        assert!(
+            err.contains("`type: pipeline`") && err.contains("pipeline jobs come later"),
+            "{file}: {err}"
+        );
+    }
+    assert_eq!(
+        ws.json(&["job", "list"]).as_array().unwrap().len(),
+        before,
+        "nothing created"
+    );
+}

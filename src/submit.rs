@@ -299,61 +299,21 @@ async fn submission_with(
                     },
                 );
             }
-            spec::Input::Data(d)
-                if d.path
-                    .as_ref()
-                    .is_some_and(|p| crate::datastore::is_remote(&p.given)) =>
-            {
-                let given = &d.path.as_ref().expect("checked").given;
-                let (host, file_name) = remote_input(cwd, &f, name, given, d.input_type).await?;
-                let is_file = d.input_type == spec::InputType::UriFile;
-                let container_path = if is_file {
-                    format!("{}/{file_name}", paths::input(name))
-                } else {
-                    paths::input(name)
-                };
-                rendered_inputs.insert(name.clone(), container_path.clone());
-                inputs.insert(
-                    name.clone(),
-                    InputBinding::Data {
-                        host_path: host.display().to_string(),
-                        container_path,
-                        is_file,
-                        mode: input_mode(d.mode),
-                    },
-                );
-            }
             spec::Input::Data(d) => {
-                let Some(path) = d.path.as_ref().and_then(|p| p.local.as_ref()) else {
+                let Some(given) = d.path.as_ref() else {
                     continue; // optional input left unset
                 };
-                let host = absolute(cwd, path);
-                let host = host.canonicalize().with_context(|| {
-                    format!(
-                        "{f}: `inputs.{name}.path`: {} does not exist",
-                        host.display()
-                    )
-                })?;
                 let is_file = d.input_type == spec::InputType::UriFile;
-                if is_file != host.is_file() {
-                    bail!(
-                        "{f}: `inputs.{name}`: {} is a {}, but the input's type is {}\n  help: use `type: {}`",
-                        host.display(),
-                        if host.is_file() { "file" } else { "folder" },
-                        if is_file { "uri_file" } else { "uri_folder" },
-                        if host.is_file() {
-                            "uri_file"
-                        } else {
-                            "uri_folder"
-                        },
-                    );
-                }
+                let (host, file_name) = if crate::datastore::is_remote(&given.given) {
+                    remote_input(cwd, &f, name, &given.given, d.input_type).await?
+                } else {
+                    let Some(path) = given.local.as_ref() else {
+                        continue;
+                    };
+                    local_input(cwd, &f, name, path, is_file)?
+                };
                 let container_path = if is_file {
-                    let base = host
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| name.clone());
-                    format!("{}/{base}", paths::input(name))
+                    format!("{}/{file_name}", paths::input(name))
                 } else {
                     paths::input(name)
                 };
@@ -428,6 +388,41 @@ async fn submission_with(
     }
     sub.environment = finish_environment(client, sub.environment, env_uploads).await?;
     Ok(sub)
+}
+
+/// A local input: its canonical path (checked to be a file or a folder as its type says)
+/// and the file name the container sees.
+fn local_input(
+    cwd: &Path,
+    f: &str,
+    name: &str,
+    path: &Path,
+    is_file: bool,
+) -> anyhow::Result<(PathBuf, String)> {
+    let host = absolute(cwd, path);
+    let host = host.canonicalize().with_context(|| {
+        format!(
+            "{f}: `inputs.{name}.path`: {} does not exist",
+            host.display()
+        )
+    })?;
+    if is_file != host.is_file() {
+        let (actual, wanted) = if host.is_file() {
+            ("file", "uri_file")
+        } else {
+            ("folder", "uri_folder")
+        };
+        bail!(
+            "{f}: `inputs.{name}`: {} is a {actual}, but the input's type is {}\n  help: use `type: {wanted}`",
+            host.display(),
+            if is_file { "uri_file" } else { "uri_folder" },
+        );
+    }
+    let file_name = host
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.to_string());
+    Ok((host, file_name))
 }
 
 /// A remote input fetched into the workspace's data cache (or answered from it): the local
@@ -519,7 +514,7 @@ pub async fn resolve_environment(
     if let Some(curated) = spec::curated::curated_name(env) {
         return resolve_curated(client, cwd, f, env, &curated).await;
     }
-    Ok(match env {
+    let (mut resolved, context) = match env {
         EnvironmentRef::Inline(env) => local_environment(cwd, f, env)?,
         EnvironmentRef::Registered { name, version } => (
             registered_environment(client, f, name, version).await?,
@@ -528,7 +523,13 @@ pub async fn resolve_environment(
         EnvironmentRef::Registry { registry, name, .. } => bail!(
             "{f}: `environment`: `{name}` lives in the Azure ML registry `{registry}`, which tug cannot reach\n  help: register a local equivalent with `tug environment create -f env.yml` and use `environment: azureml:{name}@latest`"
         ),
-    })
+    };
+    // Stand-ins apply when a job runs, not when an environment is registered: a registered
+    // environment keeps the image it names, and a later `images:` change reaches it.
+    if let ResolvedEnvironment::Image { image, .. } = &mut resolved {
+        *image = image_stand_in(cwd, f, image)?;
+    }
+    Ok((resolved, context))
 }
 
 async fn registered_environment(
@@ -663,7 +664,7 @@ fn local_environment(
             };
             Ok((
                 ResolvedEnvironment::Image {
-                    image: image_stand_in(cwd, f, image)?,
+                    image: image.clone(),
                     conda_file: conda_text,
                     pip_requirements: reqs,
                 },

@@ -8,25 +8,12 @@ use std::time::Duration;
 
 use common::Ws;
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
 #[test]
 fn digits_example_trains_logs_accuracy_and_saves_the_model() {
     common::require_image(common::SKLEARN);
     let ws = Ws::new();
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/digits");
-    copy_dir(&example, &ws.path().join("digits"));
+    common::copy_dir(&example, &ws.path().join("digits"));
 
     let out = ws
         .tug_cmd(&["job", "create", "-f", "digits/train.yml", "--stream"])

@@ -171,6 +171,11 @@ fn an_http_file_is_fetched_once_fetched_again_when_it_changes_and_cached_offline
     );
     assert_eq!(job_count(&ws), before);
 
+    // `data fetch` (a uri_file unless told) answers from the same cache entry.
+    let out = ws.ok(&["data", "fetch", &url]);
+    assert!(out.contains("the cached copy is current"), "{out}");
+    assert_eq!(server.count("GET", "/data/iris.csv"), 2, "{}", server.log());
+
     // The server goes away: the cached copy is used, and the user is told.
     drop(server);
     let (log, stderr) = run_ok(&ws, "job.yml", &[]);
@@ -247,6 +252,9 @@ fn an_s3_folder_and_a_datastore_uri_come_through_an_s3_compatible_server() {
         server.port,
         "team",
         &[
+            // the zero-byte "folder" objects that S3 consoles create
+            ("raw/iris/", ""),
+            ("raw/iris/sub/", ""),
             ("raw/iris/a.csv", "a,1\n"),
             ("raw/iris/sub/b.csv", "b,2\n"),
             ("raw/other.csv", "x\n"),

@@ -17,7 +17,7 @@ pub enum DataCommand {
         /// https://, s3://, wasbs://, abfss:// or azureml://datastores/<name>/paths/<path>
         uri: String,
         /// `uri_folder` for a prefix of objects.
-        #[arg(long = "type", default_value = "uri_file")]
+        #[arg(long = "type", value_enum, default_value_t = DataType::UriFile)]
         kind: DataType,
     },
     /// The data cache: what was fetched, and copies handed to it by hand.
@@ -39,9 +39,12 @@ pub enum CacheCommand {
     },
 }
 
+/// As job files spell it (`uri_file`), or as flags usually are (`uri-file`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum DataType {
+    #[value(name = "uri_file", alias = "uri-file")]
     UriFile,
+    #[value(name = "uri_folder", alias = "uri-folder")]
     UriFolder,
 }
 
@@ -95,8 +98,13 @@ pub async fn run(ctx: &Context_, cmd: DataCommand) -> anyhow::Result<ExitCode> {
                 "--from {}: no such file or folder",
                 from.display()
             );
+            let kind = if from.is_dir() {
+                Kind::Folder
+            } else {
+                Kind::File
+            };
             let rec = cache
-                .import(&remote.canonical(), &from)
+                .import(&remote.cache_key(kind), &from)
                 .with_context(|| format!("copying {} into the data cache", from.display()))?;
             if !output::structured(ctx.output, &rec)? {
                 println!(

@@ -275,11 +275,18 @@ impl DataCache {
         }
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
         std::fs::create_dir_all(dest.parent().expect("trees/ has a parent"))?;
-        match std::fs::rename(tmp.keep(), &dest) {
+        let laid_out = tmp.keep();
+        match std::fs::rename(&laid_out, &dest) {
             Ok(()) => Ok(dest),
             // Another fetch laid out the same tree first: theirs is the same content.
-            Err(_) if dest.is_dir() => Ok(dest),
-            Err(e) => Err(e),
+            Err(_) if dest.is_dir() => {
+                let _ = std::fs::remove_dir_all(&laid_out);
+                Ok(dest)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&laid_out);
+                Err(e)
+            }
         }
     }
 }
@@ -289,7 +296,8 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> std::io::R
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
-        let kind = entry.file_type()?;
+        // (following links: a copy handed over is what the links point at)
+        let kind = std::fs::metadata(&path)?.file_type();
         if kind.is_dir() {
             walk(root, &path, out)?;
         } else if kind.is_file() {
@@ -307,9 +315,11 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> std::io::R
 /// `base/rel` when `rel` is a plain relative path (no `..`, not absolute). Pure.
 pub fn safe_join(base: &Path, rel: &str) -> Option<PathBuf> {
     let rel = Path::new(rel);
-    rel.components()
-        .all(|c| matches!(c, std::path::Component::Normal(_)))
-        .then(|| base.join(rel))
+    (!rel.as_os_str().is_empty()
+        && rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_))))
+    .then(|| base.join(rel))
 }
 
 #[cfg(test)]
@@ -364,6 +374,10 @@ mod tests {
         assert!(safe_join(Path::new("/c"), "a/b.csv").is_some());
         assert!(safe_join(Path::new("/c"), "../x").is_none());
         assert!(safe_join(Path::new("/c"), "/etc/passwd").is_none());
+        assert!(
+            safe_join(Path::new("/c"), "").is_none(),
+            "not the folder itself"
+        );
     }
 
     #[test]

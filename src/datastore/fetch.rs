@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::Error;
+
 use super::cache::{DataCache, Kind, ObjectRecord, SourceRecord};
 use super::uri::RemoteUri;
 
@@ -81,8 +82,12 @@ fn store_for(uri: &RemoteUri) -> Result<Arc<dyn ObjectStore>, object_store::Erro
             Arc::new(b.build()?)
         }
         RemoteUri::Azure {
-            account, container, ..
+            account,
+            container,
+            host,
+            ..
         } => {
+            use object_store::azure::AzureConfigKey as K;
             let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
                 .with_account(account)
                 .with_container_name(container)
@@ -90,19 +95,29 @@ fn store_for(uri: &RemoteUri) -> Result<Arc<dyn ObjectStore>, object_store::Erro
                     truthy("AZURE_ALLOW_HTTP") || truthy("AZURE_STORAGE_USE_EMULATOR"),
                 ))
                 .with_retry(retry);
-            if ![
-                "AZURE_STORAGE_ACCOUNT_KEY",
-                "AZURE_STORAGE_SAS_KEY",
-                "AZURE_STORAGE_TOKEN",
-                "AZURE_CLIENT_SECRET",
-                "AZURE_FEDERATED_TOKEN_FILE",
-                "AZURE_STORAGE_USE_EMULATOR",
+            // Whatever credential `from_env` found (under any of its names), else a
+            // public container, read unsigned (Azure's example datasets are public).
+            let has_credential = [
+                K::AccessKey,
+                K::SasKey,
+                K::Token,
+                K::ClientSecret,
+                K::FederatedTokenFile,
+                K::UseAzureCli,
+                K::UseEmulator,
+                K::MsiEndpoint,
             ]
             .iter()
-            .any(|k| var(k))
-            {
-                // A public container (Azure's example datasets are).
+            .any(|k| {
+                b.get_config_value(k)
+                    .is_some_and(|v| !v.is_empty() && v != "false")
+            });
+            if !has_credential {
                 b = b.with_skip_signature(true);
+            }
+            if !host.ends_with(".blob.core.windows.net") {
+                // A sovereign cloud or a private endpoint: the host the URI names.
+                b = b.with_endpoint(format!("https://{host}"));
             }
             Arc::new(b.build()?)
         }
@@ -116,12 +131,23 @@ pub async fn fetch(
     given: &str,
     kind: Kind,
 ) -> Result<LocalCopy, Error> {
-    let canonical = uri.canonical();
+    if kind == Kind::Folder && matches!(uri, RemoteUri::Http { .. }) {
+        return Err(Error::Store {
+            given: given.into(),
+            cause: "a web server cannot list a folder\n  help: if the URI names a file, say `type: uri_file` (an input without `type:` is a uri_folder); for a folder, use a store that lists (s3://, wasbs://, abfss://)".into(),
+        });
+    }
+    let canonical = uri.cache_key(kind);
+    let key =
+        StorePath::from_url_path(uri.key().trim_end_matches('/')).map_err(|e| Error::Store {
+            given: given.into(),
+            cause: format!("the path is not a valid object key: {e}"),
+        })?;
     let cached = cache.lookup(&canonical).filter(|r| r.kind == kind);
     let store = store_for(uri).map_err(|e| Error::from_store(given, uri, e))?;
     let listed = match kind {
-        Kind::File => head(&*store, uri.key()).await.map(|m| vec![m]),
-        Kind::Folder => list(&*store, uri.key()).await,
+        Kind::File => head(&*store, &key).await.map(|m| vec![m]),
+        Kind::Folder => list(&*store, &key).await,
     };
     let listed = match listed {
         Ok(l) => l,
@@ -148,20 +174,12 @@ pub async fn fetch(
             what: "no objects under this prefix".into(),
         });
     }
-    let prefix = uri.key().trim_end_matches('/');
     let mut objects = Vec::with_capacity(listed.len());
     let mut bytes = 0;
-    for meta in &listed {
-        let rel = match kind {
-            Kind::File => String::new(),
-            Kind::Folder => meta
-                .location
-                .as_ref()
-                .strip_prefix(prefix)
-                .unwrap_or(meta.location.as_ref())
-                .trim_start_matches('/')
-                .to_string(),
-        };
+    for (meta, rel) in relative_paths(&listed, &key, kind).map_err(|cause| Error::Store {
+        given: given.into(),
+        cause,
+    })? {
         let last_modified =
             (meta.last_modified.timestamp() != 0).then(|| meta.last_modified.to_rfc3339());
         let known = cached
@@ -216,19 +234,60 @@ pub async fn fetch(
     })
 }
 
-async fn head(store: &dyn ObjectStore, key: &str) -> Result<ObjectMeta, object_store::Error> {
-    if key.is_empty() || key.ends_with('/') {
+/// Each listed object with its path relative to the folder (`""` for a file), leaving out
+/// S3's zero-byte "folder" markers (the prefix itself, or `sub/` beside `sub/x`). Pure.
+fn relative_paths<'a>(
+    listed: &'a [ObjectMeta],
+    prefix: &StorePath,
+    kind: Kind,
+) -> Result<Vec<(&'a ObjectMeta, String)>, String> {
+    if kind == Kind::File {
+        return Ok(listed.iter().map(|m| (m, String::new())).collect());
+    }
+    let mut out = Vec::with_capacity(listed.len());
+    for meta in listed {
+        let parts: Option<Vec<String>> = meta
+            .location
+            .prefix_match(prefix)
+            .map(|rest| rest.map(|p| p.as_ref().to_string()).collect());
+        let Some(parts) = parts else {
+            return Err(format!(
+                "the store listed `{}`, which is not under `{prefix}`",
+                meta.location
+            ));
+        };
+        out.push((meta, parts.join("/")));
+    }
+    let dirs: Vec<String> = out
+        .iter()
+        .filter_map(|(_, rel)| rel.rsplit_once('/').map(|(d, _)| d.to_string()))
+        .collect();
+    out.retain(|(meta, rel)| {
+        let marker = meta.size == 0
+            && (rel.is_empty()
+                || dirs
+                    .iter()
+                    .any(|d| d == rel || d.starts_with(&format!("{rel}/"))));
+        !marker
+    });
+    Ok(out)
+}
+
+async fn head(store: &dyn ObjectStore, key: &StorePath) -> Result<ObjectMeta, object_store::Error> {
+    if key.as_ref().is_empty() {
         return Err(object_store::Error::NotFound {
-            path: key.into(),
+            path: String::new(),
             source: "a uri_file input names a file, not a folder".into(),
         });
     }
-    store.head(&StorePath::from(key)).await
+    store.head(key).await
 }
 
-async fn list(store: &dyn ObjectStore, key: &str) -> Result<Vec<ObjectMeta>, object_store::Error> {
-    let prefix = StorePath::from(key.trim_end_matches('/'));
-    let mut stream = store.list(Some(&prefix));
+async fn list(
+    store: &dyn ObjectStore,
+    prefix: &StorePath,
+) -> Result<Vec<ObjectMeta>, object_store::Error> {
+    let mut stream = store.list(Some(prefix));
     let mut out = Vec::new();
     while let Some(meta) = stream.next().await {
         out.push(meta?);
@@ -266,4 +325,43 @@ async fn download(
     let sha = crate::workspace::hex(&hash.finalize());
     cache.land_blob(tmp, &sha).map_err(Download::Io)?;
     Ok(sha)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(key: &str, size: u64) -> ObjectMeta {
+        ObjectMeta {
+            location: StorePath::from(key),
+            last_modified: Default::default(),
+            size,
+            e_tag: None,
+            version: None,
+        }
+    }
+
+    #[test]
+    fn folder_markers_are_left_out_and_paths_are_relative() {
+        let listed = [
+            meta("raw/iris/", 0),
+            meta("raw/iris/a.csv", 4),
+            meta("raw/iris/sub", 0),
+            meta("raw/iris/sub/b.csv", 4),
+            meta("raw/iris/empty.txt", 0),
+        ];
+        let prefix = StorePath::from("raw/iris");
+        let rels: Vec<String> = relative_paths(&listed, &prefix, Kind::Folder)
+            .unwrap()
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+        assert_eq!(
+            rels,
+            ["a.csv", "sub/b.csv", "empty.txt"],
+            "an empty file is kept"
+        );
+        let outside = [meta("raw/other.csv", 1)];
+        assert!(relative_paths(&outside, &prefix, Kind::Folder).is_err());
+    }
 }

@@ -28,7 +28,7 @@ pub enum Error {
         cause: String,
     },
     #[error(
-        "`{given}` does not exist: {what}\n  help: check the URI (a folder needs `type: uri_folder`)"
+        "`{given}` does not exist: {what}\n  help: check the URI; a file is `type: uri_file`, a folder (a prefix of objects) `type: uri_folder` (the default)"
     )]
     NotFound { given: String, what: String },
     #[error(
@@ -104,6 +104,12 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 /// Whether the error is the network's (no route, no DNS, refused, timed out) rather than
 /// the store's answer.
 fn is_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
+    // A certificate the client rejects is not an outage: it must not fall back to a stale
+    // copy in silence.
+    let text = cause_chain(e).to_lowercase();
+    if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+        return false;
+    }
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(r) = err.downcast_ref::<reqwest::Error>()
@@ -124,13 +130,7 @@ fn is_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
         }
         cur = err.source();
     }
-    let text = cause_chain(e).to_lowercase();
-    [
-        "dns error",
-        "connection refused",
-        "error sending request",
-        "timed out",
-    ]
-    .iter()
-    .any(|s| text.contains(s))
+    ["dns error", "connection refused", "timed out"]
+        .iter()
+        .any(|s| text.contains(s))
 }

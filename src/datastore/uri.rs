@@ -37,6 +37,9 @@ pub enum RemoteUri {
         account: String,
         container: String,
         path: String,
+        /// The blob endpoint's host (`<account>.blob.core.windows.net`; a `dfs` host is
+        /// read through its blob endpoint).
+        host: String,
     },
 }
 
@@ -135,6 +138,22 @@ fn parse_direct(given: &str) -> Result<RemoteUri, UriError> {
             "write scheme://host/path",
         ));
     }
+    // Whatever a URI carries is written to the cache's records and shown in messages and
+    // the container's command, so it must not carry a secret.
+    if rest.contains('?') || rest.contains('#') {
+        return Err(malformed(
+            &redact(given),
+            "a query string (a SAS token, a signed URL) would be stored with the data's name",
+            "drop it from the URI and give tug the credential in the environment: AZURE_STORAGE_SAS_KEY for Azure storage, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for s3://",
+        ));
+    }
+    if matches!(scheme, "http" | "https") && authority.contains('@') {
+        return Err(malformed(
+            &redact(given),
+            "a user name or password in the URI would be stored with the data's name",
+            "serve the data without credentials in the URL, or from s3:// or wasbs:// with credentials in the environment",
+        ));
+    }
     let path = path.to_string();
     match scheme {
         "http" | "https" => Ok(RemoteUri::Http {
@@ -165,6 +184,7 @@ fn parse_direct(given: &str) -> Result<RemoteUri, UriError> {
                 account: account.into(),
                 container: container.into(),
                 path,
+                host: host.replacen(".dfs.", ".blob.", 1),
             })
         }
         _ => Err(UriError::Unsupported(given.into())),
@@ -186,7 +206,7 @@ impl RemoteUri {
         match self {
             RemoteUri::Http { origin, .. } => origin.clone(),
             RemoteUri::S3 { bucket, .. } => format!("S3 bucket {bucket}"),
-            RemoteUri::Azure { account, .. } => format!("{account}.blob.core.windows.net"),
+            RemoteUri::Azure { host, .. } => host.clone(),
         }
     }
 
@@ -206,12 +226,42 @@ impl RemoteUri {
             RemoteUri::Http { origin, path } => format!("{origin}/{path}"),
             RemoteUri::S3 { bucket, key } => format!("s3://{bucket}/{key}"),
             RemoteUri::Azure {
-                account,
                 container,
                 path,
-            } => format!("azure://{account}/{container}/{path}"),
+                host,
+                ..
+            } => format!("wasbs://{container}@{host}/{path}"),
         }
     }
+
+    /// The cache's key for this URI read as `kind`: a folder's ends in `/`, a file's does
+    /// not, so `s3://b/x` and `s3://b/x/` as folders are one entry and a file is another.
+    pub fn cache_key(&self, kind: crate::datastore::Kind) -> String {
+        let c = self.canonical();
+        let trimmed = c.trim_end_matches('/');
+        match kind {
+            crate::datastore::Kind::File => trimmed.to_string(),
+            crate::datastore::Kind::Folder => format!("{trimmed}/"),
+        }
+    }
+}
+
+/// `given` without anything after `?` or `#` and without a URL's user info, for messages.
+pub fn redact(given: &str) -> String {
+    let cut = given.find(['?', '#']).unwrap_or(given.len());
+    let mut out = given[..cut].to_string();
+    if let Some((scheme, rest)) = out.split_once("://") {
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if let Some((_, host)) = authority.rsplit_once('@')
+            && matches!(scheme, "http" | "https")
+        {
+            out = format!("{scheme}://***@{host}/{path}");
+        }
+    }
+    if cut < given.len() {
+        out.push_str("?***");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -245,8 +295,13 @@ mod tests {
             RemoteUri::Azure {
                 account: "azuremlexamples".into(),
                 container: "datasets".into(),
-                path: "iris.csv".into()
+                path: "iris.csv".into(),
+                host: "azuremlexamples.blob.core.windows.net".into(),
             }
+        );
+        assert_eq!(
+            wasbs.cache_key(crate::datastore::Kind::File),
+            "wasbs://datasets@azuremlexamples.blob.core.windows.net/iris.csv"
         );
         assert_eq!(wasbs.file_name(), Some("iris.csv"));
         let abfss = parse("abfss://fs@acct.dfs.core.windows.net/a/b/", &none()).unwrap();
@@ -283,6 +338,37 @@ mod tests {
                 .contains("datastores:\n      workspaceblobstore"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn credentials_in_a_uri_are_refused_and_never_repeated() {
+        let sas = "https://acct.blob.core.windows.net/c/x.csv?sv=2022&sig=SECRETSIG";
+        let err = parse(sas, &none()).unwrap_err().to_string();
+        assert!(
+            err.contains("AZURE_STORAGE_SAS_KEY") && !err.contains("SECRETSIG"),
+            "{err}"
+        );
+        let err = parse("https://me:hunter2@host/x.csv", &none())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains("hunter2") && err.contains("***@host"),
+            "{err}"
+        );
+        assert!(parse("wasbs://c@a.blob.core.windows.net/x?sig=1", &none()).is_err());
+        let folder = parse("s3://b/p", &none()).unwrap();
+        assert_eq!(
+            folder.cache_key(crate::datastore::Kind::Folder),
+            "s3://b/p/"
+        );
+        assert_eq!(
+            parse("s3://b/p/", &none())
+                .unwrap()
+                .cache_key(crate::datastore::Kind::Folder),
+            "s3://b/p/"
+        );
+        let dfs = parse("abfss://fs@acct.dfs.core.windows.net/a", &none()).unwrap();
+        assert_eq!(dfs.host(), "acct.blob.core.windows.net");
     }
 
     #[test]

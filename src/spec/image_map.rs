@@ -15,29 +15,64 @@ pub fn normalize(reference: &str) -> String {
         Some((n, d)) => (n, Some(d)),
         None => (reference, None),
     };
-    let last = name.rsplit('/').next().unwrap_or(name);
-    let (name, tag) = match last.rsplit_once(':') {
-        Some((_, t)) => (&name[..name.len() - t.len() - 1], Some(t)),
-        None => (name, None),
-    };
-    let first = name.split('/').next().unwrap_or(name);
-    let has_registry =
-        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    let mut full = if has_registry {
-        name.to_string()
-    } else if name.contains('/') {
-        format!("docker.io/{name}")
-    } else {
-        format!("docker.io/library/{name}")
-    };
-    if let Some(rest) = full.strip_prefix("index.docker.io/") {
-        full = format!("docker.io/{rest}");
-    }
+    let (name, tag) = split_tag(name);
+    let full = normalize_name(name);
     match (tag, digest) {
         (_, Some(d)) => format!("{full}@{d}"),
         (Some(t), None) => format!("{full}:{t}"),
         (None, None) => format!("{full}:latest"),
     }
+}
+
+/// (name, tag): the tag is after a `:` in the last path segment (a registry's port is not).
+fn split_tag(name: &str) -> (&str, Option<&str>) {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    match last.rsplit_once(':') {
+        Some((_, t)) => (&name[..name.len() - t.len() - 1], Some(t)),
+        None => (name, None),
+    }
+}
+
+fn has_registry(name: &str) -> bool {
+    let first = name.split('/').next().unwrap_or(name);
+    name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost")
+}
+
+/// A repository name in full: `docker.io/library/python` for `python` or `docker.io/python`.
+fn normalize_name(name: &str) -> String {
+    for hub in ["docker.io/", "index.docker.io/"] {
+        if let Some(rest) = name.strip_prefix(hub) {
+            return normalize_name(rest);
+        }
+    }
+    if has_registry(name) {
+        name.to_string()
+    } else if name.contains('/') {
+        format!("docker.io/{name}")
+    } else {
+        format!("docker.io/library/{name}")
+    }
+}
+
+/// What a pattern key (without its `*`) matches the start of, in normal form.
+fn pattern_prefix(p: &str) -> String {
+    if p.is_empty() {
+        return String::new();
+    }
+    if let (name, Some(tag_prefix)) = split_tag(p) {
+        // `python:3.*`: any tag of one repository starting so
+        return format!("{}:{tag_prefix}", normalize_name(name));
+    }
+    if let Some(dir) = p.strip_suffix('/') {
+        // `myorg/*`, `mcr.microsoft.com/azureml/*`: every repository under a namespace
+        return if has_registry(dir) || dir.starts_with("docker.io/") {
+            format!("{dir}/")
+        } else {
+            format!("docker.io/{dir}/")
+        };
+    }
+    // `pyth*`: repository names starting so
+    normalize_name(p)
 }
 
 /// The local image `reference` runs as, and the key that said so.
@@ -54,15 +89,7 @@ pub fn lookup<'a>(
     }
     map.iter()
         .filter_map(|(k, v)| {
-            let prefix = k.strip_suffix('*')?;
-            // `python:*` normalizes its name part; a bare `*` matches everything.
-            let prefix = match prefix.strip_suffix(':') {
-                Some(name) if !name.is_empty() => {
-                    let n = normalize(name);
-                    format!("{}:", n.strip_suffix(":latest").unwrap_or(&n))
-                }
-                _ => prefix.to_string(),
-            };
+            let prefix = pattern_prefix(k.strip_suffix('*')?);
             want.starts_with(&prefix)
                 .then_some((prefix.len(), k.as_str(), v.as_str()))
         })
@@ -82,6 +109,7 @@ mod tests {
             "python:latest",
             "docker.io/library/python:latest",
             "index.docker.io/library/python",
+            "docker.io/python",
         ] {
             assert_eq!(normalize(r), "docker.io/library/python:latest", "{r}");
         }
@@ -132,5 +160,16 @@ mod tests {
             "a name is not a prefix of another"
         );
         assert_eq!(lookup(&map, "ubuntu:22.04"), None);
+        let more: BTreeMap<String, String> = [("myorg/*", "a"), ("python:3.*", "b"), ("*", "c")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(lookup(&more, "myorg/app:1").unwrap().1, "a");
+        assert_eq!(lookup(&more, "docker.io/python:3.8").unwrap().1, "b");
+        assert_eq!(
+            lookup(&more, "python:2.7").unwrap().1,
+            "c",
+            "a bare `*` is the fallback"
+        );
     }
 }

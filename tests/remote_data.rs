@@ -171,6 +171,11 @@ fn an_http_file_is_fetched_once_fetched_again_when_it_changes_and_cached_offline
     );
     assert_eq!(job_count(&ws), before);
 
+    // The first version's blob is no longer referred to: prune removes it and only it.
+    let pruned = ws.json(&["data", "cache", "prune"]);
+    assert_eq!(pruned["bytes"], "first version\n".len(), "{pruned:#}");
+    assert_eq!(pruned["removed"].as_array().unwrap().len(), 1, "{pruned:#}");
+
     // `data fetch` (a uri_file unless told) answers from the same cache entry.
     let out = ws.ok(&["data", "fetch", &url]);
     assert!(out.contains("the cached copy is current"), "{out}");

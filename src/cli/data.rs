@@ -29,6 +29,13 @@ pub enum DataCommand {
 pub enum CacheCommand {
     /// List the cached URIs with their content hash and when they were fetched.
     List,
+    /// Remove what no cached URI refers to any more (older versions of changed data,
+    /// leftovers of interrupted fetches).
+    Prune {
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Hand the cache a local copy of a URI (a file, or a folder for a `uri_folder`), for
     /// a machine that cannot reach the store: job files that name the URI then run
     /// unchanged. A connected machine still checks the store and fetches what changed.
@@ -88,6 +95,23 @@ pub async fn run(ctx: &Context_, cmd: DataCommand) -> anyhow::Result<ExitCode> {
             if !output::structured(ctx.output, &records)? {
                 let rows: Vec<Vec<String>> = records.iter().map(row).collect();
                 println!("{}", output::table(HEADERS, &rows));
+            }
+        }
+        DataCommand::Cache(CacheCommand::Prune { dry_run }) => {
+            let pruned = cache.prune(dry_run)?;
+            if !output::structured(ctx.output, &pruned)? {
+                for path in &pruned.removed {
+                    println!(
+                        "{} {path}",
+                        if dry_run { "would remove" } else { "removed" }
+                    );
+                }
+                println!(
+                    "{} {} entries, {} bytes",
+                    if dry_run { "Would free" } else { "Freed" },
+                    pruned.removed.len(),
+                    pruned.bytes
+                );
             }
         }
         DataCommand::Cache(CacheCommand::Add { uri, from }) => {

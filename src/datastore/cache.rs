@@ -96,6 +96,15 @@ pub fn tree_hash(objects: &[ObjectRecord]) -> String {
     crate::workspace::hex(&h.finalize())
 }
 
+/// What a prune removed (or would remove).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    /// Paths under the cache folder.
+    pub removed: Vec<String>,
+    /// Bytes of the removed files (blobs and temp files; trees are links to blobs).
+    pub bytes: u64,
+}
+
 /// The cache folder of one workspace.
 #[derive(Debug, Clone)]
 pub struct DataCache {
@@ -245,6 +254,57 @@ impl DataCache {
         }
         out.sort_by(|a, b| a.uri.cmp(&b.uri));
         Ok(out)
+    }
+
+    /// Remove what no record refers to: blobs of data that changed since, laid-out trees
+    /// of old folder versions, and temp files of fetches that died (older than an hour).
+    /// With `dry_run`, only say what would go.
+    pub fn prune(&self, dry_run: bool) -> std::io::Result<Pruned> {
+        let records = self.records()?;
+        let blobs: std::collections::HashSet<&str> = records
+            .iter()
+            .flat_map(|r| r.objects.iter().map(|o| o.sha256.as_str()))
+            .collect();
+        let trees: std::collections::HashSet<String> = records
+            .iter()
+            .filter(|r| r.kind == Kind::Folder)
+            .map(|r| tree_hash(&r.objects))
+            .collect();
+        let mut pruned = Pruned::default();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for (dir, keep) in [("blobs", 0), ("trees", 1), ("tmp", 2)] {
+            let entries = match std::fs::read_dir(self.root.join(dir)) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let meta = entry.metadata()?;
+                let unused = match keep {
+                    0 => !blobs.contains(name.as_str()),
+                    1 => !trees.contains(&name),
+                    _ => meta.modified()? < hour_ago,
+                };
+                if !unused {
+                    continue;
+                }
+                if meta.is_file() {
+                    pruned.bytes += meta.len();
+                }
+                pruned.removed.push(format!("{dir}/{name}"));
+                if !dry_run {
+                    if meta.is_dir() {
+                        std::fs::remove_dir_all(entry.path())?;
+                    } else {
+                        std::fs::remove_file(entry.path())?;
+                    }
+                }
+            }
+        }
+        pruned.removed.sort();
+        Ok(pruned)
     }
 
     /// Where the data of `rec` is on disk: the blob of a file, or a folder of hard links
@@ -397,6 +457,12 @@ mod tests {
         let tree = cache.materialize(&rec).unwrap();
         assert_eq!(std::fs::read(tree.join("x/one.txt")).unwrap(), b"hello\n");
         assert_eq!(cache.materialize(&rec).unwrap(), tree);
+        let old = cache.add_blob(b"an older version\n").unwrap();
+        let dry = cache.prune(true).unwrap();
+        assert_eq!(dry.removed, [format!("blobs/{old}")]);
+        assert!(cache.blob(&old).is_file(), "a dry run removes nothing");
+        assert_eq!(cache.prune(false).unwrap().bytes, 17);
+        assert!(!cache.blob(&old).exists() && cache.blob(&sha).is_file() && tree.is_dir());
         std::fs::remove_file(cache.blob(&sha)).ok();
         assert_eq!(
             cache.lookup("s3://b/p/"),

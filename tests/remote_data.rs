@@ -171,7 +171,18 @@ fn an_http_file_is_fetched_once_fetched_again_when_it_changes_and_cached_offline
     );
     assert_eq!(job_count(&ws), before);
 
-    // The first version's blob is no longer referred to: prune removes it and only it.
+    // The first version's blob is no longer referred to: prune removes it and only it,
+    // once it is older than prune's grace hour.
+    let young = ws.json(&["data", "cache", "prune", "--dry-run"]);
+    assert!(young["removed"].as_array().unwrap().is_empty(), "{young:#}");
+    let blobs = ws.path().join(".tug/cache/data/blobs");
+    for blob in std::fs::read_dir(&blobs).unwrap() {
+        let hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+        std::fs::File::open(blob.unwrap().path())
+            .unwrap()
+            .set_modified(hours_ago)
+            .unwrap();
+    }
     let pruned = ws.json(&["data", "cache", "prune"]);
     assert_eq!(pruned["bytes"], "first version\n".len(), "{pruned:#}");
     assert_eq!(pruned["removed"].as_array().unwrap().len(), 1, "{pruned:#}");

@@ -257,7 +257,8 @@ impl DataCache {
     }
 
     /// Remove what no record refers to: blobs of data that changed since, laid-out trees
-    /// of old folder versions, and temp files of fetches that died (older than an hour).
+    /// of old folder versions, and temp files of fetches that died. Anything younger than
+    /// an hour stays, so a fetch landing its blobs before it writes their record is safe.
     /// With `dry_run`, only say what would go.
     pub fn prune(&self, dry_run: bool) -> std::io::Result<Pruned> {
         let records = self.records()?;
@@ -282,11 +283,12 @@ impl DataCache {
                 let entry = entry?;
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let meta = entry.metadata()?;
-                let unused = match keep {
-                    0 => !blobs.contains(name.as_str()),
-                    1 => !trees.contains(&name),
-                    _ => meta.modified()? < hour_ago,
-                };
+                let unused = meta.modified()? < hour_ago
+                    && match keep {
+                        0 => !blobs.contains(name.as_str()),
+                        1 => !trees.contains(&name),
+                        _ => true,
+                    };
                 if !unused {
                     continue;
                 }
@@ -458,6 +460,17 @@ mod tests {
         assert_eq!(std::fs::read(tree.join("x/one.txt")).unwrap(), b"hello\n");
         assert_eq!(cache.materialize(&rec).unwrap(), tree);
         let old = cache.add_blob(b"an older version\n").unwrap();
+        assert!(
+            cache.prune(false).unwrap().removed.is_empty(),
+            "too young to go"
+        );
+        let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        for blob in [&old, &sha] {
+            std::fs::File::open(cache.blob(blob))
+                .unwrap()
+                .set_modified(two_hours_ago)
+                .unwrap();
+        }
         let dry = cache.prune(true).unwrap();
         assert_eq!(dry.removed, [format!("blobs/{old}")]);
         assert!(cache.blob(&old).is_file(), "a dry run removes nothing");

@@ -448,7 +448,13 @@ async fn remote_input(
             at(),
         ),
     };
-    let copy = crate::datastore::fetch(&ws.data_cache(), &uri, given, kind)
+    let announce = |key: &str, size: u64| {
+        eprintln!(
+            "inputs.{name}: {}",
+            crate::cli::data::download_line(key, size)
+        );
+    };
+    let copy = crate::datastore::fetch(&ws.data_cache(), &uri, given, kind, &announce)
         .await
         .with_context(at)?;
     tracing::info!(

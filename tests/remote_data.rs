@@ -132,16 +132,21 @@ fn an_http_file_is_fetched_once_fetched_again_when_it_changes_and_cached_offline
     let url = format!("http://127.0.0.1:{}/data/iris.csv", server.port);
     ws.write("job.yml", &file_job(&url));
 
-    let (log, _) = run_ok(&ws, "job.yml", &[]);
+    let (log, stderr) = run_ok(&ws, "job.yml", &[]);
     assert!(
         log.contains("at /tug/inputs/data/iris.csv"),
         "the URL's file name: {log}"
+    );
+    assert!(
+        stderr.contains("inputs.data: Downloading data/iris.csv (14 B)"),
+        "{stderr}"
     );
     assert!(log.contains("first version"), "{log}");
     assert_eq!(server.count("GET", "/data/iris.csv"), 1, "{}", server.log());
 
     // Unchanged: the store is asked (HEAD), nothing is downloaded again.
-    let (log, _) = run_ok(&ws, "job.yml", &[]);
+    let (log, stderr) = run_ok(&ws, "job.yml", &[]);
+    assert!(!stderr.contains("Downloading"), "{stderr}");
     assert!(log.contains("first version"), "{log}");
     assert_eq!(server.count("GET", "/data/iris.csv"), 1, "{}", server.log());
     assert!(

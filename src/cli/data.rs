@@ -84,7 +84,7 @@ pub async fn run(ctx: &Context_, cmd: DataCommand) -> anyhow::Result<ExitCode> {
                 DataType::UriFile => Kind::File,
                 DataType::UriFolder => Kind::Folder,
             };
-            let copy = datastore::fetch(&cache, &remote, &uri, kind).await?;
+            let copy = datastore::fetch(&cache, &remote, &uri, kind, &announce).await?;
             if !output::structured(ctx.output, &copy.record)? {
                 println!("{}", output::table(HEADERS, &[row(&copy.record)]));
                 println!("{} at {}", describe(copy.outcome), copy.path.display());
@@ -142,6 +142,25 @@ pub async fn run(ctx: &Context_, cmd: DataCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One stderr line per object downloaded (data can be large; the command must not look hung).
+pub fn announce(key: &str, size: u64) {
+    eprintln!("{}", download_line(key, size));
+}
+
+pub fn download_line(key: &str, size: u64) -> String {
+    format!("Downloading {key} ({})", human_bytes(size))
+}
+
+fn human_bytes(n: u64) -> String {
+    let n = n as f64;
+    match n {
+        n if n >= 1e9 => format!("{:.1} GB", n / 1e9),
+        n if n >= 1e6 => format!("{:.1} MB", n / 1e6),
+        n if n >= 1e3 => format!("{:.1} kB", n / 1e3),
+        n => format!("{n} B"),
+    }
 }
 
 pub fn describe(outcome: datastore::Outcome) -> String {

@@ -125,11 +125,14 @@ fn store_for(uri: &RemoteUri) -> Result<Arc<dyn ObjectStore>, object_store::Erro
 }
 
 /// Fetch `uri` (given as `given` in the job file) into `cache`, or answer from it.
+/// `on_download` hears of each object before it is downloaded (its key and size), so a
+/// caller can say why a submission is taking a while.
 pub async fn fetch(
     cache: &DataCache,
     uri: &RemoteUri,
     given: &str,
     kind: Kind,
+    on_download: &(dyn Fn(&str, u64) + Sync),
 ) -> Result<LocalCopy, Error> {
     if kind == Kind::Folder && matches!(uri, RemoteUri::Http { .. }) {
         return Err(Error::Store {
@@ -190,6 +193,7 @@ pub async fn fetch(
             Some(o) => o.sha256.clone(),
             None => {
                 bytes += meta.size;
+                on_download(meta.location.as_ref(), meta.size);
                 download(cache, &*store, &meta.location)
                     .await
                     .map_err(|e| match e {

@@ -57,16 +57,8 @@ impl Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn http_server(dir: &Path, log: std::path::PathBuf) -> Server {
-    let port = free_port();
+    let port = common::free_port();
     let mut cmd = Command::new("python3");
     cmd.args([
         "-u",
@@ -231,7 +223,7 @@ fn an_http_file_is_fetched_once_fetched_again_when_it_changes_and_cached_offline
 
 /// moto's S3 server on a free loopback port.
 fn s3_server(log: std::path::PathBuf) -> Server {
-    let port = free_port();
+    let port = common::free_port();
     let mut cmd = Command::new("moto_server");
     cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
     if Command::new("moto_server").arg("--help").output().is_err() {

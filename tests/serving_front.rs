@@ -3,6 +3,8 @@
 //!
 //! Skipped (with a message) when `python3` is not installed.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -28,14 +30,6 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A running `tug-infsrv`; killed on drop. Its stderr goes to a file read by [`Server::log`].
 struct Server {
     child: Child,
@@ -55,7 +49,7 @@ impl Server {
     fn spawn(script_name: &str, workers: u32, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("stderr.log");
-        let port = free_port();
+        let port = common::free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_tug-infsrv"))
             .arg("--entry_script")
             .arg(script(script_name))

@@ -225,6 +225,70 @@ fn a_killed_server_loses_no_run_on_the_cluster() {
     c.assert_nothing_left(&ws);
 }
 
+/// A job on the cluster logging through the real MLflow client (the curated minimal
+/// stand-in has mlflow-skinny), one step a second, while the test kills the server.
+const MLFLOW_SCRIPT: &str = r#"
+import os, time, mlflow
+print("URI", mlflow.get_tracking_uri(), flush=True)
+mlflow.log_param("route", os.environ["ROUTE"])
+for i in range(8):
+    mlflow.log_metric("loss", 1.0 / (i + 1), step=i)
+    print("tick", i, flush=True)
+    time.sleep(1)
+mlflow.log_text("hello from the cluster", "notes/hello.txt")
+"#;
+
+#[test]
+fn mlflow_reaches_tug_from_the_cluster_directly_and_through_the_tunnel() {
+    let Some(c) = cluster() else { return };
+    common::require_image("tug/curated:minimal");
+    // Left to itself the route follows the API server: on loopback here, so direct.
+    let ws = c.workspace();
+    let shown = ws.json(&["compute", "show", "-n", "k8s"]);
+    assert_eq!(shown["tracking"], "auto", "{shown:#}");
+    assert_eq!(shown["cluster"]["tracking"], "direct", "{shown:#}");
+    drop(ws);
+    for (route, uri) in [
+        ("direct", "http://172."),
+        ("tunnel", "http://127.0.0.1:47617"),
+    ] {
+        let ws = c.workspace_with(&format!("    tracking: {route}\n"));
+        ws.write("src/log.py", MLFLOW_SCRIPT);
+        let id = ws.submit(
+            "job.yml",
+            &format!(
+                "experiment_name: k8s-mlflow\ncode: src\ncommand: python log.py\n\
+                 environment: azureml:AzureML-Minimal@latest\ncompute: azureml:k8s\n\
+                 environment_variables:\n  ROUTE: {route}\n"
+            ),
+        );
+        ws.wait_for(&id, LIMIT, |v| {
+            v["status"] == "Running" && v["params"]["route"] == route
+        });
+        // A server killed mid-run: the next one carries the run's calls again (the
+        // tunnel's relay holds a call until the new server's connections arrive).
+        let pid = ws.server_pid().unwrap();
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        std::thread::sleep(Duration::from_millis(500));
+        let v = ws.wait(&id, LIMIT);
+        let log = std::fs::read_to_string(ws.run_dir(&id).join("user_logs/std_log.txt"))
+            .unwrap_or_default();
+        assert_eq!(v["status"], "Completed", "{route}: {v:#}\n{log}");
+        assert!(log.contains(&format!("URI {uri}")), "{route}: {log}");
+        assert_eq!(
+            common::metric_series(&v, &ws, &id, "loss"),
+            (0..8).map(|i| 1.0 / f64::from(i + 1)).collect::<Vec<_>>(),
+            "{route}: every step once"
+        );
+        assert_eq!(
+            std::fs::read_to_string(ws.run_dir(&id).join("notes/hello.txt")).unwrap(),
+            "hello from the cluster",
+            "{route}"
+        );
+        c.assert_nothing_left(&ws);
+    }
+}
+
 #[test]
 fn a_sweep_on_the_cluster_stops_the_trial_bandit_names() {
     let Some(c) = cluster() else { return };
@@ -471,6 +535,10 @@ fn full_spec() -> tug::compute::RunSpec {
         env: [
             ("A".to_string(), "1".to_string()),
             ("DB".to_string(), "hunter2".to_string()),
+            (
+                "MLFLOW_TRACKING_URI".to_string(),
+                "http://172.17.0.1:41000".to_string(),
+            ),
         ]
         .into(),
         secret_env: ["DB".to_string()].into(),
@@ -508,6 +576,8 @@ fn full_objects(namespace: &str) -> (Job, k8s_openapi::api::core::v1::Secret) {
         pull_policy: "IfNotPresent".into(),
         image_pull_secret: Some("regcred".into()),
         host_paths: true,
+        // With the relay: its environment and command are checked too.
+        tracking_tunnel: true,
     };
     let spec = full_spec();
     (run_job(&spec, &opts), run_secret(&spec, &opts).unwrap())

@@ -523,6 +523,7 @@ fn endpoint_objects(autoscaling: &str) -> Vec<serde_json::Value> {
         pull_policy: "IfNotPresent".into(),
         image_pull_secret: Some("regcred".into()),
         host_paths: false,
+        tracking_tunnel: false,
     };
     let rec: tug::endpoint::DeploymentRecord = serde_json::from_value(serde_json::json!({
         "endpoint": "digits", "name": "blue", "state": "Creating", "generation": 1,

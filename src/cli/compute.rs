@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::{Context_, output};
-use crate::compute::config::{EndpointService, ImageDelivery, TargetConfig, WorkspaceConfig};
+use crate::compute::config::{
+    EndpointService, ImageDelivery, TargetConfig, TrackingRoute, WorkspaceConfig,
+};
 
 #[derive(Subcommand, Debug)]
 pub enum ComputeCommand {
@@ -42,6 +44,11 @@ pub enum ComputeCommand {
         /// port-forward), NodePort or LoadBalancer (scoring_uri is then that address).
         #[arg(long, value_parser = parse_service)]
         endpoint_service: Option<EndpointService>,
+        /// How runs' MLflow clients reach tug: direct (pods connect to this machine) or
+        /// tunnel (through a relay in the pod and the API server's port-forward). When
+        /// absent: direct for an API server on loopback, else tunnel.
+        #[arg(long, value_parser = parse_tracking)]
+        tracking: Option<TrackingRoute>,
         /// Replace a target of the same name.
         #[arg(long)]
         force: bool,
@@ -58,6 +65,12 @@ fn parse_service(s: &str) -> Result<EndpointService, String> {
         format!(
             "`{s}` is not a Service type for endpoints: use ClusterIP, NodePort or LoadBalancer"
         )
+    })
+}
+
+fn parse_tracking(s: &str) -> Result<TrackingRoute, String> {
+    serde_yaml::from_str(s).map_err(|_| {
+        format!("`{s}` is not a way runs reach tug's tracking API: use direct or tunnel")
     })
 }
 
@@ -113,6 +126,7 @@ pub async fn run(ctx: &Context_, cmd: ComputeCommand) -> anyhow::Result<ExitCode
             images,
             cluster,
             endpoint_service,
+            tracking,
             force,
         } => {
             anyhow::ensure!(
@@ -135,6 +149,7 @@ pub async fn run(ctx: &Context_, cmd: ComputeCommand) -> anyhow::Result<ExitCode
                 images,
                 cluster,
                 endpoint_service,
+                tracking,
                 ..Default::default()
             };
             config.compute.insert(name.clone(), target.clone());
@@ -196,6 +211,11 @@ fn describe(name: &str, t: &TargetConfig) -> serde_json::Value {
     });
     if t.is_kubernetes() {
         v["images"] = t.images.unwrap_or(ImageDelivery::Local).as_str().into();
+        v["tracking"] = t
+            .tracking
+            .map(TrackingRoute::as_str)
+            .unwrap_or("auto")
+            .into();
     }
     v
 }

@@ -63,6 +63,23 @@ pub struct TargetConfig {
     /// give `scoring_uri` the node's or the load balancer's address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_service: Option<EndpointService>,
+    /// Kubernetes: how a run's MLflow client reaches tug's tracking API. When absent,
+    /// `direct` for a cluster whose API server is on loopback (its nodes are this
+    /// machine or containers on its engine), else `tunnel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<TrackingRoute>,
+}
+
+/// How a run's pods reach the MLflow tracking API on the machine running tug's server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackingRoute {
+    /// Pods connect to the listener on Docker's bridge gateway themselves (a kind,
+    /// minikube or local cluster on this machine).
+    Direct,
+    /// Pods connect to a relay in their own pod, which tug's server holds open through
+    /// the API server's port-forward: for clusters that cannot reach this machine.
+    Tunnel,
 }
 
 /// The type of an endpoint's router Service.
@@ -81,6 +98,40 @@ impl EndpointService {
             EndpointService::NodePort => "NodePort",
             EndpointService::LoadBalancer => "LoadBalancer",
         }
+    }
+}
+
+impl TrackingRoute {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackingRoute::Direct => "direct",
+            TrackingRoute::Tunnel => "tunnel",
+        }
+    }
+
+    /// The route for a cluster whose API server is `cluster_url`, as configured or, when
+    /// not, `direct` only where the API server is on loopback: its nodes are then this
+    /// machine or containers on its engine, which reach Docker's bridge gateway.
+    pub fn resolve(configured: Option<TrackingRoute>, cluster_url: &str) -> TrackingRoute {
+        configured.unwrap_or_else(|| {
+            let host = cluster_url
+                .split_once("://")
+                .map_or(cluster_url, |(_, rest)| rest);
+            let host = host.split(['/', '?']).next().unwrap_or_default();
+            let host = match host.strip_prefix('[') {
+                Some(v6) => v6.split(']').next().unwrap_or_default(),
+                None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+            };
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                TrackingRoute::Direct
+            } else {
+                TrackingRoute::Tunnel
+            }
+        })
     }
 }
 
@@ -387,6 +438,49 @@ mod tests {
         assert_eq!(parse_cpu("500m"), Some(500_000_000));
         assert_eq!(parse_cpu("2"), Some(2_000_000_000));
         assert_eq!(parse_cpu("-1"), None);
+    }
+
+    #[test]
+    fn tracking_goes_direct_only_to_clusters_on_loopback() {
+        use TrackingRoute::*;
+        for url in [
+            "https://127.0.0.1:6443",
+            "https://localhost:40123/",
+            "https://[::1]:6443",
+            "https://127.0.0.2",
+        ] {
+            assert_eq!(TrackingRoute::resolve(None, url), Direct, "{url}");
+        }
+        for url in [
+            "https://10.0.0.5:6443",
+            "https://aks-1234.hcp.westeurope.azmk8s.io:443",
+            "https://[2001:db8::1]:6443",
+            "https://localhost.example.com",
+            "https://192.168.49.2:8443",
+        ] {
+            assert_eq!(TrackingRoute::resolve(None, url), Tunnel, "{url}");
+        }
+        assert_eq!(
+            TrackingRoute::resolve(Some(Tunnel), "https://127.0.0.1"),
+            Tunnel
+        );
+        assert_eq!(
+            TrackingRoute::resolve(Some(Direct), "https://10.1.1.1"),
+            Direct
+        );
+        let c = WorkspaceConfig::parse(
+            "config.yaml",
+            "compute:\n  k:\n    type: kubernetes\n    tracking: tunnel\n",
+        )
+        .unwrap();
+        assert_eq!(c.compute["k"].tracking, Some(Tunnel));
+        let bad = WorkspaceConfig::parse(
+            "config.yaml",
+            "compute:\n  k:\n    type: kubernetes\n    tracking: relay\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("direct") && bad.contains("tunnel"), "{bad}");
     }
 
     #[test]

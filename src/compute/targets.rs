@@ -14,6 +14,8 @@ pub struct Targets {
     docker: DockerTarget,
     /// Connected clusters by compute name, with the config they were connected with.
     clusters: tokio::sync::Mutex<HashMap<String, (String, KubeTarget)>>,
+    /// The server's MLflow tracking listener, for clusters that reach it by tunnel.
+    tracking: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl Targets {
@@ -22,7 +24,13 @@ impl Targets {
             workspace_id: workspace_id.to_string(),
             docker,
             clusters: Default::default(),
+            tracking: Default::default(),
         }
+    }
+
+    /// Where the MLflow tracking listener for runs is (set once, before runs start).
+    pub fn set_tracking(&self, listener: std::net::SocketAddr) {
+        let _ = self.tracking.set(listener);
     }
 
     pub fn docker(&self) -> &DockerTarget {
@@ -46,6 +54,7 @@ impl Targets {
             config,
             &self.workspace_id,
             self.docker.docker().clone(),
+            self.tracking.get().copied(),
         )
         .await?;
         clusters.insert(name.to_string(), (key, t.clone()));

@@ -643,6 +643,7 @@ mod tests {
             pull_policy: "IfNotPresent".into(),
             image_pull_secret: None,
             host_paths: true,
+            tracking_tunnel: false,
         }
     }
 

@@ -181,6 +181,12 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
         targets.clone(),
     ));
     let tracking_listener = bind_tracking(&target_gateway, &store).await;
+    if let Some(addr) = tracking_listener
+        .as_ref()
+        .and_then(|(l, _)| l.local_addr().ok())
+    {
+        targets.set_tracking(addr);
+    }
     let runner = Arc::new(Runner::new(
         store,
         ws.clone(),

@@ -4,6 +4,7 @@
 
 pub mod images;
 pub mod objects;
+mod tunnel;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,7 +19,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::io::AsyncWriteExt;
 
 use super::collect::{Budget, CollectLimits, unpack_spool};
-use super::config::{ImageDelivery, TargetConfig};
+use super::config::{ImageDelivery, TargetConfig, TrackingRoute};
 use super::{ComputeTarget, ContainerState, Error, LogLine, LogStream, RunSpec};
 use objects::{COLLECTOR, JobOptions, MAIN};
 
@@ -47,6 +48,8 @@ struct Inner {
     endpoint_service: super::config::EndpointService,
     /// Pod names by run id, once seen (a Job's pod has a generated name).
     pods: Mutex<HashMap<String, String>>,
+    /// The server's MLflow tracking listener, which a pod's relay is tunnelled to.
+    tracking: Option<std::net::SocketAddr>,
 }
 
 /// Maps a client error to the target-neutral one; anything but an answer from the API
@@ -73,6 +76,12 @@ fn is_not_found(e: &kube::Error) -> bool {
 
 /// The client for a compute target's kubeconfig and context.
 pub async fn client(name: &str, cfg: &TargetConfig) -> Result<kube::Client, Error> {
+    let config = kube_config(name, cfg).await?;
+    kube::Client::try_from(config).map_err(api(name, "building its client"))
+}
+
+/// The connection settings a compute target's kubeconfig and context give.
+async fn kube_config(name: &str, cfg: &TargetConfig) -> Result<kube::Config, Error> {
     let options = kube::config::KubeConfigOptions {
         context: cfg.context.clone(),
         ..Default::default()
@@ -83,7 +92,7 @@ pub async fn client(name: &str, cfg: &TargetConfig) -> Result<kube::Client, Erro
         detail,
         unreachable: false,
     };
-    let config = match &cfg.kubeconfig {
+    match &cfg.kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
                 .map_err(|e| bad(format!("{path}: {e}")))?;
@@ -91,8 +100,7 @@ pub async fn client(name: &str, cfg: &TargetConfig) -> Result<kube::Client, Erro
         }
         None => kube::Config::from_kubeconfig(&options).await,
     }
-    .map_err(|e| bad(e.to_string()))?;
-    kube::Client::try_from(config).map_err(api(name, "building its client"))
+    .map_err(|e| bad(e.to_string()))
 }
 
 /// What `tug compute show` tells of a cluster.
@@ -101,6 +109,8 @@ pub struct ClusterInfo {
     pub reachable: bool,
     pub server_version: String,
     pub nodes: Vec<NodeInfo>,
+    /// How runs' MLflow clients reach tug here: `direct` or `tunnel`.
+    pub tracking: &'static str,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -114,7 +124,9 @@ pub struct NodeInfo {
 
 /// Asks the cluster its version and its nodes' readiness and allocatable resources.
 pub async fn cluster_info(name: &str, cfg: &TargetConfig) -> Result<ClusterInfo, Error> {
-    let client = client(name, cfg).await?;
+    let config = kube_config(name, cfg).await?;
+    let tracking = TrackingRoute::resolve(cfg.tracking, &config.cluster_url.to_string());
+    let client = kube::Client::try_from(config).map_err(api(name, "building its client"))?;
     let version = client
         .apiserver_version()
         .await
@@ -147,6 +159,7 @@ pub async fn cluster_info(name: &str, cfg: &TargetConfig) -> Result<ClusterInfo,
         reachable: true,
         server_version: version.git_version,
         nodes,
+        tracking: tracking.as_str(),
     })
 }
 
@@ -156,8 +169,11 @@ impl KubeTarget {
         cfg: &TargetConfig,
         workspace_id: &str,
         docker: bollard::Docker,
+        tracking: Option<std::net::SocketAddr>,
     ) -> Result<KubeTarget, Error> {
-        let client = client(name, cfg).await?;
+        let config = kube_config(name, cfg).await?;
+        let route = TrackingRoute::resolve(cfg.tracking, &config.cluster_url.to_string());
+        let client = kube::Client::try_from(config).map_err(api(name, "building its client"))?;
         let delivery = cfg.images.unwrap_or(ImageDelivery::Local);
         if delivery == ImageDelivery::Registry {
             return Err(Error::Unsupported(format!(
@@ -182,9 +198,11 @@ impl KubeTarget {
                     pull_policy: "IfNotPresent".into(),
                     image_pull_secret: cfg.image_pull_secret.clone(),
                     host_paths: delivery == ImageDelivery::Local,
+                    tracking_tunnel: route == TrackingRoute::Tunnel,
                 },
                 endpoint_service: cfg.endpoint_service.unwrap_or_default(),
                 pods: Mutex::default(),
+                tracking,
             }),
         })
     }
@@ -207,6 +225,7 @@ impl KubeTarget {
                 opts,
                 endpoint_service: Default::default(),
                 pods: Mutex::default(),
+                tracking: None,
             }),
         }
     }
@@ -791,6 +810,14 @@ impl ComputeTarget for KubeTarget {
         // The watch's first answer is the pod as it is now: no separate read first.
         let Some(name) = self.pod_name(run_id).await? else {
             return Err(Error::Unsupported(format!("run {run_id} has no pod")));
+        };
+        // A pod with the tracking relay gets its tunnel for as long as `main` runs (the
+        // pod says so itself: the config may have changed since the run started).
+        let _tunnel = match (self.inner.tracking, self.pod(run_id).await?) {
+            (Some(local), Some(pod)) if objects::has_relay(&pod) && main_exit(&pod).is_none() => {
+                Some(tunnel::open(self.pods(), name.clone(), local))
+            }
+            _ => None,
         };
         let cond = |p: Option<&Pod>| p.is_none_or(|p| main_exit(p).is_some());
         let seen = kube::runtime::wait::await_condition(self.pods(), &name, cond)

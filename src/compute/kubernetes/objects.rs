@@ -10,7 +10,8 @@
 //!   so that, after `main` has exited (or been stopped), tug can exec `tar -c` in it to
 //!   copy outputs and logs back. With the pod's process namespace shared, it is also how
 //!   tug stops `main` for cancel and timeout, TERM then KILL, as `docker stop` does, while
-//!   the pod (and its outputs) stay.
+//!   the pod (and its outputs) stay. Where pods cannot reach this machine, it also runs
+//!   the MLflow tracking relay (`tunnel.rs`).
 //! - `main`: waits for the delivered mark (its control folder is read-only), then execs
 //!   the user's command with the run's limits.
 //!
@@ -52,6 +53,28 @@ pub struct JobOptions {
     pub image_pull_secret: Option<String>,
     /// The nodes are this machine (images: local), so host folders can be mounted.
     pub host_paths: bool,
+    /// Pods cannot reach this machine: a run's MLflow client goes through a relay in
+    /// `collector` (`tunnel.rs`) instead of the tracking URI it was given.
+    pub tracking_tunnel: bool,
+}
+
+/// The relay `collector` runs for [`JobOptions::tracking_tunnel`], passed in its
+/// environment as [`RELAY_SOURCE`] (standard-library Python, in the run's own image).
+pub const RELAY_PY: &str = include_str!("relay.py");
+pub const RELAY_SOURCE: &str = "TUG_RELAY_PY";
+/// The relay's port for the run's MLflow client, on the pod's loopback.
+pub const RELAY_JOB_PORT: u16 = 47617;
+/// The relay's port for tug's server (through port-forward), on the pod's loopback.
+pub const RELAY_HOST_PORT: u16 = 47618;
+const TRACKING_URI: &str = "MLFLOW_TRACKING_URI";
+
+/// Whether a run's pod runs the tracking relay.
+pub fn has_relay(pod: &k8s_openapi::api::core::v1::Pod) -> bool {
+    pod.spec.as_ref().is_some_and(|s| {
+        s.containers
+            .iter()
+            .any(|c| c.name == COLLECTOR && c.env.iter().flatten().any(|e| e.name == RELAY_SOURCE))
+    })
 }
 
 /// A DNS-1123 name of at most 63 characters, unique per workspace and run.
@@ -347,11 +370,33 @@ pub fn run_job(spec: &RunSpec, opts: &JobOptions) -> Job {
         security_context: Some(container_security.clone()),
         ..Default::default()
     };
-    let collector = helper(
+    let relay = opts.tracking_tunnel && spec.env.contains_key(TRACKING_URI);
+    // Without python3 in the image the relay cannot start; nor can an MLflow client.
+    let start_relay = if relay {
+        format!("if command -v python3 >/dev/null 2>&1; then python3 -c \"${RELAY_SOURCE}\" & fi; ")
+    } else {
+        String::new()
+    };
+    let mut collector = helper(
         COLLECTOR,
-        format!("trap 'exit 0' TERM; while [ ! -e {COLLECTED} ]; do sleep 1 & wait $!; done"),
+        format!(
+            "{start_relay}trap 'exit 0' TERM; while [ ! -e {COLLECTED} ]; do sleep 1 & wait $!; done"
+        ),
         false,
     );
+    if relay {
+        collector.env = Some(vec![EnvVar {
+            name: RELAY_SOURCE.into(),
+            value: Some(literal(RELAY_PY)),
+            ..Default::default()
+        }]);
+    }
+    let mut main_env = env(spec, &name);
+    if relay {
+        for e in main_env.iter_mut().filter(|e| e.name == TRACKING_URI) {
+            e.value = Some(format!("http://127.0.0.1:{RELAY_JOB_PORT}"));
+        }
+    }
     main_mounts.push(mount("tug-control", CONTROL, true));
     // The command and working folder travel as $0 and $1, never spliced into the script.
     // The working folder is entered only once delivered: given as the container's
@@ -371,7 +416,7 @@ pub fn run_job(spec: &RunSpec, opts: &JobOptions) -> Job {
         image_pull_policy: Some(opts.pull_policy.clone()),
         command: Some(main_command),
         working_dir: Some(paths::ROOT.to_string()),
-        env: Some(env(spec, &name)),
+        env: Some(main_env),
         resources: resources(&spec.limits),
         volume_mounts: Some(main_mounts),
         security_context: Some(container_security.clone()),
@@ -510,6 +555,7 @@ exit 0"#,
 mod tests {
     use super::*;
     use crate::compute::HostMount;
+    use k8s_openapi::api::core::v1::Pod;
 
     fn spec() -> RunSpec {
         RunSpec {
@@ -557,7 +603,67 @@ mod tests {
             pull_policy: "IfNotPresent".into(),
             image_pull_secret: None,
             host_paths: true,
+            tracking_tunnel: false,
         }
+    }
+
+    #[test]
+    fn a_tunnelled_run_talks_to_its_pods_relay() {
+        let env_of = |c: &Container, name: &str| {
+            c.env
+                .iter()
+                .flatten()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value.clone())
+        };
+        let mut s = spec();
+        s.env
+            .insert(TRACKING_URI.into(), "http://172.17.0.1:41000".into());
+        let tunnel = JobOptions {
+            tracking_tunnel: true,
+            ..opts()
+        };
+        let pod = |s: &RunSpec, o: &JobOptions| {
+            let job = run_job(s, o);
+            Pod {
+                spec: job.spec.unwrap().template.spec,
+                ..Default::default()
+            }
+        };
+        let p = pod(&s, &tunnel);
+        assert!(has_relay(&p));
+        let ps = p.spec.as_ref().unwrap();
+        let (main, collector) = (&ps.containers[0], &ps.containers[1]);
+        assert_eq!(
+            env_of(main, TRACKING_URI).as_deref(),
+            Some("http://127.0.0.1:47617")
+        );
+        let relay = env_of(collector, RELAY_SOURCE).unwrap();
+        assert_eq!(
+            relay,
+            literal(RELAY_PY),
+            "the kubelet must not expand `$(...)`"
+        );
+        assert!(relay.contains("\"127.0.0.1\", HOST_PORT") && relay.contains("47618"));
+        let script = &collector.command.as_ref().unwrap()[2];
+        assert!(
+            script.starts_with("if command -v python3") && script.contains("\"$TUG_RELAY_PY\" &"),
+            "{script}"
+        );
+        assert!(
+            env_of(main, RELAY_SOURCE).is_none(),
+            "the run's own container has no relay"
+        );
+
+        // Direct, or a run with no tracking URI: no relay, the URI as given.
+        let p = pod(&s, &opts());
+        assert!(!has_relay(&p));
+        let main = &p.spec.as_ref().unwrap().containers[0];
+        assert_eq!(
+            env_of(main, TRACKING_URI).as_deref(),
+            Some("http://172.17.0.1:41000")
+        );
+        assert!(!has_relay(&pod(&spec(), &tunnel)));
     }
 
     #[test]

@@ -79,6 +79,18 @@ fn the_tracking_relay_pairs_each_client_with_one_server_connection() {
         let n = s.read(&mut buf).unwrap_or(0);
         buf[..n].to_vec()
     };
+    // Bytes may arrive in any split: read until `n` have come (or the peer closed).
+    let read_n = |s: &mut TcpStream, n: usize| {
+        let mut got = Vec::new();
+        while got.len() < n {
+            let more = read_some(s);
+            if more.is_empty() {
+                break;
+            }
+            got.extend(more);
+        }
+        got
+    };
     // The job port listens once the server port does (both bound before serving).
     let dead = connect(host_port);
     drop(dead); // an idle connection that ended: skipped, not paired
@@ -87,17 +99,12 @@ fn the_tracking_relay_pairs_each_client_with_one_server_connection() {
     let mut client = connect(job_port);
     client.write_all(b"GET /").unwrap();
     assert_eq!(
-        read_some(&mut server),
-        b"\x01",
+        read_n(&mut server, 6),
+        b"\x01GET /",
         "the pairing is announced first"
     );
-    let mut got = Vec::new();
-    while got.len() < 5 {
-        got.extend(read_some(&mut server));
-    }
-    assert_eq!(got, b"GET /");
     server.write_all(b"200 OK").unwrap();
-    assert_eq!(read_some(&mut client), b"200 OK");
+    assert_eq!(read_n(&mut client, 6), b"200 OK");
     drop(client);
     assert_eq!(
         read_some(&mut server),
@@ -110,12 +117,7 @@ fn the_tracking_relay_pairs_each_client_with_one_server_connection() {
     client.write_all(b"early").unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let mut server = connect(host_port);
-    assert_eq!(read_some(&mut server), b"\x01");
-    let mut got = Vec::new();
-    while got.len() < 5 {
-        got.extend(read_some(&mut server));
-    }
-    assert_eq!(got, b"early");
+    assert_eq!(read_n(&mut server, 6), b"\x01early");
     drop(server);
     assert_eq!(
         read_some(&mut client),

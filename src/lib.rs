@@ -11,6 +11,7 @@ pub mod deploy;
 pub mod endpoint;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod pipeline;
 pub mod registry;
 pub mod run;
 pub mod secrets;

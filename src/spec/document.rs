@@ -15,7 +15,8 @@ use super::overrides;
 pub(crate) struct Document<'a> {
     pub path: &'a Path,
     pub text: &'a str,
-    pub index: SourceIndex,
+    /// Shared by the views [`Document::under`] makes.
+    pub index: std::rc::Rc<SourceIndex>,
     /// The YAML value, with overrides applied.
     pub value: Value,
     /// `(field path, raw value text)` of each `--set`.
@@ -24,6 +25,9 @@ pub(crate) struct Document<'a> {
     typed_text: Option<String>,
     /// What the file is, for messages: `command job`, `environment`, `conda file`.
     pub what: &'static str,
+    /// The field every field this view is asked about lives under (`jobs.train`), so the
+    /// checks of a command job run unchanged on a pipeline's step; empty for the file.
+    prefix: String,
 }
 
 impl<'a> Document<'a> {
@@ -62,12 +66,42 @@ impl<'a> Document<'a> {
         Ok(Document {
             path,
             text,
-            index,
+            index: std::rc::Rc::new(index),
             value,
             overrides,
             typed_text,
             what,
+            prefix: String::new(),
         })
+    }
+
+    /// A view of the mapping at `field` (`jobs.train`) as if it were a file of its own:
+    /// fields are given relative to it, errors name and locate them in the whole file.
+    pub fn under(&self, field: &str, what: &'static str) -> Document<'a> {
+        let full = self.full(field);
+        let mut value = &self.value;
+        for key in full.split('.').filter(|k| !k.is_empty()) {
+            value = value.get(key).unwrap_or(&Value::Null);
+        }
+        Document {
+            path: self.path,
+            text: self.text,
+            index: self.index.clone(),
+            value: value.clone(),
+            overrides: self.overrides.clone(),
+            typed_text: self.typed_text.clone(),
+            what,
+            prefix: full,
+        }
+    }
+
+    /// `field` as the whole file names it.
+    pub fn full(&self, field: &str) -> String {
+        match (self.prefix.is_empty(), field.is_empty()) {
+            (true, _) => field.to_string(),
+            (false, true) => self.prefix.clone(),
+            (false, false) => format!("{}.{field}", self.prefix),
+        }
     }
 
     /// Read the (overridden) document as `T`, translating serde errors into [`SpecError`]s.
@@ -94,6 +128,10 @@ impl<'a> Document<'a> {
     /// Where an error about `field` points: the override that set it, else its key (or value)
     /// in the file, else `mark` (serde's position), else the nearest indexed ancestor.
     pub fn origin(&self, field: &str, at_key: bool, mark: Option<Pos>) -> Origin {
+        self.origin_of(&self.full(field), at_key, mark)
+    }
+
+    fn origin_of(&self, field: &str, at_key: bool, mark: Option<Pos>) -> Origin {
         if let Some(key) = self.override_for(field) {
             return Origin::Override {
                 key: key.to_string(),
@@ -118,6 +156,7 @@ impl<'a> Document<'a> {
 
     /// The source text of the scalar at `field`, from the override that set it or the file.
     pub fn raw(&self, field: &str) -> Option<Raw> {
+        let field = &self.full(field);
         if let Some((_, text)) = self.overrides.iter().find(|(k, _)| k == field) {
             let flow = text.trim_start().starts_with(['[', '{']);
             return (!flow).then(|| Raw {
@@ -171,9 +210,10 @@ impl<'a> Document<'a> {
         message: String,
         help: impl Into<String>,
     ) -> SpecError {
+        let field = self.full(field);
         SpecError::InvalidValue {
-            origin: self.origin(field, at_key, None),
-            field: field.into(),
+            origin: self.origin_of(&field, at_key, None),
+            field,
             message,
             help: help.into(),
         }
@@ -186,9 +226,10 @@ impl<'a> Document<'a> {
         message: String,
         help: impl Into<String>,
     ) -> SpecError {
+        let field = self.full(field);
         SpecError::Unsupported {
-            origin: self.origin(field, at_key, None),
-            field: field.into(),
+            origin: self.origin_of(&field, at_key, None),
+            field,
             message,
             help: help.into(),
         }
@@ -205,7 +246,7 @@ impl<'a> Document<'a> {
     ) -> SpecError {
         SpecError::MissingField {
             origin: self.origin(near, true, None),
-            field: field.into(),
+            field: self.full(field),
             message,
             help: help.into(),
         }
@@ -219,15 +260,16 @@ impl<'a> Document<'a> {
         message: String,
         help: impl Into<String>,
     ) -> SpecError {
-        let mut origin = self.origin(field, false, None);
+        let field = self.full(field);
+        let mut origin = self.origin_of(&field, false, None);
         if let Origin::File { pos, .. } = &mut origin
-            && let Some(found) = self.index.find_in_value(self.text, field, needle)
+            && let Some(found) = self.index.find_in_value(self.text, &field, needle)
         {
             *pos = Some(found);
         }
         SpecError::Expression {
             origin,
-            field: field.into(),
+            field,
             message,
             help: help.into(),
         }

@@ -13,6 +13,7 @@
 //! Positions for errors found after deserialization come from a small source index
 //! (`index.rs`) that maps dotted field paths to lines and columns.
 
+mod component;
 mod conda;
 pub mod curated;
 mod deployment;
@@ -40,6 +41,8 @@ mod sweep_settings;
 mod sweep_space;
 
 #[cfg(test)]
+mod tests_component;
+#[cfg(test)]
 mod tests_corpus;
 #[cfg(test)]
 mod tests_hostile;
@@ -52,6 +55,9 @@ mod tests_sweep;
 
 use std::path::Path;
 
+pub use component::{
+    CommandComponent, ComponentInput, ComponentOutput, Given, coerce_literal, valid_component_name,
+};
 pub use conda::{CondaDependency, CondaSpec, PipPlan};
 pub use deployment::{CodeConfiguration, OnlineDeploymentSpec};
 pub use deployment_settings::{
@@ -130,6 +136,18 @@ pub fn parse_sweep_job(
 ) -> Result<SweepJob, SpecError> {
     let doc = Document::load(path, text, overrides, "sweep job")?;
     sweep::read(&doc)
+}
+
+/// Read a command component file (`name`, typed `inputs`/`outputs`, `command`,
+/// `environment`; `az ml component create -f`). Local paths (`code`,
+/// `additional_includes`) are joined to the file's directory.
+pub fn parse_component(
+    path: &Path,
+    text: &str,
+    overrides: &[(&str, &str)],
+) -> Result<CommandComponent, SpecError> {
+    let doc = Document::load(path, text, overrides, "command component")?;
+    component::read(&doc)
 }
 
 /// Read an environment file (`image:` or `build:`, optional `conda_file:`).

@@ -99,6 +99,7 @@ choice_enum! {
         #[default]
         Command = "command",
         Sweep = "sweep",
+        Pipeline = "pipeline",
     }
 }
 

@@ -138,8 +138,8 @@ fn other_context(expr: &str) -> (String, String) {
             "declare the value under `inputs:` and use `${{inputs.<name>}}`, or make this a sweep job (`type: sweep` with the command under `trial:` and the values under `search_space:`)".into(),
         ),
         "parent" => (
-            format!("`${{{{{expr}}}}}` only works in a step of a pipeline job, and this is a command job"),
-            "declare the value under `inputs:` and use `${{inputs.<name>}}` (pipeline jobs come later)".into(),
+            format!("`${{{{{expr}}}}}` is a binding, and a command uses its own inputs"),
+            "in a pipeline step, bind the value under the step's `inputs:` (`x: ${{parent.inputs.x}}`) and use `${{inputs.x}}` in the command".into(),
         ),
         "name" | "output_name" | "default_datastore" => (
             format!("`${{{{{expr}}}}}` is expanded by Azure in output paths only, not in a command"),

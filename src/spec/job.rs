@@ -252,14 +252,7 @@ pub struct QueueSettings {
 }
 
 /// Azure ML job types that tug does not read.
-const OTHER_JOB_TYPES: &[&str] = &[
-    "pipeline",
-    "parallel",
-    "spark",
-    "automl",
-    "import",
-    "data_transfer",
-];
+const OTHER_JOB_TYPES: &[&str] = &["parallel", "spark", "automl", "import", "data_transfer"];
 
 pub(crate) const JOB_EXAMPLE: &str =
     "      command: echo hello\n      environment:\n        image: python:3.11-slim";
@@ -275,14 +268,6 @@ pub(crate) fn job_kind(doc: &Document) -> Result<JobKind, SpecError> {
         return Ok(known);
     }
     let lower = kind.to_ascii_lowercase();
-    if lower == "pipeline" {
-        return Err(doc.unsupported(
-            "type",
-            false,
-            format!("`type: {kind}`: tug's job file support covers command and sweep jobs; pipeline jobs come later"),
-            "run each step as its own command job (drop `type:` or write `type: command`)",
-        ));
-    }
     if OTHER_JOB_TYPES.contains(&lower.as_str()) {
         return Err(doc.unsupported(
             "type",
@@ -301,7 +286,7 @@ pub(crate) fn job_kind(doc: &Document) -> Result<JobKind, SpecError> {
         false,
         format!("unknown job type `{kind}`{hint}"),
         format!(
-            "use `type: command` (or leave `type` out) or `type: sweep`; Azure ML job types are {}",
+            "use `type: command` (or leave `type` out), `type: sweep` or `type: pipeline`; Azure ML job types are {}",
             backticked(&all)
         ),
     ))
@@ -309,6 +294,15 @@ pub(crate) fn job_kind(doc: &Document) -> Result<JobKind, SpecError> {
 
 /// Checks on the raw document before the typed reading: what kind of file this is.
 pub(crate) fn precheck(doc: &Document) -> Result<(), SpecError> {
+    if job_kind(doc)? == JobKind::Pipeline {
+        return Err(doc.unsupported(
+            "type",
+            false,
+            "`type: pipeline`: this is a pipeline job, and this reader only reads command jobs"
+                .into(),
+            "`spec::parse_pipeline_job` reads pipeline jobs",
+        ));
+    }
     if job_kind(doc)? == JobKind::Sweep {
         return Err(doc.unsupported(
             "type",

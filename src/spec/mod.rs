@@ -35,6 +35,7 @@ mod literal;
 mod model;
 mod model_path;
 mod overrides;
+mod pipeline;
 mod scan;
 mod sweep;
 mod sweep_settings;
@@ -48,6 +49,8 @@ mod tests_corpus;
 mod tests_hostile;
 #[cfg(test)]
 mod tests_parse;
+#[cfg(test)]
+mod tests_pipeline;
 #[cfg(test)]
 mod tests_serving;
 #[cfg(test)]
@@ -85,6 +88,10 @@ pub use literal::{Literal, ScalarString, python_float_repr, resolve_plain};
 pub use model::{InlineModel, ModelRef, ModelSpec, valid_model_name};
 pub use model_path::{ModelPath, parse_model_path};
 pub use overrides::apply_overrides;
+pub use pipeline::{
+    ComponentResolver, ComponentSource, PipelineJob, PipelineSettings, PipelineStep,
+    STEP_OUTPUT_SCHEME, step_output_uri,
+};
 pub use sweep::{
     BAYESIAN_DISTRIBUTIONS_NOTE, DEFAULT_SWEEP_TIMEOUT, MAX_CONCURRENT_TRIALS, MAX_TOTAL_TRIALS,
     Objective, SweepJob, SweepLimits, SweepTrial, render_param, render_trial_command,
@@ -148,6 +155,19 @@ pub fn parse_component(
 ) -> Result<CommandComponent, SpecError> {
     let doc = Document::load(path, text, overrides, "command component")?;
     component::read(&doc)
+}
+
+/// Read a pipeline job file (`type: pipeline`): every step resolved into the command job
+/// it runs, its bindings checked as a DAG. `resolve` reads the components steps name
+/// (a file joined to this file's folder, or a registered one).
+pub fn parse_pipeline_job(
+    path: &Path,
+    text: &str,
+    overrides: &[(&str, &str)],
+    resolve: &mut ComponentResolver<'_>,
+) -> Result<PipelineJob, SpecError> {
+    let doc = Document::load(path, text, overrides, "pipeline job")?;
+    pipeline::read(&doc, resolve)
 }
 
 /// Read an environment file (`image:` or `build:`, optional `conda_file:`).

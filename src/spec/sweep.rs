@@ -365,6 +365,14 @@ pub(crate) fn precheck(doc: &Document) -> Result<(), SpecError> {
     let root = doc.root_mapping(SWEEP_EXAMPLE)?;
     match super::job::job_kind(doc)? {
         JobKind::Sweep => {}
+        JobKind::Pipeline => {
+            return Err(doc.invalid(
+                "type",
+                false,
+                "this is a pipeline job (`type: pipeline`), not a sweep job".into(),
+                "read it as a pipeline job",
+            ));
+        }
         JobKind::Command => {
             let stated = root.get("type").is_some();
             let message = if stated {

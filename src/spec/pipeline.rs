@@ -1,0 +1,753 @@
+//! The pipeline job file (`type: pipeline`): settings, the pipeline's inputs and outputs,
+//! and `jobs:`, each step an inline command job or a use of a command component. Every
+//! step is resolved into the [`CommandJob`] it runs (component + the step's values and
+//! overrides), its bindings are read and checked as a DAG (`crate::pipeline::graph`), and
+//! every error is located in the file it is in (the pipeline's or a component's).
+//!
+//! Pure: component files and registered components are read by the caller's resolver.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+use super::component::{CommandComponent, Given, coerce};
+use super::document::{Document, top_keys};
+use super::environment::EnvironmentRef;
+use super::error::{SpecError, backticked, nearest};
+use super::fields::{
+    SourcePath, compute, fix_scalar_map, null_default, scalar_map, yaml11_opt_bool,
+};
+use super::index::join;
+use super::io::{DataInput, Input, Output, finish_inputs, finish_outputs};
+use super::job::{CommandJob, Distribution, Limits, Resources};
+use super::literal::Literal;
+use super::{InputMode, InputType, JobKind};
+use crate::pipeline::binding::{self, InputBinding, OutputBinding};
+use crate::pipeline::graph::{Graph, PipelineIo, StepIo};
+
+/// A pipeline job, resolved: every step's command job and the checked DAG.
+#[derive(Debug, Clone)]
+pub struct PipelineJob {
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    pub experiment_name: Option<String>,
+    pub description: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub settings: PipelineSettings,
+    pub inputs: BTreeMap<String, Input>,
+    pub outputs: BTreeMap<String, Output>,
+    pub steps: BTreeMap<String, PipelineStep>,
+    pub graph: Graph,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipelineSettings {
+    /// The bare target name steps without `compute:` run on.
+    pub default_compute: Option<String>,
+    pub default_datastore: Option<String>,
+    /// `false` (Azure's default): a failed step cancels the running ones and nothing more
+    /// starts. `true`: steps that do not read the failed one go on.
+    pub continue_on_step_failure: bool,
+    /// `true`: no step is reused.
+    pub force_rerun: bool,
+}
+
+/// One step: the command job it runs and where its inputs come from.
+#[derive(Debug, Clone)]
+pub struct PipelineStep {
+    /// Inputs bound to another step's output are data inputs whose path is
+    /// [`step_output_uri`]; the controller puts the real folder there.
+    pub job: CommandJob,
+    pub bindings: StepIo,
+    pub is_deterministic: bool,
+    /// `name:version` of the component it uses, if it uses one.
+    pub component: Option<String>,
+}
+
+/// Where a component comes from, for the caller to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComponentSource {
+    /// A component file, joined to the pipeline file's folder.
+    File(PathBuf),
+    /// `azureml:<name>:<version>`, `azureml:<name>@latest` or `azureml:<name>` (latest).
+    Registered {
+        name: String,
+        version: Option<String>,
+    },
+}
+
+/// Reads a component for a step: the file name to report errors against and its text, or
+/// why it cannot be had (located at the step's `component:`).
+pub type ComponentResolver<'r> =
+    dyn FnMut(&ComponentSource) -> Result<(PathBuf, String), String> + 'r;
+
+/// The placeholder path of a data input bound to `step`'s output `output`.
+pub fn step_output_uri(step: &str, output: &str) -> String {
+    format!("{STEP_OUTPUT_SCHEME}{step}/outputs/{output}")
+}
+
+/// The scheme of [`step_output_uri`]; the controller substitutes the output's folder.
+pub const STEP_OUTPUT_SCHEME: &str = "tug-step://";
+
+/// Step types Azure ML has that tug does not run (yet, for `sweep` and `pipeline`).
+const OTHER_STEP_TYPES: &[&str] = &[
+    "parallel",
+    "spark",
+    "automl",
+    "import",
+    "data_transfer",
+    "flow",
+];
+
+pub(crate) const PIPELINE_EXAMPLE: &str = "      type: pipeline\n      jobs:\n        hello:\n          command: echo hello\n          environment:\n            image: python:3.11-slim";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    #[serde(rename = "$schema", default)]
+    _schema: Option<String>,
+    #[serde(rename = "type")]
+    _kind: JobKind,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    experiment_name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default, deserialize_with = "scalar_map")]
+    tags: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "scalar_map")]
+    _properties: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "opt_compute")]
+    compute: Option<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    settings: RawSettings,
+    #[serde(default, deserialize_with = "null_default")]
+    inputs: BTreeMap<String, Input>,
+    #[serde(default, deserialize_with = "null_default")]
+    outputs: BTreeMap<String, Output>,
+    jobs: BTreeMap<String, RawStep>,
+    #[serde(default)]
+    _identity: Option<serde_yaml::Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    #[serde(default, deserialize_with = "opt_compute")]
+    default_compute: Option<String>,
+    #[serde(default)]
+    default_datastore: Option<String>,
+    #[serde(default, deserialize_with = "yaml11_opt_bool")]
+    continue_on_step_failure: Option<bool>,
+    #[serde(default, deserialize_with = "yaml11_opt_bool")]
+    force_rerun: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    #[serde(rename = "type", default)]
+    _kind: Option<String>,
+    #[serde(default)]
+    component: Option<String>,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default, deserialize_with = "scalar_map")]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    command: Option<String>,
+    #[serde(default)]
+    code: Option<SourcePath>,
+    #[serde(default)]
+    environment: Option<EnvironmentRef>,
+    #[serde(default, deserialize_with = "scalar_map")]
+    environment_variables: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "opt_compute")]
+    compute: Option<String>,
+    #[serde(default)]
+    resources: Option<Resources>,
+    #[serde(default)]
+    distribution: Option<Distribution>,
+    #[serde(default)]
+    limits: Option<Limits>,
+    #[serde(default, deserialize_with = "null_default")]
+    inputs: BTreeMap<String, Input>,
+    #[serde(default, deserialize_with = "null_default")]
+    outputs: BTreeMap<String, serde_yaml::Value>,
+}
+
+fn opt_compute<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    compute(d).map(Some)
+}
+
+/// The step types this reader takes, checked before the typed reading so that a sweep
+/// or nested pipeline step gets its own message rather than a list of unknown keys.
+fn precheck(doc: &Document) -> Result<(), SpecError> {
+    let root = doc.root_mapping(PIPELINE_EXAMPLE)?;
+    if top_keys(root).any(|k| k == "component") && !top_keys(root).any(|k| k == "jobs") {
+        return Err(doc.unsupported(
+            "component",
+            true,
+            "a pipeline job that runs a pipeline component is not supported yet".into(),
+            "write the component's steps under `jobs:` in this file",
+        ));
+    }
+    let Some(serde_yaml::Value::Mapping(jobs)) = root.get("jobs") else {
+        return Ok(());
+    };
+    if jobs.is_empty() {
+        return Err(doc.invalid(
+            "jobs",
+            true,
+            "`jobs` is empty: a pipeline needs at least one step".into(),
+            format!("add a step:\n{PIPELINE_EXAMPLE}"),
+        ));
+    }
+    for (name, step) in jobs {
+        let Some(name) = name.as_str() else { continue };
+        let field = join("jobs", name);
+        if !valid_step_name(name) {
+            return Err(doc.invalid(
+                &field,
+                true,
+                format!("`{name}` is not a valid step name"),
+                "a step name has letters, digits, `_` and `-`, and starts with a letter or `_` (it is used in `${{parent.jobs.<step>.outputs.x}}`)",
+            ));
+        }
+        let kind = step
+            .get("type")
+            .and_then(|t| t.as_str())
+            .unwrap_or("command");
+        match kind {
+            "command" => {}
+            "sweep" | "pipeline" => {
+                return Err(doc.unsupported(
+                    &join(&field, "type"),
+                    false,
+                    format!("`type: {kind}` steps are not supported yet; tug runs command steps in pipelines"),
+                    if kind == "sweep" {
+                        "run the sweep as its own job (`type: sweep`), and pass its best trial's output to the pipeline as an input"
+                    } else {
+                        "write the nested pipeline's steps in this pipeline's `jobs:`"
+                    },
+                ));
+            }
+            other if OTHER_STEP_TYPES.contains(&other) => {
+                return Err(doc.unsupported(
+                    &join(&field, "type"),
+                    false,
+                    format!("`type: {other}` steps are not supported by tug"),
+                    "write the step as a command step (`command:` + `environment:`, or `component:`)",
+                ));
+            }
+            other => {
+                let mut all = vec!["command", "sweep", "pipeline"];
+                all.extend_from_slice(OTHER_STEP_TYPES);
+                let hint = nearest(other, all.iter().copied())
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                return Err(doc.invalid(
+                    &join(&field, "type"),
+                    false,
+                    format!("unknown step type `{other}`{hint}"),
+                    "a step is `type: command` (the default)",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn valid_step_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name.len() <= 255
+}
+
+pub(crate) fn read(
+    doc: &Document,
+    resolve: &mut ComponentResolver<'_>,
+) -> Result<PipelineJob, SpecError> {
+    precheck(doc)?;
+    let raw: RawPipeline = doc.deserialize()?;
+    let mut inputs = raw.inputs;
+    finish_inputs(doc, &mut inputs)?;
+    finish_outputs(doc, &raw.outputs)?;
+    let mut tags = raw.tags;
+    fix_scalar_map(doc, "tags", &mut tags);
+    let settings = PipelineSettings {
+        default_compute: raw.settings.default_compute.or(raw.compute),
+        default_datastore: raw.settings.default_datastore,
+        continue_on_step_failure: raw.settings.continue_on_step_failure.unwrap_or(false),
+        force_rerun: raw.settings.force_rerun.unwrap_or(false),
+    };
+    let mut steps = BTreeMap::new();
+    for (name, step) in raw.jobs {
+        let view = doc.under(&join("jobs", &name), "pipeline step");
+        let resolved = read_step(&view, &name, step, &inputs, &settings, resolve)?;
+        steps.insert(name, resolved);
+    }
+    let io = PipelineIo {
+        inputs: inputs.keys().cloned().collect(),
+        outputs: raw.outputs.keys().cloned().collect(),
+    };
+    let bindings: BTreeMap<String, StepIo> = steps
+        .iter()
+        .map(|(n, s): (&String, &PipelineStep)| (n.clone(), s.bindings.clone()))
+        .collect();
+    let graph = Graph::build(&bindings, &io).map_err(|errors| {
+        let e = &errors[0];
+        doc.invalid(&e.field(), true, e.to_string(), e.help())
+    })?;
+    // An inline step's input bound to another step's output is data of that output's type.
+    let types: BTreeMap<(String, String), InputType> = steps
+        .iter()
+        .flat_map(|(n, s)| {
+            s.job
+                .outputs
+                .iter()
+                .map(move |(o, out)| ((n.clone(), o.clone()), out.output_type))
+        })
+        .collect();
+    for step in steps.values_mut().filter(|s| s.component.is_none()) {
+        for (input, b) in &step.bindings.inputs {
+            if let InputBinding::StepOutput { step: from, output } = b
+                && let Some(Input::Data(d)) = step.job.inputs.get_mut(input)
+                && let Some(ty) = types.get(&(from.clone(), output.clone()))
+            {
+                d.input_type = *ty;
+            }
+        }
+    }
+    Ok(PipelineJob {
+        name: raw.name,
+        display_name: raw.display_name,
+        experiment_name: raw.experiment_name,
+        description: raw.description,
+        tags,
+        settings,
+        inputs,
+        outputs: raw.outputs,
+        steps,
+        graph,
+    })
+}
+
+fn read_step(
+    view: &Document,
+    name: &str,
+    step: RawStep,
+    pipeline_inputs: &BTreeMap<String, Input>,
+    settings: &PipelineSettings,
+    resolve: &mut ComponentResolver<'_>,
+) -> Result<PipelineStep, SpecError> {
+    // Bindings first: their values are not literals to check.
+    let mut bindings = StepIo::default();
+    for (input, value) in &step.inputs {
+        let written = match value {
+            Input::Literal(l) => match &l.value {
+                Some(Literal::Str(s)) => Some(s.as_str()),
+                _ => None,
+            },
+            Input::Data(_) => None,
+        };
+        let b = match written {
+            Some(text) => binding::input_binding(text)
+                .map_err(|e| view.invalid(&join("inputs", input), false, e.to_string(), e.help))?,
+            None => InputBinding::Value,
+        };
+        bindings.inputs.insert(input.clone(), b);
+    }
+    let mut outputs: BTreeMap<String, Output> = BTreeMap::new();
+    for (output, value) in &step.outputs {
+        let field = join("outputs", output);
+        let (out, b) = match value {
+            serde_yaml::Value::Null => (None, OutputBinding::Own),
+            serde_yaml::Value::String(s) => {
+                let b = binding::output_binding(Some(s))
+                    .map_err(|e| view.invalid(&field, false, e.to_string(), e.help))?;
+                if b == OutputBinding::Own {
+                    return Err(view.invalid(
+                        &field,
+                        false,
+                        format!("`{s}` is text; a step's output is empty, a mapping, or `${{{{parent.outputs.<name>}}}}`"),
+                        format!("write `path: {s}` under it to choose where it goes"),
+                    ));
+                }
+                (None, b)
+            }
+            other => {
+                let out: Output = serde_yaml::from_value(other.clone()).map_err(|e| {
+                    view.invalid(
+                        &field,
+                        false,
+                        format!("`{}` is not an output: {e}", view.full(&field)),
+                        "an output is empty, or a mapping of `type`, `mode` and `path`",
+                    )
+                })?;
+                (Some(out), OutputBinding::Own)
+            }
+        };
+        bindings.outputs.insert(output.clone(), b);
+        if let Some(out) = out {
+            outputs.insert(output.clone(), out);
+        }
+    }
+    let compute = step
+        .compute
+        .clone()
+        .or_else(|| settings.default_compute.clone())
+        .unwrap_or_else(|| "local".into());
+    let (mut job, is_deterministic, component) = match &step.component {
+        Some(reference) => {
+            let component = load_component(view, reference, resolve)?;
+            let job = component_job(view, &step, &component, outputs, compute, &mut bindings)?;
+            (job, component.is_deterministic, Some(component.reference()))
+        }
+        None => (inline_job(view, name, step, outputs, compute)?, true, None),
+    };
+    // Bound inputs take their values now: the pipeline's input, or the upstream output.
+    for (input, b) in &bindings.inputs {
+        let value = match b {
+            InputBinding::Value => continue,
+            InputBinding::ParentInput(p) => match pipeline_inputs.get(p) {
+                Some(v) => v.clone(),
+                // Reported with the graph's errors, which list the pipeline's inputs.
+                None => continue,
+            },
+            InputBinding::StepOutput { step, output } => {
+                let declared = job.inputs.get(input);
+                Input::Data(DataInput {
+                    input_type: match declared {
+                        Some(Input::Data(d)) => d.input_type,
+                        _ => InputType::UriFolder,
+                    },
+                    path: Some(SourcePath::parse(&step_output_uri(step, output))),
+                    mode: match declared {
+                        Some(Input::Data(d)) => d.mode,
+                        _ => InputMode::RoMount,
+                    },
+                    path_on_compute: None,
+                    datastore: None,
+                    optional: false,
+                    description: None,
+                })
+            }
+        };
+        job.inputs.insert(input.clone(), value);
+    }
+    Ok(PipelineStep {
+        job,
+        bindings,
+        is_deterministic,
+        component,
+    })
+}
+
+fn load_component(
+    view: &Document,
+    reference: &str,
+    resolve: &mut ComponentResolver<'_>,
+) -> Result<CommandComponent, SpecError> {
+    let source = component_source(view, reference)?;
+    let (path, text) = resolve(&source).map_err(|why| {
+        view.invalid(
+            "component",
+            false,
+            format!("component `{reference}` cannot be read: {why}"),
+            match &source {
+                ComponentSource::File(_) => "give the component file's path relative to this pipeline file".to_string(),
+                ComponentSource::Registered { name, .. } => format!(
+                    "register it first (`tug component create -f <file>`), or see `tug component list` for `{name}`"
+                ),
+            },
+        )
+    })?;
+    super::parse_component(&path, &text, &[])
+}
+
+fn component_source(view: &Document, reference: &str) -> Result<ComponentSource, SpecError> {
+    if let Some(rest) = reference.strip_prefix("azureml:") {
+        if rest.starts_with("//") {
+            return Err(view.unsupported(
+                "component",
+                false,
+                format!("`{reference}`: components from Azure ML registries are not available offline"),
+                "copy the component's file next to the pipeline and name it by path (`component: ./train.yml`)",
+            ));
+        }
+        let (name, version) = match rest.split_once('@') {
+            Some((n, "latest")) => (n, None),
+            Some((_, label)) => {
+                return Err(view.unsupported(
+                    "component",
+                    false,
+                    format!("label `@{label}`: tug knows the `latest` label only"),
+                    "write `azureml:<name>@latest` or `azureml:<name>:<version>`",
+                ));
+            }
+            None => match rest.split_once(':') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (rest, None),
+            },
+        };
+        return Ok(ComponentSource::Registered {
+            name: name.to_string(),
+            version,
+        });
+    }
+    let path = SourcePath::parse(reference);
+    let Some(local) = path.local else {
+        return Err(view.invalid(
+            "component",
+            false,
+            format!("`{reference}` is neither a component file nor `azureml:<name>:<version>`"),
+            "name a local file (`./train.yml`) or a registered component",
+        ));
+    };
+    Ok(ComponentSource::File(
+        view.path.parent().unwrap_or(Path::new("")).join(local),
+    ))
+}
+
+/// A step written as a command job under `jobs.<name>`.
+fn inline_job(
+    view: &Document,
+    name: &str,
+    step: RawStep,
+    outputs: BTreeMap<String, Output>,
+    compute: String,
+) -> Result<CommandJob, SpecError> {
+    let Some(command) = step.command else {
+        return Err(view.missing(
+            "command",
+            "",
+            format!("step `{name}` has neither `command:` nor `component:`"),
+            "give the step a `command:` and an `environment:`, or `component: ./file.yml`",
+        ));
+    };
+    let Some(environment) = step.environment else {
+        return Err(view.missing(
+            "environment",
+            "",
+            format!("step `{name}` has a `command:` but no `environment:`"),
+            "add `environment: azureml:<name>@latest` or an inline `environment: {image: ...}`",
+        ));
+    };
+    let mut all_outputs = outputs;
+    for (output, value) in &step.outputs {
+        if !all_outputs.contains_key(output) && !value.is_mapping() {
+            all_outputs.insert(output.clone(), Output::default());
+        }
+    }
+    let mut job = CommandJob {
+        schema: None,
+        kind: JobKind::Command,
+        name: None,
+        display_name: step.display_name,
+        experiment_name: None,
+        description: step.description,
+        tags: step.tags,
+        properties: BTreeMap::new(),
+        command,
+        code: step.code,
+        environment,
+        environment_variables: step.environment_variables,
+        compute,
+        resources: step.resources.unwrap_or_default(),
+        distribution: step.distribution,
+        limits: step.limits,
+        inputs: step.inputs,
+        outputs: all_outputs,
+        services: BTreeMap::new(),
+        identity: None,
+        queue_settings: None,
+    };
+    job.finish(view)?;
+    Ok(job)
+}
+
+/// A step that uses `component`: its command, code and environment, with the step's
+/// values for the component's inputs and its overrides.
+fn component_job(
+    view: &Document,
+    step: &RawStep,
+    component: &CommandComponent,
+    mut outputs: BTreeMap<String, Output>,
+    compute: String,
+    bindings: &mut StepIo,
+) -> Result<CommandJob, SpecError> {
+    for (key, present) in [
+        ("command", step.command.is_some()),
+        ("code", step.code.is_some()),
+        ("environment", step.environment.is_some()),
+    ] {
+        if present {
+            return Err(view.invalid(
+                key,
+                true,
+                format!("`{key}` comes from the component `{}`; a step that uses a component does not set it", component.reference()),
+                format!("remove `{key}` from the step, or change it in the component's file"),
+            ));
+        }
+    }
+    let declared: Vec<&str> = component.inputs.keys().map(String::as_str).collect();
+    let mut inputs = BTreeMap::new();
+    for (name, value) in &step.inputs {
+        let field = join("inputs", name);
+        let Some(decl) = component.inputs.get(name) else {
+            let hint = nearest(name, declared.iter().copied())
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
+            return Err(view.invalid(
+                &field,
+                true,
+                format!(
+                    "component `{}` has no input `{name}`",
+                    component.reference()
+                ),
+                format!("{hint}its inputs are {}", backticked(&declared)),
+            ));
+        };
+        let given = match (&bindings.inputs[name], value) {
+            (InputBinding::Value, Input::Literal(l)) => match l.effective().cloned() {
+                None => None,
+                Some(v) if decl.input_type.is_literal() => {
+                    let v = coerce(view, &field, decl.input_type, v)?;
+                    decl.check_value(&v)
+                        .map_err(|(m, h)| view.invalid(&field, false, m, h))?;
+                    Some(Given::Literal(v))
+                }
+                Some(Literal::Str(s)) => {
+                    let mut path = SourcePath::parse(&s);
+                    path.resolve(view.path.parent().unwrap_or(Path::new("")));
+                    Some(Given::Data { path, mode: None })
+                }
+                Some(other) => {
+                    return Err(view.invalid(
+                        &field,
+                        false,
+                        format!(
+                            "input `{name}` is `{}` data, not {}",
+                            decl.input_type,
+                            other.describe()
+                        ),
+                        "give a path (`path: ./data`) or bind it to a step's output",
+                    ));
+                }
+            },
+            (InputBinding::Value, Input::Data(d)) => {
+                if decl.input_type.is_literal() {
+                    return Err(view.invalid(
+                        &field,
+                        false,
+                        format!("input `{name}` is a `{}` value, not data", decl.input_type),
+                        "give a value (`lr: 0.1`), or change the input's type in the component",
+                    ));
+                }
+                let mut path = d.path.clone();
+                if let Some(p) = &mut path {
+                    p.resolve(view.path.parent().unwrap_or(Path::new("")));
+                }
+                path.map(|path| Given::Data {
+                    path,
+                    mode: Some(d.mode),
+                })
+            }
+            // Bound: filled in once the binding is followed.
+            _ => Some(match decl.input_type.is_literal() {
+                true => Given::Literal(Literal::Str(String::new())),
+                false => Given::Data {
+                    path: SourcePath::parse(""),
+                    mode: None,
+                },
+            }),
+        };
+        inputs.insert(name.clone(), decl.given(given));
+    }
+    for (name, decl) in &component.inputs {
+        if inputs.contains_key(name) {
+            continue;
+        }
+        if !decl.optional && decl.default.is_none() {
+            return Err(view.missing(
+                &join("inputs", name),
+                "",
+                format!("component `{}` needs input `{name}`, and the step does not give it", component.reference()),
+                format!("add it under the step's `inputs:` (`{name}: ...`, or a binding such as `${{{{parent.inputs.{name}}}}}`)"),
+            ));
+        }
+        inputs.insert(name.clone(), decl.given(None));
+        bindings.inputs.insert(name.clone(), InputBinding::Value);
+    }
+    let declared_outputs = component.outputs_as_declared();
+    let names: Vec<&str> = declared_outputs.keys().map(String::as_str).collect();
+    for name in step.outputs.keys() {
+        if !declared_outputs.contains_key(name) {
+            return Err(view.invalid(
+                &join("outputs", name),
+                true,
+                format!(
+                    "component `{}` has no output `{name}`",
+                    component.reference()
+                ),
+                format!("its outputs are {}", backticked(&names)),
+            ));
+        }
+    }
+    for (name, declared) in declared_outputs {
+        let out = outputs.remove(&name).unwrap_or(declared.clone());
+        outputs.insert(
+            name.clone(),
+            Output {
+                output_type: declared.output_type,
+                ..out
+            },
+        );
+        bindings.outputs.entry(name).or_insert(OutputBinding::Own);
+    }
+    let mut environment_variables = step.environment_variables.clone();
+    fix_scalar_map(view, "environment_variables", &mut environment_variables);
+    super::job::check_secret_references(view, "environment_variables", &environment_variables)?;
+    Ok(CommandJob {
+        schema: None,
+        kind: JobKind::Command,
+        name: None,
+        display_name: step
+            .display_name
+            .clone()
+            .or_else(|| component.display_name.clone()),
+        experiment_name: None,
+        description: step.description.clone(),
+        tags: step.tags.clone(),
+        properties: BTreeMap::new(),
+        command: component.command.clone(),
+        code: component.code.clone(),
+        environment: component.environment.clone(),
+        environment_variables,
+        compute,
+        resources: step
+            .resources
+            .clone()
+            .or_else(|| component.resources.clone())
+            .unwrap_or_default(),
+        distribution: step
+            .distribution
+            .clone()
+            .or_else(|| component.distribution.clone()),
+        limits: step.limits.clone(),
+        inputs,
+        outputs,
+        services: BTreeMap::new(),
+        identity: None,
+        queue_settings: None,
+    })
+}

@@ -1,0 +1,424 @@
+//! Tests: pipeline job files, Azure's own (vendored under `tests/azureml_examples`) and
+//! broken ones.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::pipeline::binding::{InputBinding, OutputBinding};
+
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/azureml_examples/cli/");
+
+/// Reads component files from disk, as the CLI does: the spec layer itself never does.
+fn from_disk(source: &ComponentSource) -> Result<(PathBuf, String), String> {
+    match source {
+        ComponentSource::File(p) => std::fs::read_to_string(p)
+            .map(|t| (p.clone(), t))
+            .map_err(|e| e.to_string()),
+        ComponentSource::Registered { name, .. } => Err(format!("no registry here for {name}")),
+    }
+}
+
+fn example(rel: &str) -> Result<PipelineJob, SpecError> {
+    let path = PathBuf::from(EXAMPLES).join(rel);
+    let text = std::fs::read_to_string(&path).unwrap();
+    parse_pipeline_job(&path, &text, &[], &mut from_disk)
+}
+
+fn literal(step: &PipelineStep, input: &str) -> String {
+    match &step.job.inputs[input] {
+        Input::Literal(l) => l.rendered().unwrap(),
+        Input::Data(d) => panic!("{input} is data: {d:?}"),
+    }
+}
+
+fn data_path(step: &PipelineStep, input: &str) -> String {
+    match &step.job.inputs[input] {
+        Input::Data(d) => d.path.as_ref().unwrap().given.clone(),
+        Input::Literal(l) => panic!("{input} is a literal: {l:?}"),
+    }
+}
+
+#[test]
+fn hello_pipeline_abc_is_a_three_step_dag_on_the_default_compute() {
+    let p = example("jobs/basics/hello-pipeline-abc.yml").unwrap();
+    assert_eq!(p.display_name.as_deref(), Some("hello_pipeline_abc"));
+    assert_eq!(p.settings.default_compute.as_deref(), Some("cpu-cluster"));
+    assert!(!p.settings.continue_on_step_failure && !p.settings.force_rerun);
+    assert_eq!(p.graph.order(), ["a", "b", "c"]);
+    assert_eq!(p.graph.upstream("c").collect::<Vec<_>>(), ["b"]);
+    let a = &p.steps["a"];
+    assert_eq!(a.job.compute, "cpu-cluster");
+    assert_eq!(
+        literal(a, "hello_string"),
+        "hello world",
+        "the parent's input"
+    );
+    assert_eq!(
+        p.steps["c"].bindings.inputs["world_input"],
+        InputBinding::StepOutput {
+            step: "b".into(),
+            output: "world_output".into()
+        }
+    );
+    assert_eq!(
+        data_path(&p.steps["c"], "world_input"),
+        "tug-step://b/outputs/world_output"
+    );
+    assert!(p.steps["b"].job.outputs.contains_key("world_output"));
+}
+
+#[test]
+fn hello_pipeline_io_and_a_promoted_output_file() {
+    let p = example("jobs/basics/hello-pipeline-io.yml").unwrap();
+    assert_eq!(p.graph.order(), ["hello_job", "world_job"]);
+    assert_eq!(p.steps["world_job"].job.compute, "cpu-cluster");
+    let p = example("jobs/basics/hello-pipeline-customize-output-file.yml").unwrap();
+    assert_eq!(p.outputs["output"].output_type, InputType::UriFile);
+    assert_eq!(
+        p.steps["hello_world"].bindings.outputs["output"],
+        OutputBinding::ParentOutput("output".into())
+    );
+    assert_eq!(
+        p.graph.promoted()["output"],
+        ("hello_world".to_string(), "output".to_string())
+    );
+}
+
+#[test]
+fn the_three_component_pipeline_resolves_each_component_and_its_data() {
+    let p = example("jobs/pipelines-with-components/basics/3b_pipeline_with_data/pipeline.yml")
+        .unwrap();
+    assert_eq!(
+        p.graph.order(),
+        ["component_a", "component_b", "component_c"]
+    );
+    let a = &p.steps["component_a"];
+    assert_eq!(a.component.as_deref(), Some("component_a:1"));
+    assert!(a.is_deterministic);
+    assert!(
+        a.job
+            .command
+            .starts_with("python hello.py --componentA_input")
+    );
+    let code = a.job.code.as_ref().unwrap().local.clone().unwrap();
+    assert!(
+        code.ends_with("3b_pipeline_with_data/./componentA_src"),
+        "{code:?}"
+    );
+    let data = data_path(a, "component_a_input");
+    assert_eq!(data, "./data");
+    let Input::Data(d) = &a.job.inputs["component_a_input"] else {
+        panic!()
+    };
+    assert!(
+        d.path
+            .as_ref()
+            .unwrap()
+            .local
+            .as_ref()
+            .unwrap()
+            .ends_with("3b_pipeline_with_data/./data"),
+        "joined to the pipeline's folder: {d:?}"
+    );
+    assert_eq!(
+        data_path(&p.steps["component_b"], "component_b_input"),
+        "tug-step://component_a/outputs/component_a_output"
+    );
+    assert_eq!(
+        p.graph.promoted()["final_pipeline_output"],
+        ("component_c".to_string(), "component_c_output".to_string())
+    );
+    assert_eq!(
+        p.steps["component_c"].job.outputs["component_c_output"].output_type,
+        InputType::UriFolder
+    );
+}
+
+#[test]
+fn a_sweep_step_is_refused_at_its_type() {
+    let e =
+        example("jobs/pipelines-with-components/pipeline_with_hyperparameter_sweep/pipeline.yml")
+            .unwrap_err();
+    assert_eq!(e.field(), Some("jobs.sweep_step.type"));
+    assert_eq!(e.location().map(|(l, _)| l), Some(9));
+    assert!(
+        e.to_string()
+            .contains("`type: sweep` steps are not supported yet"),
+        "{e}"
+    );
+}
+
+const ENV: &str = "    environment: azureml:AzureML-Minimal@latest\n";
+
+/// Components the bad files below name, by file name.
+fn components() -> BTreeMap<&'static str, &'static str> {
+    BTreeMap::from([(
+        "train.yml",
+        "name: train\nversion: 2\ninputs:\n  data: {type: uri_folder}\n  lr: {type: number, min: 0, max: 1, default: 0.1}\n  epochs: {type: integer, optional: true}\noutputs:\n  model: {type: uri_folder}\ncommand: python train.py --data ${{inputs.data}} --lr ${{inputs.lr}} $[[--epochs ${{inputs.epochs}}]] --out ${{outputs.model}}\nenvironment: azureml:AzureML-Minimal@latest\n",
+    )])
+}
+
+fn parse(text: &str) -> Result<PipelineJob, SpecError> {
+    let files = components();
+    let mut resolve = |source: &ComponentSource| match source {
+        ComponentSource::File(p) => {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            files
+                .get(name)
+                .map(|t| (p.clone(), t.to_string()))
+                .ok_or_else(|| "No such file or directory (os error 2)".to_string())
+        }
+        ComponentSource::Registered { name, .. } => Err(format!("no component `{name}`")),
+    };
+    parse_pipeline_job(Path::new("/p/pipeline.yml"), text, &[], &mut resolve)
+}
+
+#[test]
+fn components_take_the_steps_values_checked_against_their_declarations() {
+    let p = parse(&format!(
+        "type: pipeline\ninputs:\n  raw: {{type: uri_folder, path: ./raw}}\njobs:\n  train:\n    component: ./train.yml\n    compute: azureml:gpu\n    inputs:\n      data: ${{{{parent.inputs.raw}}}}\n      lr: 5e-1\n  report:\n    command: cat ${{{{inputs.m}}}}/x\n{ENV}    inputs:\n      m: ${{{{parent.jobs.train.outputs.model}}}}\n"
+    ))
+    .unwrap();
+    let t = &p.steps["train"];
+    assert_eq!(t.component.as_deref(), Some("train:2"));
+    assert_eq!(t.job.compute, "gpu");
+    assert_eq!(
+        literal(t, "lr"),
+        "0.5",
+        "YAML 1.1 text read as the declared number"
+    );
+    assert_eq!(
+        data_path(t, "data"),
+        "./raw",
+        "the pipeline's own data input"
+    );
+    let Input::Literal(epochs) = &t.job.inputs["epochs"] else {
+        panic!()
+    };
+    assert!(epochs.optional && epochs.rendered().is_none());
+    assert_eq!(p.steps["report"].job.compute, "local");
+    assert_eq!(p.graph.order(), ["train", "report"]);
+}
+
+struct Bad {
+    jobs: &'static str,
+    field: &'static str,
+    line: usize,
+    says: &'static str,
+    fix: &'static str,
+}
+
+#[test]
+fn bad_pipelines_get_located_errors_and_a_fix() {
+    let env = ENV.trim_end();
+    let cases = [
+        Bad {
+            jobs: "  a:\n    command: echo ${{inputs.x}}\nENV\n    inputs:\n      x: ${{parent.jobs.b.outputs.o}}\n  b:\n    command: echo ${{inputs.y}}\nENV\n    inputs:\n      y: ${{parent.jobs.a.outputs.o}}\n    outputs:\n      o:\n",
+            field: "jobs.b.inputs.y",
+            line: 12,
+            says: "step `a` has no output `o`",
+            fix: "declare `o` under the step's",
+        },
+        Bad {
+            jobs: "  a:\n    command: echo ${{inputs.x}} ${{outputs.o}}\nENV\n    inputs:\n      x: ${{parent.jobs.b.outputs.o}}\n    outputs:\n      o:\n  b:\n    command: echo ${{inputs.y}} ${{outputs.o}}\nENV\n    inputs:\n      y: ${{parent.jobs.a.outputs.o}}\n    outputs:\n      o:\n",
+            field: "jobs.a",
+            line: 3,
+            says: "the steps form a cycle: ",
+            fix: "a step cannot wait for itself",
+        },
+        Bad {
+            jobs: "  a:\n    command: echo ${{inputs.x}}\nENV\n    inputs:\n      x: ${{parent.jobs.trian.outputs.model}}\n  train:\n    component: ./train.yml\n    inputs: {data: ./d}\n",
+            field: "jobs.a.inputs.x",
+            line: 7,
+            says: "the pipeline has no step `trian`",
+            fix: "did you mean `train`?",
+        },
+        Bad {
+            jobs: "  a:\n    command: echo ${{inputs.x}}\nENV\n    inputs:\n      x: ${{parent.inputs.nope}}\n",
+            field: "jobs.a.inputs.x",
+            line: 7,
+            says: "the pipeline has no input `nope`",
+            fix: "top-level `inputs:`",
+        },
+        Bad {
+            jobs: "  a:\n    command: echo ${{inputs.x}}\nENV\n    inputs:\n      x: ${{inputs.y}}\n",
+            field: "jobs.a.inputs.x",
+            line: 7,
+            says: "is not a binding tug can follow",
+            fix: "`${{parent.inputs.y}}`",
+        },
+        Bad {
+            jobs: "  a:\n    command: echo ${{inputs.x}}\nENV\n    inputs:\n      x: data/${{parent.inputs.y}}\n",
+            field: "jobs.a.inputs.x",
+            line: 7,
+            says: "is not a binding tug can follow",
+            fix: "the whole value",
+        },
+        Bad {
+            jobs: "  a:\n    command: echo hi\nENV\n    outputs:\n      o: ${{parent.outputs.final}}\n",
+            field: "jobs.a.outputs.o",
+            line: 7,
+            says: "the pipeline has no output `final`",
+            fix: "top-level `outputs:`",
+        },
+        Bad {
+            jobs: "  a:\n    command: echo hi\nENV\n    outputs:\n      o: somewhere\n",
+            field: "jobs.a.outputs.o",
+            line: 7,
+            says: "`somewhere` is text",
+            fix: "path: somewhere",
+        },
+        Bad {
+            jobs: "  a:\n    environment_variables: {A: 1}\n",
+            field: "jobs.a.command",
+            line: 3,
+            says: "step `a` has neither `command:` nor `component:`",
+            fix: "component: ./file.yml",
+        },
+        Bad {
+            jobs: "  a:\n    command: echo hi\n",
+            field: "jobs.a.environment",
+            line: 3,
+            says: "has a `command:` but no `environment:`",
+            fix: "environment: azureml:<name>@latest",
+        },
+        Bad {
+            jobs: "  t:\n    component: ./train.yml\n    inputs:\n      lr: 0.1\n",
+            field: "jobs.t.inputs.data",
+            line: 3,
+            says: "component `train:2` needs input `data`",
+            fix: "${{parent.inputs.data}}",
+        },
+        Bad {
+            jobs: "  t:\n    component: ./train.yml\n    inputs:\n      data: ./d\n      learning_rate: 0.1\n",
+            field: "jobs.t.inputs.learning_rate",
+            line: 7,
+            says: "component `train:2` has no input `learning_rate`",
+            fix: "its inputs are `data`, `epochs`, `lr`",
+        },
+        Bad {
+            jobs: "  t:\n    component: ./train.yml\n    inputs:\n      data: ./d\n      lr: 3\n",
+            field: "jobs.t.inputs.lr",
+            line: 7,
+            says: "3 is above the input's `max` (1)",
+            fix: "at most 1",
+        },
+        Bad {
+            jobs: "  t:\n    component: ./train.yml\n    inputs:\n      data: ./d\n      epochs: many\n",
+            field: "jobs.t.inputs.epochs",
+            line: 7,
+            says: "is not a `integer` value",
+            fix: "give a integer value",
+        },
+        Bad {
+            jobs: "  t:\n    component: ./missing.yml\n",
+            field: "jobs.t.component",
+            line: 4,
+            says: "component `./missing.yml` cannot be read: No such file",
+            fix: "relative to this pipeline file",
+        },
+        Bad {
+            jobs: "  t:\n    component: azureml:train@prod\n",
+            field: "jobs.t.component",
+            line: 4,
+            says: "label `@prod`",
+            fix: "azureml:<name>@latest",
+        },
+        Bad {
+            jobs: "  t:\n    component: ./train.yml\n    command: python other.py\n    inputs: {data: ./d}\n",
+            field: "jobs.t.command",
+            line: 5,
+            says: "`command` comes from the component `train:2`",
+            fix: "remove `command` from the step",
+        },
+        Bad {
+            jobs: "  t:\n    component: ./train.yml\n    inputs: {data: ./d}\n    outputs:\n      modle:\n",
+            field: "jobs.t.outputs.modle",
+            line: 7,
+            says: "component `train:2` has no output `modle`",
+            fix: "its outputs are `model`",
+        },
+        Bad {
+            jobs: "  1st:\n    command: echo\nENV\n",
+            field: "jobs.1st",
+            line: 3,
+            says: "`1st` is not a valid step name",
+            fix: "starts with a letter",
+        },
+        Bad {
+            jobs: "  a:\n    type: parallel\n    command: echo\nENV\n",
+            field: "jobs.a.type",
+            line: 4,
+            says: "`type: parallel` steps are not supported",
+            fix: "command step",
+        },
+        Bad {
+            jobs: "  a:\n    type: comand\n    command: echo\nENV\n",
+            field: "jobs.a.type",
+            line: 4,
+            says: "did you mean `command`?",
+            fix: "type: command",
+        },
+        Bad {
+            jobs: "  a:\n    command: echo ${{inputs.x}}\nENV\n",
+            field: "jobs.a.command",
+            line: 4,
+            says: "refers to an input that is not declared",
+            fix: "declare it under `inputs:`",
+        },
+        Bad {
+            jobs: "  a:\n    command: echo ${{parent.inputs.x}}\nENV\n",
+            field: "jobs.a.command",
+            line: 4,
+            says: "is a binding, and a command uses its own inputs",
+            fix: "x: ${{parent.inputs.x}}",
+        },
+        Bad {
+            jobs: "  a:\n    comand: echo\nENV\n",
+            field: "jobs.a.comand",
+            line: 4,
+            says: "unknown field `comand` in `jobs.a`; did you mean `command`?",
+            fix: "command",
+        },
+    ];
+    let mut wrong = Vec::new();
+    for case in cases {
+        let text = format!("type: pipeline\njobs:\n{}", case.jobs.replace("ENV", env));
+        let e = match parse(&text) {
+            Ok(_) => panic!("expected an error for:\n{text}"),
+            Err(e) => e,
+        };
+        let shown = e.to_string();
+        let ok = e.field() == Some(case.field)
+            && e.location().map(|(l, _)| l) == Some(case.line)
+            && shown.contains(case.says)
+            && shown.contains(case.fix)
+            && shown.contains("pipeline.yml");
+        if !ok {
+            wrong.push(format!(
+                "expected {} line {} `{}` / `{}`, got:\n{shown}",
+                case.field, case.line, case.says, case.fix
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    // The pipeline's own settings, and an empty one.
+    for (text, field, says) in [
+        ("type: pipeline\njobs: {}\n", "jobs", "`jobs` is empty"),
+        (
+            "type: pipeline\nsettings:\n  continue_on_step_failure: maybe\njobs:\n  a: {command: echo}\n",
+            "settings.continue_on_step_failure",
+            "continue_on_step_failure",
+        ),
+        (
+            "type: pipeline\nsettings:\n  default_compute: azureml:a b\njobs:\n  a: {command: echo}\n",
+            "settings.default_compute",
+            "is not a compute target name",
+        ),
+    ] {
+        let e = parse(text).unwrap_err();
+        assert_eq!(e.field(), Some(field), "{e}");
+        assert!(e.to_string().contains(says), "{e}");
+    }
+}

@@ -228,6 +228,73 @@ fn the_lightgbm_jobs_and_the_sweeps_run_unchanged() {
     );
 }
 
+/// `endpoints/online/managed/sample`: the endpoint, then the deployment that names the
+/// curated sklearn environment, scored with the sample's request; Azure's docs give the same
+/// two predictions. The conda-pinned deployment needs an image from mcr.microsoft.com: it
+/// fails with the fix and the running deployment keeps serving.
+#[test]
+fn the_managed_online_sample_deploys_on_a_curated_environment_and_scores() {
+    require_image("tug/curated:sklearn");
+    let ws = site();
+    let dir = "cli/endpoints/online/managed/sample";
+    ws.ok(&[
+        "online-endpoint",
+        "create",
+        "-f",
+        &format!("{dir}/endpoint.yml"),
+    ]);
+    let out = ws.tug(&[
+        "online-deployment",
+        "create",
+        "-f",
+        &format!("{dir}/blue-deployment-with-curated-env.yml"),
+        "--all-traffic",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        ws.server_log()
+    );
+    let request = format!("{dir}/sample-request.json");
+    let invoke = [
+        "online-endpoint",
+        "invoke",
+        "-n",
+        "my-endpoint",
+        "--request-file",
+        &request,
+    ];
+    let answer: Value = serde_json::from_str(ws.ok(&invoke).trim()).unwrap();
+    let got: Vec<f64> = answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let want = [11055.977245525679, 4503.079536107787];
+    assert!(
+        got.len() == 2 && got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-6),
+        "{got:?}"
+    );
+
+    let out = ws.tug(&[
+        "online-deployment",
+        "update",
+        "-f",
+        &format!("{dir}/blue-deployment.yml"),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest")
+            && err.contains("docker load"),
+        "{err}"
+    );
+    assert!(ws.ok(&invoke).contains("11055.977"), "still serving");
+    ws.ok(&["online-endpoint", "delete", "-n", "my-endpoint"]);
+}
+
 #[test]
 fn what_tug_cannot_run_yet_is_refused_with_the_reason() {
     let ws = site();

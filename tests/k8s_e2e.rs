@@ -539,9 +539,10 @@ fn full_spec() -> tug::compute::RunSpec {
                 "MLFLOW_TRACKING_URI".to_string(),
                 "http://172.17.0.1:41000".to_string(),
             ),
+            ("MLFLOW_TRACKING_TOKEN".to_string(), "tug-run.x".to_string()),
         ]
         .into(),
-        secret_env: ["DB".to_string()].into(),
+        secret_env: ["DB".to_string(), "MLFLOW_TRACKING_TOKEN".to_string()].into(),
         user: Some("1000:1000".into()),
         files: vec![],
         owner: (1000, 1000),

@@ -352,6 +352,21 @@ fn read_step(
     // Bindings first: their values are not literals to check.
     let mut bindings = StepIo::default();
     for (input, value) in &step.inputs {
+        let path = match value {
+            Input::Data(d) => d.path.as_ref().map(|p| p.given.as_str()),
+            Input::Literal(l) => match &l.value {
+                Some(Literal::Str(s)) => Some(s.as_str()),
+                _ => None,
+            },
+        };
+        if path.is_some_and(|p| p.starts_with(STEP_OUTPUT_SCHEME)) {
+            return Err(view.invalid(
+                &join("inputs", input),
+                false,
+                format!("`{STEP_OUTPUT_SCHEME}` paths are tug's own"),
+                "bind another step's output as `${{parent.jobs.<step>.outputs.<name>}}`, so the steps run in order",
+            ));
+        }
         let written = match value {
             Input::Literal(l) => match &l.value {
                 Some(Literal::Str(s)) => Some(s.as_str()),
@@ -671,6 +686,21 @@ fn component_job(
                 },
             }),
         };
+        if given.is_none() && !decl.optional && decl.default.is_none() {
+            return Err(view.invalid(
+                &field,
+                false,
+                format!(
+                    "input `{name}` of component `{}` is required, and the step gives it no value",
+                    component.reference()
+                ),
+                if decl.input_type.is_literal() {
+                    format!("give a {} value", decl.input_type)
+                } else {
+                    "give `path:` (or a path), or bind it to a step's output".to_string()
+                },
+            ));
+        }
         inputs.insert(name.clone(), decl.given(given));
     }
     for (name, decl) in &component.inputs {

@@ -340,6 +340,20 @@ fn bad_pipelines_get_located_errors_and_a_fix() {
             fix: "its outputs are `model`",
         },
         Bad {
+            jobs: "  t:\n    component: ./train.yml\n    inputs:\n      data:\n",
+            field: "jobs.t.inputs.data",
+            line: 6,
+            says: "input `data` of component `train:2` is required, and the step gives it no value",
+            fix: "give `path:`",
+        },
+        Bad {
+            jobs: "  a:\n    command: cat ${{inputs.x}}\nENV\n    inputs:\n      x: {type: uri_folder, path: tug-step://b/outputs/o}\n",
+            field: "jobs.a.inputs.x",
+            line: 7,
+            says: "`tug-step://` paths are tug's own",
+            fix: "${{parent.jobs.<step>.outputs.<name>}}",
+        },
+        Bad {
             jobs: "  1st:\n    command: echo\nENV\n",
             field: "jobs.1st",
             line: 3,

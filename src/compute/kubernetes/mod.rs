@@ -813,7 +813,9 @@ impl ComputeTarget for KubeTarget {
         };
         // A pod with the tracking relay gets its tunnel for as long as `main` runs (the
         // pod says so itself: the config may have changed since the run started).
-        let _tunnel = match (self.inner.tracking, self.pod(run_id).await?) {
+        // A failed read means no tunnel this time, never a failed run: `wait` is called
+        // again when the target comes back.
+        let _tunnel = match (self.inner.tracking, self.pod(run_id).await.ok().flatten()) {
             (Some(local), Some(pod)) if objects::has_relay(&pod) && main_exit(&pod).is_none() => {
                 Some(tunnel::open(self.pods(), name.clone(), local))
             }

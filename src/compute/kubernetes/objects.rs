@@ -67,6 +67,7 @@ pub const RELAY_JOB_PORT: u16 = 47617;
 /// The relay's port for tug's server (through port-forward), on the pod's loopback.
 pub const RELAY_HOST_PORT: u16 = 47618;
 const TRACKING_URI: &str = "MLFLOW_TRACKING_URI";
+const TRACKING_TOKEN: &str = "MLFLOW_TRACKING_TOKEN";
 
 /// Whether a run's pod runs the tracking relay.
 pub fn has_relay(pod: &k8s_openapi::api::core::v1::Pod) -> bool {
@@ -370,10 +371,17 @@ pub fn run_job(spec: &RunSpec, opts: &JobOptions) -> Job {
         security_context: Some(container_security.clone()),
         ..Default::default()
     };
-    let relay = opts.tracking_tunnel && spec.env.contains_key(TRACKING_URI);
+    // Only the tracking tug set up (its run token travels as a secret beside it), never a
+    // URI of the user's own.
+    let relay = opts.tracking_tunnel
+        && spec.env.contains_key(TRACKING_URI)
+        && !spec.secret_env.contains(TRACKING_URI)
+        && spec.secret_env.contains(TRACKING_TOKEN);
     // Without python3 in the image the relay cannot start; nor can an MLflow client.
     let start_relay = if relay {
-        format!("if command -v python3 >/dev/null 2>&1; then python3 -c \"${RELAY_SOURCE}\" & fi; ")
+        format!(
+            "if command -v python3 >/dev/null 2>&1; then python3 -I -c \"${RELAY_SOURCE}\" & fi; "
+        )
     } else {
         String::new()
     };
@@ -617,8 +625,27 @@ mod tests {
                 .and_then(|e| e.value.clone())
         };
         let mut s = spec();
+        // A URI of the user's own (no run token beside it) is left alone.
+        s.env
+            .insert(TRACKING_URI.into(), "http://mlflow.example:5000".into());
+        assert!(!has_relay(&Pod {
+            spec: run_job(
+                &s,
+                &JobOptions {
+                    tracking_tunnel: true,
+                    ..opts()
+                }
+            )
+            .spec
+            .unwrap()
+            .template
+            .spec,
+            ..Default::default()
+        }));
         s.env
             .insert(TRACKING_URI.into(), "http://172.17.0.1:41000".into());
+        s.env.insert(TRACKING_TOKEN.into(), "tug-run.x".into());
+        s.secret_env.insert(TRACKING_TOKEN.into());
         let tunnel = JobOptions {
             tracking_tunnel: true,
             ..opts()

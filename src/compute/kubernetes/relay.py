@@ -64,9 +64,21 @@ async def main():
             break
         await asyncio.gather(pipe(reader, s_writer), pipe(s_reader, writer))
 
+    async def drop_ended():
+        # Idle connections whose port-forward ended: closed now, not when next popped
+        # (the server replaces idle ones every few minutes; their sockets must not pile up).
+        while True:
+            await asyncio.sleep(30)
+            for _ in range(idle.qsize()):
+                s_reader, s_writer = idle.get_nowait()
+                if s_reader.at_eof() or s_writer.is_closing():
+                    s_writer.close()
+                else:
+                    idle.put_nowait((s_reader, s_writer))
+
     await asyncio.start_server(from_server, "127.0.0.1", HOST_PORT)
     await asyncio.start_server(from_client, "127.0.0.1", JOB_PORT)
-    await asyncio.Event().wait()
+    await drop_ended()
 
 
 asyncio.run(main())

@@ -50,13 +50,18 @@ pub fn load_any_job(
         Ok(spec::JobKind::Pipeline)
     ) {
         let pipeline = load_pipeline(cwd, file, &text, overrides)?;
-        anyhow::bail!(
-            "{}: pipeline `{}` reads and checks ({} steps: {}); running pipeline jobs is not supported yet\n  help: run each step as its own command job for now",
-            file.display(),
+        let what = format!(
+            "tug read and checked pipeline `{}` ({} steps: {})",
             pipeline.display_name.as_deref().unwrap_or("(unnamed)"),
             pipeline.steps.len(),
             pipeline.graph.order().join(", "),
         );
+        return Err(spec_error(spec::pipeline_not_runnable(
+            file,
+            &text,
+            &what,
+            "run each step as its own command job for now",
+        )));
     }
     let job = spec::parse_command_job(file, &text, &borrowed(overrides)).map_err(spec_error)?;
     check_supported(file, &job)?;

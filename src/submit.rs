@@ -20,6 +20,7 @@ use crate::sweep::SweepSubmission;
 pub enum LoadedJob {
     Command(Box<CommandJob>),
     Sweep(Box<SweepJob>),
+    Pipeline(Box<spec::PipelineJob>),
 }
 
 /// Reads and validates a job file, choosing the reader by its `type:`. No I/O beyond
@@ -50,18 +51,7 @@ pub fn load_any_job(
         Ok(spec::JobKind::Pipeline)
     ) {
         let pipeline = load_pipeline(cwd, file, &text, overrides)?;
-        let what = format!(
-            "tug read and checked pipeline `{}` ({} steps: {})",
-            pipeline.display_name.as_deref().unwrap_or("(unnamed)"),
-            pipeline.steps.len(),
-            pipeline.graph.order().join(", "),
-        );
-        return Err(spec_error(spec::pipeline_not_runnable(
-            file,
-            &text,
-            &what,
-            "run each step as its own command job for now",
-        )));
+        return Ok(LoadedJob::Pipeline(Box::new(pipeline)));
     }
     let job = spec::parse_command_job(file, &text, &borrowed(overrides)).map_err(spec_error)?;
     check_supported(file, &job)?;
@@ -137,6 +127,84 @@ pub async fn sweep_submission(
             trial_timeout_seconds: limits.trial_timeout,
         },
         early_termination: sweep.early_termination.clone(),
+    })
+}
+
+/// Turns a parsed pipeline into what the server runs: each step resolved like a command
+/// job (code uploaded, environment resolved, inputs bound), an input bound to another
+/// step's output left as that output's placeholder.
+pub async fn pipeline_submission(
+    client: &Client,
+    cwd: &Path,
+    pipeline: spec::PipelineJob,
+    file: &Path,
+) -> anyhow::Result<crate::pipeline::PipelineSubmission> {
+    use crate::pipeline::binding::{InputBinding as Bound, OutputBinding};
+    let experiment_name = pipeline.experiment_name.clone().unwrap_or_else(|| {
+        cwd.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "default".into())
+    });
+    if let Some(ds) = &pipeline.settings.default_datastore {
+        tracing::warn!(
+            "{}: `settings.default_datastore: {ds}` is ignored: step outputs stay in the workspace",
+            file.display()
+        );
+    }
+    let mut steps = BTreeMap::new();
+    let mut outputs = BTreeMap::new();
+    for (name, step) in pipeline.steps {
+        let command_template = step.job.command.clone();
+        let mut job = step.job;
+        job.name = None;
+        job.experiment_name = Some(experiment_name.clone());
+        if job.display_name.is_none() {
+            job.display_name = Some(name.clone());
+        }
+        let sub = submission(client, cwd, job, file)
+            .await
+            .with_context(|| format!("step `{name}`"))?;
+        let bound = step
+            .bindings
+            .inputs
+            .iter()
+            .filter_map(|(input, b)| match b {
+                Bound::StepOutput { step, output } => {
+                    Some((input.clone(), (step.clone(), output.clone())))
+                }
+                _ => None,
+            })
+            .collect();
+        for (output, b) in &step.bindings.outputs {
+            if let OutputBinding::ParentOutput(p) = b {
+                outputs.insert(p.clone(), (name.clone(), output.clone()));
+            }
+        }
+        steps.insert(
+            name,
+            crate::pipeline::StepSubmission {
+                job: sub,
+                command_template,
+                bound,
+                is_deterministic: step.is_deterministic,
+                component: step.component,
+            },
+        );
+    }
+    Ok(crate::pipeline::PipelineSubmission {
+        name: pipeline.name,
+        display_name: pipeline.display_name,
+        experiment_name,
+        description: pipeline.description,
+        tags: pipeline.tags,
+        settings: crate::pipeline::Settings {
+            continue_on_step_failure: pipeline.settings.continue_on_step_failure,
+            force_rerun: pipeline.settings.force_rerun,
+            max_concurrent_steps: 0,
+        },
+        steps,
+        outputs,
+        source: Some(file.display().to_string()),
     })
 }
 
@@ -338,6 +406,32 @@ async fn submission_with(
                         host_path: host.display().to_string(),
                         container_path,
                         is_file: false,
+                        mode: input_mode(d.mode),
+                    },
+                );
+            }
+            spec::Input::Data(d)
+                if d.path
+                    .as_ref()
+                    .is_some_and(|p| p.given.starts_with(spec::STEP_OUTPUT_SCHEME)) =>
+            {
+                // Another step's output: the controller puts the real path in when the
+                // step starts. A file output is the file named after the output.
+                let given = &d.path.as_ref().expect("checked above").given;
+                let is_file = d.input_type == spec::InputType::UriFile;
+                let container_path = if is_file {
+                    let output = given.rsplit('/').next().unwrap_or(name);
+                    format!("{}/{output}", paths::input(name))
+                } else {
+                    paths::input(name)
+                };
+                rendered_inputs.insert(name.clone(), container_path.clone());
+                inputs.insert(
+                    name.clone(),
+                    InputBinding::Data {
+                        host_path: given.clone(),
+                        container_path,
+                        is_file,
                         mode: input_mode(d.mode),
                     },
                 );

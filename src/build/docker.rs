@@ -82,6 +82,20 @@ impl Builder {
         }
     }
 
+    /// The content hash `env`'s image has (or would have once built), without building:
+    /// what a pipeline step's fingerprint holds for its environment.
+    pub async fn env_hash(
+        &self,
+        env: &ResolvedEnvironment,
+        context_tar: Option<&[u8]>,
+    ) -> Result<String, Error> {
+        let base_id = match env {
+            ResolvedEnvironment::Image { image, .. } => Some(self.base_image_id(image).await?),
+            ResolvedEnvironment::Build { .. } => None,
+        };
+        Ok(plan(env, base_id.as_deref(), context_tar, "")?.hash)
+    }
+
     /// Makes sure the image for `env` exists, building it if not. `progress` gets
     /// each line of build output.
     pub async fn ensure(

@@ -29,6 +29,16 @@ pub(crate) enum JobCommand {
         #[arg(short, long)]
         stream: bool,
     },
+    /// Show what a pipeline job would do now, step by step: run or reuse, and why.
+    /// Creates nothing; `-o json` for CI.
+    Plan {
+        /// The pipeline job file.
+        #[arg(short, long)]
+        file: PathBuf,
+        /// Set a field, as `az ml`: `--set inputs.lr=0.1` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
     /// List jobs, newest first (a sweep's trials only with `--parent`).
     List {
         #[arg(long)]
@@ -100,6 +110,31 @@ pub(crate) async fn run(ctx: &Context_, cmd: JobCommand) -> anyhow::Result<ExitC
             let client = Client::connect(&ws).await?;
             let job = match job {
                 crate::submit::LoadedJob::Command(job) => job,
+                crate::submit::LoadedJob::Pipeline(pipeline) => {
+                    let mut sub =
+                        crate::submit::pipeline_submission(&client, &ctx.cwd, *pipeline, &file)
+                            .await?;
+                    if name.is_some() {
+                        sub.name = name;
+                    }
+                    let view: JobView = client.post("/api/pipelines", &sub).await?;
+                    if stream {
+                        if ctx.output == output::Format::Table {
+                            println!(
+                                "Submitted pipeline {} (experiment {}): {} steps",
+                                view.run.id,
+                                view.run.experiment,
+                                sub.steps.len()
+                            );
+                        }
+                        return super::pipeline::follow(&ws, client, &view.run.id, ctx.output)
+                            .await;
+                    }
+                    if !output::structured(ctx.output, &view)? {
+                        println!("{}", summary(&view));
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
                 crate::submit::LoadedJob::Sweep(sweep) => {
                     let mut sub =
                         crate::submit::sweep_submission(&client, &ctx.cwd, *sweep, &file).await?;
@@ -141,6 +176,27 @@ pub(crate) async fn run(ctx: &Context_, cmd: JobCommand) -> anyhow::Result<ExitC
             }
             if !output::structured(ctx.output, &view)? {
                 println!("{}", summary(&view));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Plan { file, set } => {
+            let overrides = parse_sets(&set)?;
+            let crate::submit::LoadedJob::Pipeline(pipeline) =
+                crate::submit::load_any_job(&ctx.cwd, &file, &overrides)?
+            else {
+                anyhow::bail!(
+                    "{}: `tug job plan` plans pipeline jobs (`type: pipeline`); a command or sweep job always runs\n  help: `tug job create -f {}` runs it",
+                    file.display(),
+                    file.display()
+                );
+            };
+            let client = Client::connect(&ws).await?;
+            let sub =
+                crate::submit::pipeline_submission(&client, &ctx.cwd, *pipeline, &file).await?;
+            let plan: crate::server::pipeline_api::PlanView =
+                client.post("/api/pipelines/plan", &sub).await?;
+            if !output::structured(ctx.output, &plan)? {
+                println!("{}", super::pipeline::plan_table(&plan));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -225,6 +281,9 @@ pub(crate) async fn run(ctx: &Context_, cmd: JobCommand) -> anyhow::Result<ExitC
                 if let Some(sweep) = &view.sweep {
                     println!("\n{}", super::sweep::detail(sweep));
                 }
+                if let Some(pipeline) = &view.pipeline {
+                    println!("\n{}", super::pipeline::detail(pipeline));
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -234,6 +293,9 @@ pub(crate) async fn run(ctx: &Context_, cmd: JobCommand) -> anyhow::Result<ExitC
             let view: JobView = client.get(&format!("/api/jobs/{}", urlencode(&id))).await?;
             if view.run.kind == "sweep" {
                 return super::sweep::follow(&ws, client, &id, ctx.output).await;
+            }
+            if view.run.kind == "pipeline" {
+                return super::pipeline::follow(&ws, client, &id, ctx.output).await;
             }
             super::stream::follow(&ws, client, &id, ctx.output).await
         }

@@ -8,6 +8,7 @@ mod environment;
 mod job;
 mod model;
 pub mod output;
+mod pipeline;
 mod secret;
 mod stream;
 mod sweep;

@@ -7,5 +7,10 @@
 //! server, like the sweep controller.
 
 pub mod binding;
+pub mod controller;
+pub mod fingerprint;
 pub mod graph;
+pub mod model;
 pub mod reuse;
+
+pub use model::{PipelineSubmission, Settings, StepSubmission};

@@ -211,6 +211,21 @@ impl fmt::Display for Reason {
     }
 }
 
+impl Decision {
+    /// The reason alone, for a table whose other columns say run or reuse.
+    pub fn why(&self) -> String {
+        match self {
+            Decision::Reuse { .. } => "nothing it depends on changed".into(),
+            Decision::Run { reason } => reason.to_string(),
+            Decision::WaitFor { step } => {
+                format!(
+                    "decided after `{step}`, which runs: reused if its outputs come out the same"
+                )
+            }
+        }
+    }
+}
+
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -80,6 +80,10 @@ pub struct TrackingEndpoint {
     pub workspace_token: String,
 }
 
+fn host_path_is_step_output(input: &InputBinding) -> bool {
+    matches!(input, InputBinding::Data { host_path, .. } if host_path.starts_with(crate::spec::STEP_OUTPUT_SCHEME))
+}
+
 /// Counts a drive task as active for as long as it lives.
 struct ActiveGuard<'a>(&'a AtomicUsize);
 impl Drop for ActiveGuard<'_> {
@@ -167,7 +171,11 @@ impl Runner {
             }
         }
         for (name, input) in &sub.inputs {
+            // A pipeline step's input bound to another step's output has no path until
+            // that step has run; only a draft may hold its placeholder.
+            let placeholder = !snapshots_uploaded && host_path_is_step_output(input);
             if let InputBinding::Data { host_path, .. } = input
+                && !placeholder
                 && !std::path::Path::new(host_path).exists()
             {
                 return Err(Error::MissingInput {
@@ -536,6 +544,28 @@ impl Runner {
             ensured.tag
         );
         Ok((ensured.hash, ensured.tag))
+    }
+
+    /// The content hash of `env`'s image, built or not (see `Builder::env_hash`).
+    pub async fn environment_hash(&self, env: &ResolvedEnvironment) -> Result<String, String> {
+        let context = match env {
+            ResolvedEnvironment::Build {
+                context_snapshot, ..
+            } => Some(
+                std::fs::read(self.snapshot_path(context_snapshot))
+                    .map_err(|e| format!("reading the build context snapshot: {e}"))?,
+            ),
+            _ => None,
+        };
+        self.builder
+            .env_hash(env, context.as_deref())
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The code snapshot `sha` as uploaded.
+    pub fn snapshot_bytes(&self, sha: &str) -> Result<Vec<u8>, Error> {
+        std::fs::read(self.snapshot_path(sha)).map_err(|_| Error::MissingSnapshot(sha.to_string()))
     }
 
     fn container_spec(&self, run: &RunRecord) -> Result<crate::compute::RunSpec, Error> {

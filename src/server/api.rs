@@ -150,6 +150,9 @@ pub struct JobView {
     /// For a sweep's parent run: its settings and trials, ranked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<super::sweep_api::SweepView>,
+    /// For a pipeline's parent run: each step's state, run and reuse decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<super::pipeline_api::PipelineView>,
 }
 
 pub(crate) fn view(s: &AppState, run: RunRecord, detail: bool) -> ApiResult<JobView> {
@@ -179,12 +182,18 @@ pub(crate) fn view(s: &AppState, run: RunRecord, detail: bool) -> ApiResult<JobV
     } else {
         None
     };
+    let pipeline = if detail && run.kind == "pipeline" {
+        Some(super::pipeline_api::pipeline_view(s, &run)?)
+    } else {
+        None
+    };
     Ok(JobView {
         run,
         metrics,
         history,
         artifacts,
         sweep,
+        pipeline,
     })
 }
 
@@ -240,10 +249,10 @@ async fn cancel_job(
     State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobView>> {
-    let run = if s.runner.store.run(&id)?.kind == "sweep" {
-        s.sweeps.cancel(&id)?
-    } else {
-        s.runner.cancel(&id)?
+    let run = match s.runner.store.run(&id)?.kind.as_str() {
+        "sweep" => s.sweeps.cancel(&id)?,
+        "pipeline" => s.pipelines.cancel(&id)?,
+        _ => s.runner.cancel(&id)?,
     };
     Ok(Json(view(&s, run, false)?))
 }

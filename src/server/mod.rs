@@ -7,6 +7,7 @@ mod mlflow_api;
 mod mlflow_artifacts;
 mod mlflow_models;
 mod mlflow_queries;
+pub mod pipeline_api;
 mod registry_api;
 pub mod stream;
 pub mod sweep_api;
@@ -74,6 +75,7 @@ pub(crate) struct AppState {
     pub runner: Arc<Runner>,
     pub endpoints: Arc<crate::endpoint::controller::Controller>,
     pub sweeps: Arc<crate::sweep::controller::Controller>,
+    pub pipelines: Arc<crate::pipeline::controller::Controller>,
     pub token: String,
     pub info: ServerInfo,
     gate: std::sync::Mutex<Gate>,
@@ -99,6 +101,7 @@ impl AppState {
             && self.endpoints.active() == 0
             && self.endpoints.forwarding() == 0
             && self.sweeps.active() == 0
+            && self.pipelines.active() == 0
             && g.last_activity.elapsed() >= limit
         {
             g.closing = true;
@@ -223,10 +226,15 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
         runner.store.clone(),
         runner.clone(),
     ));
+    let pipelines = Arc::new(crate::pipeline::controller::Controller::new(
+        runner.store.clone(),
+        runner.clone(),
+    ));
     let state = Arc::new(AppState {
         runner: runner.clone(),
         endpoints: endpoints.clone(),
         sweeps: sweeps.clone(),
+        pipelines: pipelines.clone(),
         token,
         info: info.clone(),
         gate: std::sync::Mutex::new(Gate {
@@ -253,6 +261,10 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
         doing: "resume sweeps".into(),
         source: std::io::Error::other(e),
     })?;
+    let pipelines_resumed = pipelines.reconcile().map_err(|e| Error::Io {
+        doing: "resume pipelines".into(),
+        source: std::io::Error::other(e),
+    })?;
     if let Err(e) = endpoints.reconcile().await {
         tracing::warn!(error = %e, "reconciling endpoints");
     }
@@ -269,7 +281,7 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
     });
-    tracing::info!(url = %info.url, resumed, sweeps_resumed, "tug server listening");
+    tracing::info!(url = %info.url, resumed, sweeps_resumed, pipelines_resumed, "tug server listening");
     write_server_file(&ws, &info)?;
 
     let app = router(state.clone());
@@ -342,6 +354,7 @@ fn router(state: Arc<AppState>) -> Router {
         .merge(registry_api::routes())
         .merge(endpoint_api::routes())
         .merge(sweep_api::routes())
+        .merge(pipeline_api::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         // Authenticated on its own: run tokens are accepted there too.
         .merge(mlflow_api::routes(state.clone(), mlflow_api::Access::Host))

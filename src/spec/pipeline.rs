@@ -307,6 +307,19 @@ pub(crate) fn read(
         let e = &errors[0];
         doc.invalid(&e.field(), true, e.to_string(), e.help())
     })?;
+    // An inline step's output promoted to a pipeline output, with nothing of its own
+    // declared, is of the pipeline output's type (Azure's hello-pipeline-customize-output-file).
+    for step in steps.values_mut().filter(|s| s.component.is_none()) {
+        for (output, b) in &step.bindings.outputs {
+            if let OutputBinding::ParentOutput(p) = b
+                && let Some(parent) = raw.outputs.get(p)
+                && let Some(out) = step.job.outputs.get_mut(output)
+                && out.output_type == InputType::UriFolder
+            {
+                out.output_type = parent.output_type;
+            }
+        }
+    }
     // An inline step's input bound to another step's output is data of that output's type.
     let types: BTreeMap<(String, String), InputType> = steps
         .iter()

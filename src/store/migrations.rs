@@ -124,6 +124,29 @@ const STEPS: &[&str] = &[
         run_id TEXT REFERENCES runs (id),
         record TEXT NOT NULL
      );",
+    // 5: pipelines. A pipeline is a parent run (kind 'pipeline'); each step has one row
+    // from the start, so that a step is decided (started, reused or skipped) exactly once
+    // whatever restarts come between. `key` is the step's fingerprint hash, looked up to
+    // reuse a completed run with the same one.
+    "CREATE TABLE pipelines (
+        run_id TEXT PRIMARY KEY REFERENCES runs (id),
+        spec TEXT NOT NULL,
+        note TEXT
+     );
+     CREATE TABLE pipeline_steps (
+        pipeline_id TEXT NOT NULL REFERENCES runs (id),
+        step TEXT NOT NULL,
+        state TEXT NOT NULL,
+        run_id TEXT UNIQUE REFERENCES runs (id),
+        reused_from TEXT REFERENCES runs (id),
+        fingerprint TEXT,
+        key TEXT,
+        decision TEXT,
+        reason TEXT,
+        PRIMARY KEY (pipeline_id, step)
+     );
+     CREATE INDEX pipeline_steps_key ON pipeline_steps (key);
+     CREATE INDEX pipeline_steps_step ON pipeline_steps (step);",
 ];
 
 /// Brings the schema up to date; refuses a store written by a newer tug.

@@ -4,10 +4,12 @@
 mod endpoints;
 mod migrations;
 mod models;
+mod pipelines;
 mod sweeps;
 mod tracking;
 
 pub use models::ModelRecord;
+pub use pipelines::{PipelineRecord, StepDecision, StepRecord, StepRow, StepStart};
 pub use sweeps::{SweepRecord, TrialInsert, TrialRecord};
 pub use tracking::{ExperimentRecord, LoggedModelRecord, RunTracking, TRACKED_KIND, TrackingBatch};
 
@@ -603,37 +605,45 @@ pub(crate) const RUN_COLUMNS: &str =
     log_nonce, params, tags, outcome, log_bytes, kind, parent_id";
 
 pub(crate) fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RunRecord>> {
-    let status: String = r.get(3)?;
-    let submission: String = r.get(5)?;
-    let params: String = r.get(17)?;
-    let tags: String = r.get(18)?;
+    row_to_run_offset(r, 0)
+}
+
+/// A run read from [`RUN_COLUMNS`] starting at column `o` (after a join's own columns).
+pub(crate) fn row_to_run_offset(
+    r: &rusqlite::Row<'_>,
+    o: usize,
+) -> rusqlite::Result<Result<RunRecord>> {
+    let status: String = r.get(o + 3)?;
+    let submission: String = r.get(o + 5)?;
+    let params: String = r.get(o + 17)?;
+    let tags: String = r.get(o + 18)?;
     let rec = (|| -> Result<RunRecord> {
         Ok(RunRecord {
-            id: r.get(0)?,
-            experiment: r.get(1)?,
-            display_name: r.get(2)?,
+            id: r.get(o)?,
+            experiment: r.get(o + 1)?,
+            display_name: r.get(o + 2)?,
             status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
-            compute: r.get(4)?,
+            compute: r.get(o + 4)?,
             submission: serde_json::from_str(&submission)?,
-            env_hash: r.get(6)?,
-            image: r.get(7)?,
-            container: r.get(8)?,
-            exit_code: r.get(9)?,
-            error: r.get(10)?,
-            created_at: r.get(11)?,
-            started_at: r.get(12)?,
-            ended_at: r.get(13)?,
-            cancel_requested: r.get::<_, i64>(14)? != 0,
-            log_cursor: r.get(15)?,
-            log_nonce: r.get(16)?,
+            env_hash: r.get(o + 6)?,
+            image: r.get(o + 7)?,
+            container: r.get(o + 8)?,
+            exit_code: r.get(o + 9)?,
+            error: r.get(o + 10)?,
+            created_at: r.get(o + 11)?,
+            started_at: r.get(o + 12)?,
+            ended_at: r.get(o + 13)?,
+            cancel_requested: r.get::<_, i64>(o + 14)? != 0,
+            log_cursor: r.get(o + 15)?,
+            log_nonce: r.get(o + 16)?,
             params: serde_json::from_str(&params)?,
             tags: serde_json::from_str(&tags)?,
             outcome: r
                 .get::<_, Option<String>>(19)?
                 .and_then(|s| RunStatus::parse(&s)),
-            log_bytes: r.get::<_, i64>(20)? as u64,
-            kind: r.get(21)?,
-            parent_id: r.get(22)?,
+            log_bytes: r.get::<_, i64>(o + 20)? as u64,
+            kind: r.get(o + 21)?,
+            parent_id: r.get(o + 22)?,
         })
     })();
     Ok(rec)

@@ -295,6 +295,52 @@ fn the_managed_online_sample_deploys_on_a_curated_environment_and_scores() {
     ws.ok(&["online-endpoint", "delete", "-n", "my-endpoint"]);
 }
 
+/// Azure's pipeline files, components and bindings included, run as written; a resubmit
+/// of one reuses every step.
+#[test]
+fn pipeline_files_run_their_steps_in_order() {
+    let ws = site();
+    for (file, steps) in [
+        (
+            "jobs/basics/hello-pipeline-io.yml",
+            &["hello_job", "world_job"][..],
+        ),
+        ("jobs/basics/hello-pipeline-abc.yml", &["a", "b", "c"]),
+        (
+            "jobs/basics/hello-pipeline-customize-output-file.yml",
+            &["hello_world"],
+        ),
+        (
+            "jobs/pipelines-with-components/basics/3b_pipeline_with_data/pipeline.yml",
+            &["component_a", "component_b", "component_c"],
+        ),
+    ] {
+        let (ok, out, err) = create(&ws, file);
+        assert!(ok, "{file}:\n{out}\n{err}");
+        let (shown, _) = newest(&ws);
+        assert_eq!(shown["status"], "Completed", "{file}: {shown:#}");
+        let states: Vec<(&str, &str)> = shown["pipeline"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["step"].as_str().unwrap(), s["state"].as_str().unwrap()))
+            .collect();
+        let want: Vec<(&str, &str)> = steps.iter().map(|s| (*s, "completed")).collect();
+        let mut sorted = states;
+        sorted.sort();
+        let mut want_sorted = want;
+        want_sorted.sort();
+        assert_eq!(sorted, want_sorted, "{file}: {shown:#}");
+    }
+    // hello-pipeline-io: world_job reads the file hello_job wrote.
+    let (ok, out, err) = create(&ws, "jobs/basics/hello-pipeline-io.yml");
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("reused"),
+        "an unchanged resubmit reuses: {out}"
+    );
+}
+
 #[test]
 fn what_tug_cannot_run_yet_is_refused_with_the_reason() {
     let ws = site();
@@ -317,28 +363,7 @@ fn what_tug_cannot_run_yet_is_refused_with_the_reason() {
     }
 
     let before = ws.json(&["job", "list"]).as_array().unwrap().len();
-    // Read and checked, components and bindings included, then refused: the pipeline
-    // controller is not there yet. A sweep step is refused at its `type:`.
-    for (file, steps) in [
-        ("jobs/basics/hello-pipeline-io.yml", "hello_job, world_job"),
-        ("jobs/basics/hello-pipeline-abc.yml", "a, b, c"),
-        (
-            "jobs/basics/hello-pipeline-customize-output-file.yml",
-            "hello_world",
-        ),
-        (
-            "jobs/pipelines-with-components/basics/3b_pipeline_with_data/pipeline.yml",
-            "component_a, component_b, component_c",
-        ),
-    ] {
-        let (ok, _, err) = create(&ws, file);
-        assert!(!ok, "{file}");
-        assert!(
-            err.contains(&format!("steps: {steps})"))
-                && err.contains("running pipeline jobs is not supported yet"),
-            "{file}: {err}"
-        );
-    }
+    // A sweep step is refused at its `type:`, before anything is created.
     let file = "jobs/pipelines-with-components/pipeline_with_hyperparameter_sweep/pipeline.yml";
     let (ok, _, err) = create(&ws, file);
     assert!(!ok);

@@ -170,20 +170,6 @@ pub fn parse_pipeline_job(
     pipeline::read(&doc, resolve)
 }
 
-/// The error for a pipeline file that reads and checks but cannot run here, located at its
-/// `type:` (`what` says what was read, `help` what to do instead).
-pub fn pipeline_not_runnable(path: &Path, text: &str, what: &str, help: &str) -> SpecError {
-    match Document::load(path, text, &[], "pipeline job") {
-        Ok(doc) => doc.unsupported(
-            "type",
-            false,
-            format!("`type: pipeline`: this is a pipeline job; {what}, but running pipeline jobs is not supported yet"),
-            help,
-        ),
-        Err(e) => e,
-    }
-}
-
 /// Read an environment file (`image:` or `build:`, optional `conda_file:`).
 ///
 /// A file with top-level `channels:`/`dependencies:` is a conda file and is rejected with a

@@ -76,6 +76,7 @@ const KINDS: &[&str] = &[
     ".model.yml",
     ".endpoint.yml",
     ".deployment.yml",
+    ".pipeline.yml",
 ];
 
 fn parse_any(path: &Path, text: &str) -> Result<(), SpecError> {
@@ -95,6 +96,17 @@ fn parse_any(path: &Path, text: &str) -> Result<(), SpecError> {
         parse_online_endpoint(path, text, &set).map(drop)
     } else if name.ends_with(".deployment.yml") {
         parse_online_deployment(path, text, &set).map(drop)
+    } else if name.ends_with(".pipeline.yml") {
+        // Component files sit beside the corpus files they are named from.
+        let mut read = |source: &super::ComponentSource| match source {
+            super::ComponentSource::File(p) => fs::read_to_string(p)
+                .map(|t| (p.clone(), t))
+                .map_err(|e| e.to_string()),
+            super::ComponentSource::Registered { name, .. } => {
+                Err(format!("no registry for `{name}`"))
+            }
+        };
+        super::parse_pipeline_job(path, text, &set, &mut read).map(drop)
     } else {
         panic!("{name}: corpus files end in one of {KINDS:?}")
     }
@@ -167,7 +179,7 @@ fn bad_files_fail_where_and_how_they_say() {
             "the corpus has no bad {kind} file"
         );
     }
-    let serving: usize = counts[4..].iter().sum();
+    let serving: usize = counts[4..7].iter().sum();
     assert!(counts[1] >= 30, "only {} bad sweep files", counts[1]);
     assert!(
         serving >= 20,

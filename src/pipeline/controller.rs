@@ -52,8 +52,9 @@ pub enum Error {
 
 /// How often a pipeline looks again when nothing wakes it.
 const TICK: Duration = Duration::from_secs(2);
-/// The least time between two passes: steps end in bursts.
-const SETTLE: Duration = Duration::from_millis(100);
+/// The least time between two passes: a step's end is a burst of store writes, and the
+/// next step waits on this, so it is short.
+const SETTLE: Duration = Duration::from_millis(20);
 /// Store errors in a row a pipeline rides out before it fails.
 const MAX_PASS_ERRORS: u32 = 5;
 

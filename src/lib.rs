@@ -14,6 +14,7 @@ pub mod fuzzing;
 pub mod pipeline;
 pub mod registry;
 pub mod run;
+pub mod schedule;
 pub mod secrets;
 pub mod server;
 pub mod serving;

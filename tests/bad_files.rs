@@ -2,7 +2,8 @@
 //! names the file, the line and column and the field its `# expect:` line states — and
 //! nothing is created: no store, no server, no run, no container. The command is chosen by
 //! suffix: `.env.yml` → `environment`, `.model.yml` → `model`, `.endpoint.yml` →
-//! `online-endpoint`, `.deployment.yml` → `online-deployment`, else `job` (`.job.yml` and
+//! `online-endpoint`, `.deployment.yml` → `online-deployment`, `.schedule.yml` →
+//! `schedule`, else `job` (`.job.yml` and
 //! `.sweep.yml`: `tug job create` reads a sweep file with the sweep reader).
 
 use std::collections::BTreeMap;
@@ -51,6 +52,7 @@ fn command_for(name: &str) -> &'static str {
         (".deployment.yml", "online-deployment"),
         (".job.yml", "job"),
         (".sweep.yml", "job"),
+        (".schedule.yml", "schedule"),
     ];
     NOUNS
         .iter()

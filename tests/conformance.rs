@@ -341,6 +341,60 @@ fn pipeline_files_run_their_steps_in_order() {
     );
 }
 
+/// Azure's schedule files are read as written (Windows zone names, cron and recurrence,
+/// `create_job` overrides with `${{name}}`); a fire of the one with settings runs Azure's
+/// pipeline with its overrides applied.
+#[test]
+fn schedule_files_are_read_and_fire_their_pipeline() {
+    let ws = site();
+    for (file, name) in [
+        (
+            "schedules/cron-job-schedule.yml",
+            "simple_cron_job_schedule",
+        ),
+        (
+            "schedules/cron-with-settings-job-schedule.yml",
+            "cron_with_settings_job_schedule",
+        ),
+        (
+            "schedules/recurrence-job-schedule.yml",
+            "simple_recurrence_job_schedule",
+        ),
+    ] {
+        let out = ws.ok(&["schedule", "create", "-f", &format!("cli/{file}")]);
+        assert!(out.contains(&format!("Created schedule {name}")), "{out}");
+        let v = ws.json(&["schedule", "show", name]);
+        assert_eq!(v["enabled"], true);
+        assert_eq!(v["time_zone"], "America/Los_Angeles", "{v:#}");
+        assert!(v["next_fire"].is_string(), "{v:#}");
+    }
+    let fire = ws.json(&["schedule", "trigger", "cron_with_settings_job_schedule"]);
+    let run = fire["run_id"].as_str().unwrap().to_string();
+    let v = ws.wait(&run, std::time::Duration::from_secs(600));
+    assert_eq!(v["status"], "Completed", "{v:#}");
+    assert_eq!(v["pipeline"]["continue_on_step_failure"], true, "{v:#}");
+    assert_eq!(
+        v["submission"]["tags"]["schedule"], "cron_with_settings_schedule",
+        "{v:#}"
+    );
+    let log = std::fs::read_to_string(
+        ws.run_dir(&format!("{run}_a"))
+            .join("user_logs/std_log.txt"),
+    )
+    .unwrap();
+    assert!(
+        log.contains(&format!("hello {run}")),
+        "`${{{{name}}}}` is the run: {log}"
+    );
+    for name in [
+        "simple_cron_job_schedule",
+        "cron_with_settings_job_schedule",
+        "simple_recurrence_job_schedule",
+    ] {
+        ws.ok(&["schedule", "disable", name]);
+    }
+}
+
 #[test]
 fn what_tug_cannot_run_yet_is_refused_with_the_reason() {
     let ws = site();

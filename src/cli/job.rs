@@ -382,7 +382,7 @@ fn detail(v: &JobView) -> String {
     }
     kv("experiment", &r.experiment);
     if let Some(parent) = &r.parent_id {
-        kv("sweep", parent);
+        kv("parent", parent);
     }
     kv("status", r.status.as_str());
     kv("compute", &r.compute);

@@ -9,6 +9,7 @@ mod job;
 mod model;
 pub mod output;
 mod pipeline;
+mod schedule;
 mod secret;
 mod stream;
 mod sweep;
@@ -65,6 +66,9 @@ enum Command {
     /// Remote data for job inputs: fetch it, or hand the cache a copy (air-gapped).
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Fire jobs on a cron or recurrence trigger (Azure ML schedule files).
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
     /// Set, list and delete the workspace's encrypted secrets.
     #[command(subcommand)]
     Secret(secret::SecretCommand),
@@ -176,6 +180,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::OnlineDeployment(cmd) => endpoint::run_deployment(&ctx, cmd).await,
         Command::Compute(cmd) => compute::run(&ctx, cmd).await,
         Command::Data(cmd) => data::run(&ctx, cmd).await,
+        Command::Schedule(cmd) => schedule::run(&ctx, cmd).await,
         Command::Secret(cmd) => secret::run(&ctx, cmd),
         Command::Server(args) => server(&ctx, args).await,
     }
@@ -219,11 +224,26 @@ async fn server(ctx: &Context_, args: ServerArgs) -> anyhow::Result<ExitCode> {
         },
         Some(ServerCommand::Status) => match crate::client::Client::existing(&ws).await? {
             Some(c) => {
+                let schedules: Vec<crate::server::schedule_api::ScheduleView> =
+                    c.get("/api/schedules").await.unwrap_or_default();
+                let waiting: Vec<_> = schedules
+                    .iter()
+                    .filter(|s| s.enabled && s.next_fire.is_some())
+                    .collect();
                 if !output::structured(ctx.output, &c.info)? {
                     println!(
                         "tug server {} (pid {}) at {} for workspace {}",
                         c.info.version, c.info.pid, c.info.url, c.info.workspace_id
                     );
+                    match waiting.iter().filter_map(|s| s.next_fire.as_deref()).min() {
+                        Some(next) => println!(
+                            "{} enabled schedule{} keep{} it up (no idle exit); the next fire is at {next}",
+                            waiting.len(),
+                            if waiting.len() == 1 { "" } else { "s" },
+                            if waiting.len() == 1 { "s" } else { "" },
+                        ),
+                        None => println!("No enabled schedules: it exits by itself when idle"),
+                    }
                 }
             }
             None => {

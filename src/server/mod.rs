@@ -9,6 +9,7 @@ mod mlflow_models;
 mod mlflow_queries;
 pub mod pipeline_api;
 mod registry_api;
+pub mod schedule_api;
 pub mod stream;
 pub mod sweep_api;
 
@@ -76,6 +77,7 @@ pub(crate) struct AppState {
     pub endpoints: Arc<crate::endpoint::controller::Controller>,
     pub sweeps: Arc<crate::sweep::controller::Controller>,
     pub pipelines: Arc<crate::pipeline::controller::Controller>,
+    pub schedules: Arc<crate::schedule::controller::Controller>,
     pub token: String,
     pub info: ServerInfo,
     gate: std::sync::Mutex<Gate>,
@@ -102,6 +104,8 @@ impl AppState {
             && self.endpoints.forwarding() == 0
             && self.sweeps.active() == 0
             && self.pipelines.active() == 0
+            // An enabled schedule needs a server to fire it.
+            && self.schedules.enabled() == 0
             && g.last_activity.elapsed() >= limit
         {
             g.closing = true;
@@ -230,11 +234,20 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
         runner.store.clone(),
         runner.clone(),
     ));
+    let schedules = Arc::new(crate::schedule::controller::Controller::new(
+        runner.store.clone(),
+        Arc::new(schedule_api::ServerSubmit {
+            runner: runner.clone(),
+            sweeps: sweeps.clone(),
+            pipelines: pipelines.clone(),
+        }),
+    ));
     let state = Arc::new(AppState {
         runner: runner.clone(),
         endpoints: endpoints.clone(),
         sweeps: sweeps.clone(),
         pipelines: pipelines.clone(),
+        schedules: schedules.clone(),
         token,
         info: info.clone(),
         gate: std::sync::Mutex::new(Gate {
@@ -265,6 +278,11 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
         doing: "resume pipelines".into(),
         source: std::io::Error::other(e),
     })?;
+    // After pipelines: a fire the last server left unsubmitted becomes a run now.
+    let fires_resumed = schedules.start().map_err(|e| Error::Io {
+        doing: "start schedules".into(),
+        source: std::io::Error::other(e),
+    })?;
     if let Err(e) = endpoints.reconcile().await {
         tracing::warn!(error = %e, "reconciling endpoints");
     }
@@ -281,7 +299,7 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
     });
-    tracing::info!(url = %info.url, resumed, sweeps_resumed, pipelines_resumed, "tug server listening");
+    tracing::info!(url = %info.url, resumed, sweeps_resumed, pipelines_resumed, fires_resumed, schedules = schedules.enabled(), "tug server listening");
     write_server_file(&ws, &info)?;
 
     let app = router(state.clone());
@@ -355,6 +373,7 @@ fn router(state: Arc<AppState>) -> Router {
         .merge(endpoint_api::routes())
         .merge(sweep_api::routes())
         .merge(pipeline_api::routes())
+        .merge(schedule_api::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         // Authenticated on its own: run tokens are accepted there too.
         .merge(mlflow_api::routes(state.clone(), mlflow_api::Access::Host))

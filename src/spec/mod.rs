@@ -37,6 +37,7 @@ mod model_path;
 mod overrides;
 mod pipeline;
 mod scan;
+mod schedule;
 mod sweep;
 mod sweep_settings;
 mod sweep_space;
@@ -92,6 +93,7 @@ pub use pipeline::{
     ComponentResolver, ComponentSource, PipelineJob, PipelineSettings, PipelineStep,
     STEP_OUTPUT_SCHEME, step_output_uri,
 };
+pub use schedule::{CreateJob, ScheduleFile};
 pub use sweep::{
     BAYESIAN_DISTRIBUTIONS_NOTE, DEFAULT_SWEEP_TIMEOUT, MAX_CONCURRENT_TRIALS, MAX_TOTAL_TRIALS,
     Objective, SweepJob, SweepLimits, SweepTrial, render_param, render_trial_command,
@@ -168,6 +170,19 @@ pub fn parse_pipeline_job(
 ) -> Result<PipelineJob, SpecError> {
     let doc = Document::load(path, text, overrides, "pipeline job")?;
     pipeline::read(&doc, resolve)
+}
+
+/// Read a schedule file (`name`, `trigger`, `create_job`; `az ml schedule create -f`).
+/// `now` stands for an omitted `start_time` and decides whether the schedule would ever
+/// fire; the job file `create_job` names is joined to this file's folder, not read.
+pub fn parse_schedule(
+    path: &Path,
+    text: &str,
+    overrides: &[(&str, &str)],
+    now: jiff::Timestamp,
+) -> Result<ScheduleFile, SpecError> {
+    let doc = Document::load(path, text, overrides, "schedule")?;
+    schedule::read(&doc, now)
 }
 
 /// Read an environment file (`image:` or `build:`, optional `conda_file:`).

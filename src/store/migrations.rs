@@ -147,6 +147,31 @@ const STEPS: &[&str] = &[
      );
      CREATE INDEX pipeline_steps_key ON pipeline_steps (key);
      CREATE INDEX pipeline_steps_step ON pipeline_steps (step);",
+    // 6: schedules. `next_fire` is the occurrence the schedule waits for (NULL once its
+    // window has ended); a fire is written with its run id before the job is submitted,
+    // so a server that dies in between submits that same run on restart, never a second.
+    "CREATE TABLE schedules (
+        name TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        enabled INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        start_at TEXT NOT NULL,
+        next_fire TEXT,
+        note TEXT
+     );
+     CREATE TABLE schedule_fires (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        schedule TEXT NOT NULL,
+        occurrence TEXT NOT NULL,
+        fired_at TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        missed INTEGER NOT NULL DEFAULT 0,
+        cause TEXT NOT NULL,
+        error TEXT
+     );
+     CREATE INDEX schedule_fires_schedule ON schedule_fires (schedule, seq);",
 ];
 
 /// Brings the schema up to date; refuses a store written by a newer tug.

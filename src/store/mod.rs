@@ -5,11 +5,13 @@ mod endpoints;
 mod migrations;
 mod models;
 mod pipelines;
+mod schedules;
 mod sweeps;
 mod tracking;
 
 pub use models::ModelRecord;
 pub use pipelines::{PipelineRecord, StepDecision, StepRecord, StepRow, StepStart};
+pub use schedules::{FireCause, FireRecord, FireState, NewFire, ScheduleRecord};
 pub use sweeps::{SweepRecord, TrialInsert, TrialRecord};
 pub use tracking::{ExperimentRecord, LoggedModelRecord, RunTracking, TRACKED_KIND, TrackingBatch};
 
@@ -77,6 +79,8 @@ pub enum Error {
     },
     #[error("no logged model `{0}` in this workspace")]
     NoLoggedModel(String),
+    #[error("no schedule named `{0}` in this workspace; `tug schedule list` shows them")]
+    NoSchedule(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -216,6 +216,17 @@ fn steps_run_in_order_and_are_reused_by_content_as_the_plan_says() {
             .contains("force_rerun"),
         "{out:#}"
     );
+
+    // The run c would reuse lost its folder: c runs, and the plan says why.
+    std::fs::remove_dir_all(ws.run_dir(c_run)).unwrap();
+    let p = plan(&ws, "chain.yml");
+    assert_eq!(p[2].1, "run", "{p:?}");
+    assert!(
+        p[2].2.contains(&format!(
+            "nothing changed since run {c_run}, but its outputs are gone"
+        )),
+        "{p:?}"
+    );
 }
 
 fn failing(ws: &Ws, continue_on_failure: bool, slow_secs: u32) -> &'static str {

@@ -113,15 +113,7 @@ impl Controller {
         {
             return Err(Error::BadName(name.clone()));
         }
-        let graph = sub.graph().map_err(|errors| {
-            Error::Graph(
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+        let graph = sub.checked_graph().map_err(Error::Graph)?;
         for (name, step) in &sub.steps {
             self.runner
                 .validate(&step.checkable())
@@ -208,7 +200,7 @@ impl Controller {
     async fn drive(&self, id: &str, mut wake: watch::Receiver<()>) -> Result<(), Error> {
         let record = self.store.pipeline(id)?;
         let sub: PipelineSubmission = serde_json::from_value(record.spec)?;
-        let graph = sub.graph().map_err(|e| Error::Graph(format!("{e:?}")))?;
+        let graph = sub.checked_graph().map_err(Error::Graph)?;
         let mut changes = self.store.subscribe();
         let mut errors = 0;
         loop {
@@ -247,7 +239,7 @@ impl Controller {
             let steps = self.store.pipeline_steps(id)?;
             let states = step_states(&steps);
             if run.cancel_requested {
-                return self.wind_down(id, &steps, &states);
+                return self.wind_down(id, &steps);
             }
             let next = graph::next(
                 graph,
@@ -266,7 +258,7 @@ impl Controller {
                 self.store.skip_step(id, step, why)?;
             }
             if let Some(end) = next.end {
-                self.finish(id, end, &steps, &states)?;
+                self.finish(id, end)?;
                 return Ok(true);
             }
             let mut reused = false;
@@ -285,12 +277,7 @@ impl Controller {
 
     /// A canceled pipeline: live steps canceled, waiting ones skipped, and the end once
     /// nothing runs.
-    fn wind_down(
-        &self,
-        id: &str,
-        steps: &[StepRecord],
-        states: &BTreeMap<String, StepState>,
-    ) -> Result<bool, Error> {
+    fn wind_down(&self, id: &str, steps: &[StepRecord]) -> Result<bool, Error> {
         let mut live = 0;
         for s in steps {
             match (&s.run, s.row) {
@@ -308,17 +295,14 @@ impl Controller {
         if live > 0 {
             return Ok(false);
         }
-        self.finish(id, PipelineEnd::Canceled, steps, states)?;
+        self.finish(id, PipelineEnd::Canceled)?;
         Ok(true)
     }
 
-    fn finish(
-        &self,
-        id: &str,
-        end: PipelineEnd,
-        steps: &[StepRecord],
-        states: &BTreeMap<String, StepState>,
-    ) -> Result<(), Error> {
+    fn finish(&self, id: &str, end: PipelineEnd) -> Result<(), Error> {
+        // Read again: this pass may have skipped steps since its first read.
+        let steps = &self.store.pipeline_steps(id)?;
+        let states = &step_states(steps);
         let count = |st: StepState| states.values().filter(|s| **s == st).count();
         let mut note = format!(
             "{} steps: {} ran, {} reused",
@@ -396,7 +380,7 @@ impl Controller {
             return Ok(Started::Ran);
         }
         let (fp, decision) = self
-            .decide(
+            .decide_or_run(
                 name,
                 step,
                 &job,
@@ -408,7 +392,7 @@ impl Controller {
         let fp_json = serde_json::to_value(&fp)?;
         let decision_json = serde_json::to_value(&decision)?;
         let reason = decision.why();
-        let key = fp.key();
+        let key = fp.as_ref().and_then(Fingerprint::key);
         let decided = StepDecision {
             fingerprint: &fp_json,
             key: key.as_deref(),
@@ -452,8 +436,14 @@ impl Controller {
                     StepStart::PipelineStopping => Ok(Started::Stopping),
                 }
             }
-            // Not reached: a step starts only once what it reads exists.
-            Decision::WaitFor { .. } => Ok(Started::Ran),
+            // A step starts only once what it reads exists; a submission that binds an
+            // input to a step output it does not declare would wait forever.
+            Decision::WaitFor { step: upstream } => Err(Error::Fingerprint {
+                step: name.to_string(),
+                message: format!(
+                    "it reads an output of `{upstream}` that the pipeline does not bind; resubmit the pipeline"
+                ),
+            }),
         }
     }
 
@@ -514,12 +504,15 @@ impl Controller {
             force_rerun,
             not_deterministic: !step.is_deterministic,
         };
-        let same_key = match fp.key() {
-            Some(key) => self
-                .store
-                .completed_step_with_key(&key)?
-                .filter(|run| self.outputs_exist(run)),
-            None => None,
+        let candidates = match fp.key() {
+            Some(key) => self.store.completed_steps_with_key(&key)?,
+            None => vec![],
+        };
+        let same_key = candidates.iter().find(|run| self.outputs_exist(run));
+        // Same content ran before, but no such run can be used now: say why.
+        let unusable = match (same_key, candidates.first()) {
+            (None, Some(run)) => Some(reuse::Unusable::OutputsGone { run: run.clone() }),
+            _ => None,
         };
         let latest = self
             .store
@@ -530,8 +523,45 @@ impl Controller {
                     fingerprint,
                 })
             });
-        let decision = reuse::decide(&fp, policy, same_key.as_deref(), latest.as_ref());
+        let decision = reuse::decide(
+            &fp,
+            policy,
+            same_key.map(String::as_str),
+            unusable,
+            latest.as_ref(),
+        );
         Ok((fp, decision))
+    }
+
+    /// [`Controller::decide`], except that a step whose inputs cannot be read to compare
+    /// (a folder gone, the engine away) runs, so that its own run fails or succeeds on
+    /// its merits and `continue_on_step_failure` applies, instead of failing the pipeline.
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_or_run(
+        &self,
+        name: &str,
+        step: &StepSubmission,
+        job: &JobSubmission,
+        force_rerun: bool,
+        experiment: &str,
+        pipeline: Option<&str>,
+    ) -> Result<(Option<Fingerprint>, Decision), Error> {
+        match self
+            .decide(name, step, job, force_rerun, experiment, pipeline)
+            .await
+        {
+            Ok((fp, decision)) => Ok((Some(fp), decision)),
+            Err(Error::Fingerprint { message, .. }) => {
+                tracing::warn!(step = %name, %message, "cannot fingerprint the step; it runs");
+                Ok((
+                    None,
+                    Decision::Run {
+                        reason: reuse::Reason::Unreadable { message },
+                    },
+                ))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether `run`'s outputs are still on disk: a reused step's are read later.
@@ -614,7 +644,7 @@ impl Controller {
                 .collect();
             let (job, _) = self.resolve_inputs(step, &upstream);
             let (fp, decision) = self
-                .decide(
+                .decide_or_run(
                     name,
                     step,
                     &job,
@@ -635,7 +665,7 @@ impl Controller {
                 reuse,
                 reason: decision.why(),
                 decision: serde_json::to_value(&decision)?,
-                key: fp.key(),
+                key: fp.as_ref().and_then(Fingerprint::key),
             });
         }
         Ok(out)

@@ -57,6 +57,17 @@ pub struct StepSubmission {
 impl PipelineSubmission {
     /// The DAG, rebuilt and checked from the steps themselves: the server does not take a
     /// client's word for the order.
+    /// [`PipelineSubmission::graph`] with its errors as one message.
+    pub fn checked_graph(&self) -> Result<Graph, String> {
+        self.graph().map_err(|errors| {
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
     pub fn graph(&self) -> Result<Graph, Vec<GraphError>> {
         let mut io = BTreeMap::new();
         for (name, step) in &self.steps {

@@ -22,7 +22,9 @@ pub struct Fingerprint {
     pub code: BTreeMap<String, String>,
     /// The environment's image, by content (its content-hash tag or digest).
     pub environment: String,
-    /// Names and values as written (`${{secrets.X}}` stays a reference).
+    /// Name → SHA-256 of the value as written, never the value: a `${{secrets.X}}`
+    /// reference is hashed as the reference, so `tug secret set` alone does not rerun a step
+    /// (mark such a component `is_deterministic: false`).
     pub environment_variables: BTreeMap<String, String>,
     /// Literal inputs, as rendered into the command.
     pub literals: BTreeMap<String, String>,
@@ -106,6 +108,25 @@ pub enum Reason {
         since: String,
         changes: Vec<Change>,
     },
+    /// Nothing changed, but no earlier run with this content can be used.
+    NoUsableRun {
+        because: Unusable,
+    },
+    /// Its inputs could not be read to compare (a folder gone, the engine away): it runs,
+    /// and the run reports what is wrong.
+    Unreadable {
+        message: String,
+    },
+}
+
+/// Why an earlier run with the same content cannot stand for a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+pub enum Unusable {
+    /// It completed, but its run folder (its outputs) is gone.
+    OutputsGone { run: String },
+    /// The latest run with this content did not complete.
+    DidNotComplete { run: String },
 }
 
 /// One difference between two fingerprints.
@@ -194,6 +215,19 @@ impl fmt::Display for Reason {
             Reason::ForceRerun => f.write_str("settings.force_rerun is true"),
             Reason::NotDeterministic => f.write_str("the component is not deterministic"),
             Reason::FirstRun => f.write_str("no earlier run of this step"),
+            Reason::NoUsableRun { because } => match because {
+                Unusable::OutputsGone { run } => write!(
+                    f,
+                    "nothing changed since run {run}, but its outputs are gone from the workspace"
+                ),
+                Unusable::DidNotComplete { run } => write!(
+                    f,
+                    "nothing changed since run {run}, but it did not complete"
+                ),
+            },
+            Reason::Unreadable { message } => {
+                write!(f, "its inputs could not be read to compare ({message})")
+            }
             Reason::Changed { since, changes } => {
                 write!(f, "since run {since}: ")?;
                 let shown: Vec<String> = changes
@@ -250,6 +284,7 @@ pub fn decide(
     fingerprint: &Fingerprint,
     policy: ReusePolicy,
     same_key: Option<&str>,
+    unusable: Option<Unusable>,
     latest: Option<&Prior>,
 ) -> Decision {
     if policy.force_rerun {
@@ -272,22 +307,31 @@ pub fn decide(
             run: run.to_string(),
         };
     }
+    if let Some(why) = unusable {
+        return Decision::Run {
+            reason: Reason::NoUsableRun { because: why },
+        };
+    }
     match latest {
         None => Decision::Run {
             reason: Reason::FirstRun,
         },
         Some(prior) => {
-            let mut changes = changes(&prior.fingerprint, fingerprint);
-            if changes.is_empty() {
+            let changes = changes(&prior.fingerprint, fingerprint);
+            let reason = if changes.is_empty() {
                 // Same content, yet no completed run has it: the latest did not complete.
-                changes.push(Change::Outputs);
-            }
-            Decision::Run {
-                reason: Reason::Changed {
+                Reason::NoUsableRun {
+                    because: Unusable::DidNotComplete {
+                        run: prior.run_id.clone(),
+                    },
+                }
+            } else {
+                Reason::Changed {
                     since: prior.run_id.clone(),
                     changes,
-                },
-            }
+                }
+            };
+            Decision::Run { reason }
         }
     }
 }
@@ -438,7 +482,7 @@ mod tests {
 
     #[test]
     fn an_unchanged_step_is_reused_and_says_from_where() {
-        let d = decide(&train(), ReusePolicy::default(), Some("run_7"), None);
+        let d = decide(&train(), ReusePolicy::default(), Some("run_7"), None, None);
         assert_eq!(
             d,
             Decision::Reuse {
@@ -457,14 +501,14 @@ mod tests {
             force_rerun: true,
             ..Default::default()
         };
-        let d = decide(&train(), force, Some("run_7"), None);
+        let d = decide(&train(), force, Some("run_7"), None, None);
         assert_eq!(d.to_string(), "run: settings.force_rerun is true");
         let nd = ReusePolicy {
             not_deterministic: true,
             ..Default::default()
         };
         assert!(matches!(
-            decide(&train(), nd, Some("run_7"), None),
+            decide(&train(), nd, Some("run_7"), None, None),
             Decision::Run {
                 reason: Reason::NotDeterministic
             }
@@ -489,6 +533,7 @@ mod tests {
         let d = decide(
             &after,
             ReusePolicy::default(),
+            None,
             None,
             Some(&prior("run_7", before)),
         );
@@ -528,6 +573,7 @@ mod tests {
             &after,
             ReusePolicy::default(),
             None,
+            None,
             Some(&prior("run_7", train())),
         );
         assert_eq!(
@@ -549,6 +595,7 @@ mod tests {
             &fp,
             ReusePolicy::default(),
             None,
+            None,
             Some(&prior("r", train())),
         );
         assert_eq!(
@@ -565,7 +612,7 @@ mod tests {
 
     #[test]
     fn a_first_run_says_so_and_json_carries_every_change() {
-        let d = decide(&train(), ReusePolicy::default(), None, None);
+        let d = decide(&train(), ReusePolicy::default(), None, None, None);
         assert_eq!(d.to_string(), "run: no earlier run of this step");
         let mut after = train();
         after.data.remove("data");
@@ -573,6 +620,7 @@ mod tests {
         let d = decide(
             &after,
             ReusePolicy::default(),
+            None,
             None,
             Some(&prior("run_7", train())),
         );
@@ -586,6 +634,29 @@ mod tests {
         assert_eq!(
             changes[1],
             serde_json::json!({"what": "input", "input": "data", "how": "removed"})
+        );
+    }
+
+    #[test]
+    fn same_content_without_a_usable_run_says_why() {
+        let gone = Unusable::OutputsGone {
+            run: "run_3".into(),
+        };
+        let d = decide(&train(), ReusePolicy::default(), None, Some(gone), None);
+        assert_eq!(
+            d.to_string(),
+            "run: nothing changed since run run_3, but its outputs are gone from the workspace"
+        );
+        let d = decide(
+            &train(),
+            ReusePolicy::default(),
+            None,
+            None,
+            Some(&prior("run_7", train())),
+        );
+        assert_eq!(
+            d.to_string(),
+            "run: nothing changed since run run_7, but it did not complete"
         );
     }
 }

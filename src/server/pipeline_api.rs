@@ -110,10 +110,10 @@ pub(crate) fn pipeline_view(s: &AppState, run: &RunRecord) -> Result<PipelineVie
             format!("the stored pipeline is unreadable: {e}"),
         )
     })?;
-    let graph = sub.graph().map_err(|e| {
+    let graph = sub.checked_graph().map_err(|e| {
         ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the stored pipeline's graph is invalid: {e:?}"),
+            format!("the stored pipeline's graph is invalid: {e}"),
         )
     })?;
     let steps = store.pipeline_steps(&run.id)?;

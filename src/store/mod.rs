@@ -643,7 +643,7 @@ pub(crate) fn row_to_run_offset(
             params: serde_json::from_str(&params)?,
             tags: serde_json::from_str(&tags)?,
             outcome: r
-                .get::<_, Option<String>>(19)?
+                .get::<_, Option<String>>(o + 19)?
                 .and_then(|s| RunStatus::parse(&s)),
             log_bytes: r.get::<_, i64>(o + 20)? as u64,
             kind: r.get(o + 21)?,

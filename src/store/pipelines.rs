@@ -278,19 +278,19 @@ impl Store {
         Ok(())
     }
 
-    /// The latest step run that Completed with fingerprint key `key`: its outputs can
-    /// stand for a step with the same key.
-    pub fn completed_step_with_key(&self, key: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT s.run_id FROM pipeline_steps s JOIN runs r ON r.id = s.run_id
-                 WHERE s.key = ?1 AND s.state = 'started' AND r.status = 'Completed'
-                 ORDER BY r.seq DESC LIMIT 1",
-                params![key],
-                |r| r.get(0),
-            )
-            .optional()?)
+    /// Step runs that Completed with fingerprint key `key`, newest first (at most 20):
+    /// the outputs of any whose folder remains can stand for a step with the same key.
+    pub fn completed_steps_with_key(&self, key: &str) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT s.run_id FROM pipeline_steps s JOIN runs r ON r.id = s.run_id
+             WHERE s.key = ?1 AND s.state = 'started' AND r.status = 'Completed'
+             ORDER BY r.seq DESC LIMIT 20",
+        )?;
+        let rows = stmt
+            .query_map(params![key], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(rows)
     }
 
     /// The latest earlier decision for step `step` of a pipeline in `experiment` (other

@@ -5,6 +5,7 @@
 pub mod build;
 pub mod cli;
 pub mod client;
+pub mod components;
 pub mod compute;
 pub mod datastore;
 pub mod deploy;

@@ -30,6 +30,35 @@ pub fn load_any_job(
     file: &Path,
     overrides: &[(String, String)],
 ) -> anyhow::Result<LoadedJob> {
+    load_any_job_with(cwd, file, overrides, &crate::components::Fetched::new())
+}
+
+/// The registered components `file` names (`azureml:<name>:<version>` steps), fetched
+/// from the server and unpacked, for [`load_any_job_with`]. Asks the server only when the
+/// file names some, so a file without them is checked before any server starts.
+pub async fn fetch_components(
+    ws: &crate::workspace::Workspace,
+    cwd: &Path,
+    file: &Path,
+) -> anyhow::Result<crate::components::Fetched> {
+    let Ok(text) = read_spec_file(cwd, file) else {
+        return Ok(Default::default());
+    };
+    let wanted = crate::components::referenced(&text);
+    if wanted.is_empty() {
+        return Ok(Default::default());
+    }
+    let client = Client::connect(ws).await?;
+    crate::components::fetch(&client, ws, &wanted).await
+}
+
+/// [`load_any_job`], with the registered components a pipeline names at hand.
+pub fn load_any_job_with(
+    cwd: &Path,
+    file: &Path,
+    overrides: &[(String, String)],
+    components: &crate::components::Fetched,
+) -> anyhow::Result<LoadedJob> {
     let text = read_spec_file(cwd, file)?;
     // A file whose type cannot be told gets the command-job reader's error.
     if matches!(spec::job_file_kind(file, &text), Ok(spec::JobKind::Sweep)) {
@@ -50,7 +79,7 @@ pub fn load_any_job(
         spec::job_file_kind(file, &text),
         Ok(spec::JobKind::Pipeline)
     ) {
-        let pipeline = load_pipeline(cwd, file, &text, overrides)?;
+        let pipeline = load_pipeline(cwd, file, &text, overrides, components)?;
         return Ok(LoadedJob::Pipeline(Box::new(pipeline)));
     }
     let job = spec::parse_command_job(file, &text, &borrowed(overrides)).map_err(spec_error)?;
@@ -58,21 +87,29 @@ pub fn load_any_job(
     Ok(LoadedJob::Command(Box::new(job)))
 }
 
-/// Reads a pipeline file and the component files its steps name (registered components
-/// are not read yet), each through the same bounded reader as any spec file.
+/// Reads a pipeline file and the component files its steps name (registered ones from
+/// `components`, unpacked by [`fetch_components`]), each through the same bounded reader
+/// as any spec file.
 pub fn load_pipeline(
     cwd: &Path,
     file: &Path,
     text: &str,
     overrides: &[(String, String)],
+    components: &crate::components::Fetched,
 ) -> anyhow::Result<spec::PipelineJob> {
     let mut resolve = |source: &spec::ComponentSource| match source {
         spec::ComponentSource::File(path) => read_spec_file(cwd, path)
             .map(|text| (path.clone(), text))
             .map_err(|e| format!("{e:#}")),
-        spec::ComponentSource::Registered { name, .. } => Err(format!(
-            "tug has no component registry yet, so `{name}` cannot be looked up"
-        )),
+        spec::ComponentSource::Registered { name, version } => components
+            .get(&(name.clone(), version.clone()))
+            .cloned()
+            .ok_or_else(|| match version {
+                Some(v) => format!(
+                    "no version `{v}` of component `{name}` is registered in this workspace"
+                ),
+                None => format!("no component `{name}` is registered in this workspace"),
+            }),
     };
     let pipeline = spec::parse_pipeline_job(file, text, &borrowed(overrides), &mut resolve)
         .map_err(spec_error)?;

@@ -105,8 +105,10 @@ pub(crate) async fn run(ctx: &Context_, cmd: JobCommand) -> anyhow::Result<ExitC
         } => {
             let overrides = parse_sets(&set)?;
             // Parse and validate before any server or container is involved: a bad
-            // file creates nothing.
-            let job = crate::submit::load_any_job(&ctx.cwd, &file, &overrides)?;
+            // file creates nothing (unless it names registered components, which only
+            // the server has).
+            let components = crate::submit::fetch_components(&ws, &ctx.cwd, &file).await?;
+            let job = crate::submit::load_any_job_with(&ctx.cwd, &file, &overrides, &components)?;
             let client = Client::connect(&ws).await?;
             let job = match job {
                 crate::submit::LoadedJob::Command(job) => job,
@@ -181,8 +183,9 @@ pub(crate) async fn run(ctx: &Context_, cmd: JobCommand) -> anyhow::Result<ExitC
         }
         JobCommand::Plan { file, set } => {
             let overrides = parse_sets(&set)?;
+            let components = crate::submit::fetch_components(&ws, &ctx.cwd, &file).await?;
             let crate::submit::LoadedJob::Pipeline(pipeline) =
-                crate::submit::load_any_job(&ctx.cwd, &file, &overrides)?
+                crate::submit::load_any_job_with(&ctx.cwd, &file, &overrides, &components)?
             else {
                 anyhow::bail!(
                     "{}: `tug job plan` plans pipeline jobs (`type: pipeline`); a command or sweep job always runs\n  help: `tug job create -f {}` runs it",

@@ -1,6 +1,7 @@
 //! The `tug` command line: `az ml`-shaped nouns and verbs over the library. Parses
 //! arguments, calls the library or the server, prints.
 
+mod component;
 mod compute;
 pub(crate) mod data;
 mod endpoint;
@@ -66,6 +67,9 @@ enum Command {
     /// Remote data for job inputs: fetch it, or hand the cache a copy (air-gapped).
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Register, list and show command components (what pipeline steps run).
+    #[command(subcommand)]
+    Component(component::ComponentCommand),
     /// Fire jobs on a cron or recurrence trigger (Azure ML schedule files).
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
@@ -180,6 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::OnlineDeployment(cmd) => endpoint::run_deployment(&ctx, cmd).await,
         Command::Compute(cmd) => compute::run(&ctx, cmd).await,
         Command::Data(cmd) => data::run(&ctx, cmd).await,
+        Command::Component(cmd) => component::run(&ctx, cmd).await,
         Command::Schedule(cmd) => schedule::run(&ctx, cmd).await,
         Command::Secret(cmd) => secret::run(&ctx, cmd),
         Command::Server(args) => server(&ctx, args).await,

@@ -53,8 +53,10 @@ pub(crate) async fn run(ctx: &Context_, cmd: ScheduleCommand) -> anyhow::Result<
             .map_err(submit::spec_error)?;
             // The job file is read and checked before the server is asked for anything.
             let create = &schedule.create_job;
-            let loaded = submit::load_any_job(&ctx.cwd, &create.file, &create.overrides)
-                .with_context(|| {
+            let components = submit::fetch_components(&ws, &ctx.cwd, &create.file).await?;
+            let loaded =
+                submit::load_any_job_with(&ctx.cwd, &create.file, &create.overrides, &components)
+                    .with_context(|| {
                     format!(
                         "{}: `create_job` names {}",
                         file.display(),

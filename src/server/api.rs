@@ -61,8 +61,12 @@ impl IntoResponse for ApiError {
 impl From<store::Error> for ApiError {
     fn from(e: store::Error) -> Self {
         let code = match e {
-            store::Error::NoRun(_) | store::Error::NoModel(_) => StatusCode::NOT_FOUND,
+            store::Error::NoRun(_)
+            | store::Error::NoModel(_)
+            | store::Error::NoComponent(_)
+            | store::Error::NoSchedule(_) => StatusCode::NOT_FOUND,
             store::Error::RunExists(_)
+            | store::Error::ComponentConflict { .. }
             | store::Error::EnvironmentConflict { .. }
             | store::Error::ModelExists { .. } => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -2,6 +2,7 @@
 //! CLI talks to, driving runs, and exiting by itself when idle if asked to.
 
 pub mod api;
+pub mod component_api;
 pub mod endpoint_api;
 mod mlflow_api;
 mod mlflow_artifacts;
@@ -374,6 +375,7 @@ fn router(state: Arc<AppState>) -> Router {
         .merge(sweep_api::routes())
         .merge(pipeline_api::routes())
         .merge(schedule_api::routes())
+        .merge(component_api::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         // Authenticated on its own: run tokens are accepted there too.
         .merge(mlflow_api::routes(state.clone(), mlflow_api::Access::Host))

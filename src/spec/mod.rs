@@ -91,7 +91,7 @@ pub use model_path::{ModelPath, parse_model_path};
 pub use overrides::apply_overrides;
 pub use pipeline::{
     ComponentResolver, ComponentSource, PipelineJob, PipelineSettings, PipelineStep,
-    STEP_OUTPUT_SCHEME, step_output_uri,
+    STEP_OUTPUT_SCHEME, registered_component, step_output_uri,
 };
 pub use schedule::{CreateJob, ScheduleFile};
 pub use sweep::{

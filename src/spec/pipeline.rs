@@ -502,6 +502,25 @@ fn load_component(
     super::parse_component(&path, &text, &[])
 }
 
+/// `azureml:<name>:<version>`, `azureml:<name>@latest` or `azureml:<name>` as
+/// `(name, version)` (`None`: the latest); `None` for anything else (files, registries,
+/// other labels).
+pub fn registered_component(reference: &str) -> Option<(String, Option<String>)> {
+    let rest = reference.strip_prefix("azureml:")?;
+    if rest.starts_with("//") {
+        return None;
+    }
+    let (name, version) = match rest.split_once('@') {
+        Some((n, "latest")) => (n, None),
+        Some(_) => return None,
+        None => match rest.split_once(':') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (rest, None),
+        },
+    };
+    Some((name.to_string(), version))
+}
+
 fn component_source(view: &Document, reference: &str) -> Result<ComponentSource, SpecError> {
     if let Some(rest) = reference.strip_prefix("azureml:") {
         if rest.starts_with("//") {
@@ -512,25 +531,16 @@ fn component_source(view: &Document, reference: &str) -> Result<ComponentSource,
                 "copy the component's file next to the pipeline and name it by path (`component: ./train.yml`)",
             ));
         }
-        let (name, version) = match rest.split_once('@') {
-            Some((n, "latest")) => (n, None),
-            Some((_, label)) => {
-                return Err(view.unsupported(
-                    "component",
-                    false,
-                    format!("label `@{label}`: tug knows the `latest` label only"),
-                    "write `azureml:<name>@latest` or `azureml:<name>:<version>`",
-                ));
-            }
-            None => match rest.split_once(':') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (rest, None),
-            },
+        let Some((name, version)) = registered_component(reference) else {
+            let label = rest.split_once('@').map(|(_, l)| l).unwrap_or_default();
+            return Err(view.unsupported(
+                "component",
+                false,
+                format!("label `@{label}`: tug knows the `latest` label only"),
+                "write `azureml:<name>@latest` or `azureml:<name>:<version>`",
+            ));
         };
-        return Ok(ComponentSource::Registered {
-            name: name.to_string(),
-            version,
-        });
+        return Ok(ComponentSource::Registered { name, version });
     }
     let path = SourcePath::parse(reference);
     let Some(local) = path.local else {

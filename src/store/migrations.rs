@@ -172,6 +172,16 @@ const STEPS: &[&str] = &[
         error TEXT
      );
      CREATE INDEX schedule_fires_schedule ON schedule_fires (schedule, seq);",
+    // 7: registered command components. `record` holds the component's file text and the
+    // snapshot of the files it names (code, additional includes, conda file).
+    "CREATE TABLE components (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        record TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (name, version)
+     );",
 ];
 
 /// Brings the schema up to date; refuses a store written by a newer tug.

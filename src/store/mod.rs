@@ -1,6 +1,7 @@
 //! The workspace store: runs, their status history, metrics and registered environments
 //! in SQLite (WAL). This module owns every SQL string in tug.
 
+mod components;
 mod endpoints;
 mod migrations;
 mod models;
@@ -9,6 +10,7 @@ mod schedules;
 mod sweeps;
 mod tracking;
 
+pub use components::ComponentRecord;
 pub use models::ModelRecord;
 pub use pipelines::{PipelineRecord, StepDecision, StepRecord, StepRow, StepStart};
 pub use schedules::{FireCause, FireRecord, FireState, NewFire, ScheduleRecord};
@@ -81,6 +83,12 @@ pub enum Error {
     NoLoggedModel(String),
     #[error("no schedule named `{0}` in this workspace; `tug schedule list` shows them")]
     NoSchedule(String),
+    #[error("no component `{0}` in this workspace; `tug component list` shows the registered ones")]
+    NoComponent(String),
+    #[error(
+        "component `{name}` version `{version}` already exists with different content; bump `version:` (or leave it out for the next one)"
+    )]
+    ComponentConflict { name: String, version: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -331,10 +331,11 @@ fn check_supported(file: &Path, job: &CommandJob) -> anyhow::Result<()> {
                 && !p.is_local()
                 && !p.given.starts_with(spec::STEP_OUTPUT_SCHEME)
                 && !is_model_ref(d)
+                && !is_data_ref(d)
                 && !crate::datastore::is_remote(&p.given)
             {
                 bail!(
-                    "{f}: `inputs.{name}.path: {}`: not a local path, a registered model or a URI tug fetches\n  help: use a local file or folder, https://, s3://, wasbs://, abfss:// or azureml://datastores/<name>/paths/<path>",
+                    "{f}: `inputs.{name}.path: {}`: not a local path, a registered model or data asset, or a URI tug fetches\n  help: use a local file or folder, `azureml:<data>:<version>`, https://, s3://, wasbs://, abfss:// or azureml://datastores/<name>/paths/<path>",
                     p.given
                 );
             }
@@ -478,10 +479,32 @@ async fn submission_with(
                     continue; // optional input left unset
                 };
                 let is_file = d.input_type == spec::InputType::UriFile;
-                let (host, file_name) = if crate::datastore::is_remote(&given.given) {
-                    remote_input(cwd, &f, name, &given.given, d.input_type).await?
+                // A data asset stands for the data it was registered with.
+                let (target, local) = if is_data_ref(d) {
+                    let rec = data_asset(client, &given.given)
+                        .await
+                        .with_context(|| format!("{f}: `inputs.{name}.path`"))?;
+                    if rec.data_type != d.input_type.as_str() {
+                        bail!(
+                            "{f}: `inputs.{name}`: data asset `{}` is `{}`, but the input is `type: {}`\n  help: make the input `type: {}`",
+                            given.given,
+                            rec.data_type,
+                            d.input_type.as_str(),
+                            rec.data_type
+                        );
+                    }
+                    let local =
+                        (!crate::datastore::is_remote(&rec.path)).then(|| PathBuf::from(&rec.path));
+                    (rec.path, local)
                 } else {
-                    let Some(path) = given.local.as_ref() else {
+                    (given.given.clone(), given.local.clone())
+                };
+                // A datastore of this host is read in place.
+                let local = local.or_else(|| local_datastore_path(cwd, &target));
+                let (host, file_name) = if local.is_none() && crate::datastore::is_remote(&target) {
+                    remote_input(cwd, &f, name, &target, d.input_type).await?
+                } else {
+                    let Some(path) = local.as_ref() else {
                         continue;
                     };
                     local_input(cwd, &f, name, path, is_file)?
@@ -658,6 +681,53 @@ fn is_model_ref(d: &spec::DataInput) -> bool {
         .path
         .as_ref()
         .is_some_and(|p| p.given.starts_with("azureml:") && !p.given.starts_with("azureml://"))
+}
+
+/// The host path of `given` when it is an `azureml://datastores/<name>/paths/...` URI of a
+/// datastore on this host (the workspace's own, or one the config gives a `path:`).
+fn local_datastore_path(cwd: &Path, given: &str) -> Option<PathBuf> {
+    let ws = crate::workspace::Workspace::find(cwd)?;
+    let config = ws.read_config().ok()?;
+    crate::datastore::uri::local_datastore(
+        given,
+        &config.datastores,
+        &crate::datastore::upload::workspace_datastore(&ws),
+    )
+}
+
+/// `azureml:<name>:<version>` or `@latest` on a `uri_file`/`uri_folder` input: a data asset.
+fn is_data_ref(d: &spec::DataInput) -> bool {
+    matches!(
+        d.input_type,
+        spec::InputType::UriFile | spec::InputType::UriFolder
+    ) && d
+        .path
+        .as_ref()
+        .is_some_and(|p| p.given.starts_with("azureml:") && !p.given.starts_with("azureml://"))
+}
+
+/// The data asset version `given` (`azureml:n:v`, `azureml:n@latest`, `azureml:n`) names.
+async fn data_asset(client: &Client, given: &str) -> anyhow::Result<crate::store::DataRecord> {
+    let rest = given.trim_start_matches("azureml:");
+    let (name, version) = match rest.split_once('@') {
+        Some((n, "latest")) => (n, None),
+        Some((_, _)) => bail!(
+            "`{given}`: tug knows the `latest` label only\n  help: write `azureml:<name>@latest` or `azureml:<name>:<version>`"
+        ),
+        None => match rest.split_once(':') {
+            Some((n, v)) => (n, Some(v)),
+            None => (rest, None),
+        },
+    };
+    let path = match version {
+        Some(v) => format!(
+            "/api/data/{}?version={}",
+            crate::client::urlencode(name),
+            crate::client::urlencode(v)
+        ),
+        None => format!("/api/data/{}", crate::client::urlencode(name)),
+    };
+    Ok(client.get(&path).await?)
 }
 
 /// The folder of the registered model version `given` (`azureml:n:v`, `azureml:n@latest`)

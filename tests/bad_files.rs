@@ -3,7 +3,7 @@
 //! nothing is created: no store, no server, no run, no container. The command is chosen by
 //! suffix: `.env.yml` → `environment`, `.model.yml` → `model`, `.endpoint.yml` →
 //! `online-endpoint`, `.deployment.yml` → `online-deployment`, `.schedule.yml` →
-//! `schedule`, else `job` (`.job.yml` and
+//! `schedule`, `.data.yml` → `data`, else `job` (`.job.yml` and
 //! `.sweep.yml`: `tug job create` reads a sweep file with the sweep reader).
 
 use std::collections::BTreeMap;
@@ -53,6 +53,7 @@ fn command_for(name: &str) -> &'static str {
         (".job.yml", "job"),
         (".sweep.yml", "job"),
         (".schedule.yml", "schedule"),
+        (".data.yml", "data"),
     ];
     NOUNS
         .iter()

@@ -1,4 +1,5 @@
-//! `tug data fetch|cache`: remote data as job inputs see it (see `crate::datastore`).
+//! `tug data fetch|cache`: remote data as job inputs see it (see `crate::datastore`); and
+//! `tug data create|list|show` (data assets, in `data_asset.rs`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +24,34 @@ pub enum DataCommand {
     /// The data cache: what was fetched, and copies handed to it by hand.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Register a data asset version (Azure ML data YAML, or flags): local data is copied
+    /// into the workspace datastore; job inputs then name it `azureml:<name>:<version>`.
+    Create {
+        #[arg(short, long)]
+        file: Option<PathBuf>,
+        #[arg(short, long)]
+        name: Option<String>,
+        #[arg(long)]
+        version: Option<String>,
+        #[arg(long = "type", value_enum)]
+        data_type: Option<DataType>,
+        /// A local file or folder, or a URI.
+        #[arg(short, long)]
+        path: Option<String>,
+        #[arg(short, long)]
+        description: Option<String>,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// List data assets, every version.
+    List,
+    /// Show one data asset (the latest version unless --version).
+    Show {
+        #[arg(short, long)]
+        name: String,
+        #[arg(long)]
+        version: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -55,6 +84,21 @@ pub enum DataType {
     UriFolder,
 }
 
+impl DataType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataType::UriFile => "uri_file",
+            DataType::UriFolder => "uri_folder",
+        }
+    }
+    pub fn input_type(self) -> crate::spec::InputType {
+        match self {
+            DataType::UriFile => crate::spec::InputType::UriFile,
+            DataType::UriFolder => crate::spec::InputType::UriFolder,
+        }
+    }
+}
+
 fn parse(ws: &crate::workspace::Workspace, uri: &str) -> anyhow::Result<datastore::RemoteUri> {
     let config = ws.read_config()?;
     Ok(datastore::uri::parse(uri, &config.datastores)?)
@@ -78,6 +122,33 @@ pub async fn run(ctx: &Context_, cmd: DataCommand) -> anyhow::Result<ExitCode> {
     let ws = ctx.workspace()?;
     let cache = ws.data_cache();
     match cmd {
+        DataCommand::Create {
+            file,
+            name,
+            version,
+            data_type,
+            path,
+            description,
+            set,
+        } => {
+            super::data_asset::create(
+                ctx,
+                super::data_asset::CreateArgs {
+                    file,
+                    name,
+                    version,
+                    data_type,
+                    path,
+                    description,
+                    set,
+                },
+            )
+            .await?
+        }
+        DataCommand::List => super::data_asset::list(ctx).await?,
+        DataCommand::Show { name, version } => {
+            super::data_asset::show(ctx, &name, version.as_deref()).await?
+        }
         DataCommand::Fetch { uri, kind } => {
             let remote = parse(&ws, &uri)?;
             let kind = match kind {

@@ -4,6 +4,8 @@
 mod component;
 mod compute;
 pub(crate) mod data;
+mod data_asset;
+mod datastore;
 mod endpoint;
 mod environment;
 mod job;
@@ -64,7 +66,8 @@ enum Command {
     /// List and show compute targets.
     #[command(subcommand)]
     Compute(compute::ComputeCommand),
-    /// Remote data for job inputs: fetch it, or hand the cache a copy (air-gapped).
+    /// Data assets (create, list, show) and remote data for job inputs: fetch it, or hand
+    /// the cache a copy (air-gapped).
     #[command(subcommand)]
     Data(data::DataCommand),
     /// Register, list and show command components (what pipeline steps run).
@@ -73,6 +76,9 @@ enum Command {
     /// Fire jobs on a cron or recurrence trigger (Azure ML schedule files).
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
+    /// List and show datastores (`azureml://datastores/<name>/paths/...`).
+    #[command(subcommand)]
+    Datastore(datastore::DatastoreCommand),
     /// Set, list and delete the workspace's encrypted secrets.
     #[command(subcommand)]
     Secret(secret::SecretCommand),
@@ -186,6 +192,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Data(cmd) => data::run(&ctx, cmd).await,
         Command::Component(cmd) => component::run(&ctx, cmd).await,
         Command::Schedule(cmd) => schedule::run(&ctx, cmd).await,
+        Command::Datastore(cmd) => datastore::run(&ctx, cmd),
         Command::Secret(cmd) => secret::run(&ctx, cmd),
         Command::Server(args) => server(&ctx, args).await,
     }

@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod fetch;
+pub mod upload;
 pub mod uri;
 
 pub use cache::{DataCache, Kind, SourceRecord};

@@ -18,7 +18,32 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct DatastoreConfig {
     /// Where the datastore's root is: `s3://bucket/prefix`, `wasbs://...`, `https://...`.
-    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Or a folder on this host (an NFS mount, a shared disk): read in place, not fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<std::path::PathBuf>,
+}
+
+/// A datastore of this host: the workspace's own (`workspaceblobstore`, unless the config
+/// points it elsewhere) or one whose config gives a `path:`. `None` for remote ones.
+pub fn local_datastore(
+    given: &str,
+    datastores: &BTreeMap<String, DatastoreConfig>,
+    workspace_store: &std::path::Path,
+) -> Option<std::path::PathBuf> {
+    let (name, path) = datastore_part(given)?;
+    let rel = path.trim_start_matches('/');
+    match datastores.get(name) {
+        Some(DatastoreConfig {
+            path: Some(root), ..
+        }) => Some(root.join(rel)),
+        Some(_) => None,
+        None if name == crate::datastore::upload::WORKSPACE_DATASTORE => {
+            Some(workspace_store.join(rel))
+        }
+        None => None,
+    }
 }
 
 /// A remote location, parsed.
@@ -57,7 +82,7 @@ pub enum UriError {
         help: String,
     },
     #[error(
-        "`{uri}` names datastore `{name}`, which this workspace does not define\n  help: add it to .tug/config.yaml, e.g.\n    datastores:\n      {name}: {{url: s3://my-bucket/prefix}}"
+        "`{uri}` names datastore `{name}`, which this workspace does not define\n  help: add it to .tug/config.yaml, e.g.\n    datastores:\n      {name}: {{url: s3://my-bucket/prefix}}   # or {{path: /mnt/shared}} for a folder here\n  (`tug datastore list` shows the defined ones)"
     )]
     UnknownDatastore { uri: String, name: String },
 }
@@ -113,14 +138,21 @@ pub fn parse(
                 uri: given.into(),
                 name: name.into(),
             })?;
-        if datastore_part(&store.url).is_some() {
+        let Some(url) = &store.url else {
             return Err(malformed(
-                &store.url,
+                given,
+                &format!("datastore `{name}` is a folder on this host, not a store to fetch from"),
+                "name it as a job input (it is read in place)",
+            ));
+        };
+        if datastore_part(url).is_some() {
+            return Err(malformed(
+                url,
                 &format!("datastore `{name}` points at another datastore"),
                 "give the datastore an https://, s3://, wasbs:// or abfss:// url",
             ));
         }
-        let root = store.url.trim_end_matches('/');
+        let root = url.trim_end_matches('/');
         return parse_direct(&format!("{root}/{}", path.trim_start_matches('/')));
     }
     parse_direct(given)
@@ -321,7 +353,8 @@ mod tests {
         stores.insert(
             "lake".to_string(),
             DatastoreConfig {
-                url: "s3://team-bucket/raw/".into(),
+                url: Some("s3://team-bucket/raw/".into()),
+                path: None,
             },
         );
         let short = parse("azureml://datastores/lake/paths/iris/iris.csv", &stores).unwrap();

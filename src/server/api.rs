@@ -64,9 +64,11 @@ impl From<store::Error> for ApiError {
             store::Error::NoRun(_)
             | store::Error::NoModel(_)
             | store::Error::NoComponent(_)
+            | store::Error::NoData(_)
             | store::Error::NoSchedule(_) => StatusCode::NOT_FOUND,
             store::Error::RunExists(_)
             | store::Error::ComponentConflict { .. }
+            | store::Error::DataConflict { .. }
             | store::Error::EnvironmentConflict { .. }
             | store::Error::ModelExists { .. } => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod component_api;
+pub mod data_api;
 pub mod endpoint_api;
 mod mlflow_api;
 mod mlflow_artifacts;
@@ -376,6 +377,7 @@ fn router(state: Arc<AppState>) -> Router {
         .merge(pipeline_api::routes())
         .merge(schedule_api::routes())
         .merge(component_api::routes())
+        .merge(data_api::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         // Authenticated on its own: run tokens are accepted there too.
         .merge(mlflow_api::routes(state.clone(), mlflow_api::Access::Host))

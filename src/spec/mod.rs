@@ -16,6 +16,7 @@
 mod component;
 mod conda;
 pub mod curated;
+mod data_asset;
 mod deployment;
 mod deployment_settings;
 mod diagnose;
@@ -63,6 +64,7 @@ pub use component::{
     CommandComponent, ComponentInput, ComponentOutput, Given, coerce_literal, valid_component_name,
 };
 pub use conda::{CondaDependency, CondaSpec, PipPlan};
+pub use data_asset::DataAsset;
 pub use deployment::{CodeConfiguration, OnlineDeploymentSpec};
 pub use deployment_settings::{
     DataCollector, ProbeSettings, RequestSettings, ResourceRequirements, ResourceSettings,
@@ -183,6 +185,17 @@ pub fn parse_schedule(
 ) -> Result<ScheduleFile, SpecError> {
     let doc = Document::load(path, text, overrides, "schedule")?;
     schedule::read(&doc, now)
+}
+
+/// Read a data asset file (`name`, `type`, `path`; `az ml data create -f`). A local
+/// `path` is joined to the file's folder, not read.
+pub fn parse_data_asset(
+    path: &Path,
+    text: &str,
+    overrides: &[(&str, &str)],
+) -> Result<DataAsset, SpecError> {
+    let doc = Document::load(path, text, overrides, "data asset")?;
+    data_asset::read(&doc)
 }
 
 /// Read an environment file (`image:` or `build:`, optional `conda_file:`).

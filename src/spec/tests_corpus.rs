@@ -78,6 +78,7 @@ const KINDS: &[&str] = &[
     ".deployment.yml",
     ".pipeline.yml",
     ".schedule.yml",
+    ".data.yml",
 ];
 
 fn parse_any(path: &Path, text: &str) -> Result<(), SpecError> {
@@ -108,6 +109,8 @@ fn parse_any(path: &Path, text: &str) -> Result<(), SpecError> {
             }
         };
         super::parse_pipeline_job(path, text, &set, &mut read).map(drop)
+    } else if name.ends_with(".data.yml") {
+        super::parse_data_asset(path, text, &set).map(drop)
     } else if name.ends_with(".schedule.yml") {
         let now = "2026-01-01T00:00:00Z".parse().unwrap();
         let schedule = super::parse_schedule(path, text, &set, now)?;

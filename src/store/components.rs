@@ -1,5 +1,6 @@
 //! Registered command components (`tug component create`): each version's file text and
-//! the snapshot of the files it names, immutable once written.
+//! the snapshot of the files it names, immutable once written; and the versioned-asset
+//! table logic they share with data assets.
 
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -32,62 +33,106 @@ impl ComponentRecord {
     }
 }
 
+/// A record kept by `(name, version)` with immutable versions: registered components
+/// and data assets.
+pub(crate) trait Versioned: Serialize + serde::de::DeserializeOwned + Clone {
+    const TABLE: &'static str;
+    fn name(&self) -> &str;
+    fn version(&self) -> &str;
+    fn set_version(&mut self, v: String);
+    fn created_at(&self) -> &str;
+    /// Whether two registrations hold the same thing (not when they were made).
+    fn same_content(&self, other: &Self) -> bool;
+    fn missing(name: String) -> Error;
+    fn conflict(name: String, version: String) -> Error;
+}
+
+impl Versioned for ComponentRecord {
+    const TABLE: &'static str = "components";
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn version(&self) -> &str {
+        &self.version
+    }
+    fn set_version(&mut self, v: String) {
+        self.version = v;
+    }
+    fn created_at(&self) -> &str {
+        &self.created_at
+    }
+    fn same_content(&self, other: &Self) -> bool {
+        self.content() == other.content()
+    }
+    fn missing(name: String) -> Error {
+        Error::NoComponent(name)
+    }
+    fn conflict(name: String, version: String) -> Error {
+        Error::ComponentConflict { name, version }
+    }
+}
+
 impl Store {
     /// Registers a version. The same content under an existing version is a no-op
-    /// (false); different content is [`Error::ComponentConflict`]. `version: ""` takes the
-    /// next whole number, unless the content is the latest version's.
-    pub fn put_component(&self, rec: &ComponentRecord) -> Result<(ComponentRecord, bool)> {
+    /// (false); different content is a conflict. `version: ""` takes the next whole
+    /// number, unless the content is the latest version's.
+    pub(crate) fn put_versioned<R: Versioned>(&self, rec: &R) -> Result<(R, bool)> {
+        let table = R::TABLE;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut rec = rec.clone();
-        if rec.version.is_empty() {
+        let read = |json: String| -> Result<R> { Ok(serde_json::from_str(&json)?) };
+        if rec.version().is_empty() {
             // Unchanged since the latest version: that version, not a new one.
             let latest: Option<String> = tx
                 .query_row(
-                    "SELECT record FROM components WHERE name = ?1 ORDER BY seq DESC LIMIT 1",
-                    params![rec.name],
+                    &format!(
+                        "SELECT record FROM {table} WHERE name = ?1 ORDER BY seq DESC LIMIT 1"
+                    ),
+                    params![rec.name()],
                     |r| r.get(0),
                 )
                 .optional()?;
             if let Some(json) = latest {
-                let old: ComponentRecord = serde_json::from_str(&json)?;
-                if old.content() == rec.content() {
+                let old = read(json)?;
+                if old.same_content(&rec) {
                     return Ok((old, false));
                 }
             }
             let top: Option<i64> = tx.query_row(
-                "SELECT MAX(CAST(version AS INTEGER)) FROM components
-                 WHERE name = ?1 AND version GLOB '[0-9]*' AND version NOT GLOB '*[^0-9]*'",
-                params![rec.name],
+                &format!(
+                    "SELECT MAX(CAST(version AS INTEGER)) FROM {table}
+                     WHERE name = ?1 AND version GLOB '[0-9]*' AND version NOT GLOB '*[^0-9]*'"
+                ),
+                params![rec.name()],
                 |r| r.get(0),
             )?;
-            rec.version = (top.unwrap_or(0) + 1).to_string();
+            rec.set_version((top.unwrap_or(0) + 1).to_string());
         }
         let existing: Option<String> = tx
             .query_row(
-                "SELECT record FROM components WHERE name = ?1 AND version = ?2",
-                params![rec.name, rec.version],
+                &format!("SELECT record FROM {table} WHERE name = ?1 AND version = ?2"),
+                params![rec.name(), rec.version()],
                 |r| r.get(0),
             )
             .optional()?;
         if let Some(json) = existing {
-            let old: ComponentRecord = serde_json::from_str(&json)?;
-            return if old.content() == rec.content() {
+            let old = read(json)?;
+            return if old.same_content(&rec) {
                 Ok((old, false))
             } else {
-                Err(Error::ComponentConflict {
-                    name: rec.name,
-                    version: rec.version,
-                })
+                Err(R::conflict(rec.name().into(), rec.version().into()))
             };
         }
         tx.execute(
-            "INSERT INTO components (name, version, record, created_at) VALUES (?1, ?2, ?3, ?4)",
+            &format!(
+                "INSERT INTO {table} (name, version, record, created_at) VALUES (?1, ?2, ?3, ?4)"
+            ),
             params![
-                rec.name,
-                rec.version,
+                rec.name(),
+                rec.version(),
                 serde_json::to_string(&rec)?,
-                rec.created_at
+                rec.created_at()
             ],
         )?;
         tx.commit()?;
@@ -95,19 +140,22 @@ impl Store {
     }
 
     /// One version, or the latest registered when `version` is None.
-    pub fn component(&self, name: &str, version: Option<&str>) -> Result<ComponentRecord> {
+    pub(crate) fn versioned<R: Versioned>(&self, name: &str, version: Option<&str>) -> Result<R> {
         let json: Option<String> = self
             .conn()
             .query_row(
-                "SELECT record FROM components WHERE name = ?1 AND (?2 IS NULL OR version = ?2)
-                 ORDER BY seq DESC LIMIT 1",
+                &format!(
+                    "SELECT record FROM {} WHERE name = ?1 AND (?2 IS NULL OR version = ?2)
+                     ORDER BY seq DESC LIMIT 1",
+                    R::TABLE
+                ),
                 params![name, version],
                 |r| r.get(0),
             )
             .optional()?;
         match json {
             Some(j) => Ok(serde_json::from_str(&j)?),
-            None => Err(Error::NoComponent(match version {
+            None => Err(R::missing(match version {
                 Some(v) => format!("{name}:{v}"),
                 None => name.to_string(),
             })),
@@ -115,15 +163,30 @@ impl Store {
     }
 
     /// Every version, by name then registration order.
-    pub fn components(&self) -> Result<Vec<ComponentRecord>> {
+    pub(crate) fn all_versioned<R: Versioned>(&self) -> Result<Vec<R>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT record FROM components ORDER BY name, seq")?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT record FROM {} ORDER BY name, seq",
+            R::TABLE
+        ))?;
         let rows = stmt
             .query_map([], |r| r.get::<_, String>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.iter()
             .map(|j| serde_json::from_str(j).map_err(Error::from))
             .collect()
+    }
+
+    pub fn put_component(&self, rec: &ComponentRecord) -> Result<(ComponentRecord, bool)> {
+        self.put_versioned(rec)
+    }
+
+    pub fn component(&self, name: &str, version: Option<&str>) -> Result<ComponentRecord> {
+        self.versioned(name, version)
+    }
+
+    pub fn components(&self) -> Result<Vec<ComponentRecord>> {
+        self.all_versioned()
     }
 }
 

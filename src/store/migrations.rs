@@ -182,6 +182,16 @@ const STEPS: &[&str] = &[
         created_at TEXT NOT NULL,
         UNIQUE (name, version)
      );",
+    // 8: data assets (`tug data create`): each version's type and where its data is (a
+    // copy in the workspace datastore for local data, else the URI it names).
+    "CREATE TABLE data_assets (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        record TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (name, version)
+     );",
 ];
 
 /// Brings the schema up to date; refuses a store written by a newer tug.

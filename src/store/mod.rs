@@ -2,6 +2,7 @@
 //! in SQLite (WAL). This module owns every SQL string in tug.
 
 mod components;
+mod data_assets;
 mod endpoints;
 mod migrations;
 mod models;
@@ -11,6 +12,7 @@ mod sweeps;
 mod tracking;
 
 pub use components::ComponentRecord;
+pub use data_assets::DataRecord;
 pub use models::ModelRecord;
 pub use pipelines::{PipelineRecord, StepDecision, StepRecord, StepRow, StepStart};
 pub use schedules::{FireCause, FireRecord, FireState, NewFire, ScheduleRecord};
@@ -89,6 +91,12 @@ pub enum Error {
         "component `{name}` version `{version}` already exists with different content; bump `version:` (or leave it out for the next one)"
     )]
     ComponentConflict { name: String, version: String },
+    #[error("no data asset `{0}` in this workspace; `tug data list` shows the registered ones")]
+    NoData(String),
+    #[error(
+        "data asset `{name}` version `{version}` already exists with different data; leave `version` out for the next one"
+    )]
+    DataConflict { name: String, version: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,75 @@
+//! Local data registered as a data asset is copied into the workspace datastore
+//! (`workspaceblobstore`, the folder `.tug/datastores/workspaceblobstore/`) under
+//! `LocalUpload/<content hash>/`, as Azure ML uploads it: the asset then keeps naming the
+//! same bytes whatever happens to the original, and equal data is stored once.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::workspace::Workspace;
+
+/// The workspace's default datastore, a folder on this host.
+pub const WORKSPACE_DATASTORE: &str = "workspaceblobstore";
+
+pub fn workspace_datastore(ws: &Workspace) -> PathBuf {
+    ws.dir.join("datastores").join(WORKSPACE_DATASTORE)
+}
+
+/// Where a copy was put: the host path, and the same as an `azureml://` URI.
+pub struct Uploaded {
+    pub path: PathBuf,
+    pub uri: String,
+    /// sha256 over each file's relative path and content hash.
+    pub content: String,
+}
+
+/// Copies the file or folder `src` into the workspace datastore (once per content).
+pub fn upload_local(ws: &Workspace, src: &Path) -> std::io::Result<Uploaded> {
+    let files = crate::pipeline::fingerprint::hash_tree(src)?;
+    let mut h = Sha256::new();
+    for (rel, sha) in &files {
+        h.update(rel.as_bytes());
+        h.update([0]);
+        h.update(sha.as_bytes());
+        h.update([b'\n']);
+    }
+    let content = crate::workspace::hex(&h.finalize());
+    let name = src
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".into());
+    let rel = format!("LocalUpload/{}/{name}", &content[..16]);
+    let dest = workspace_datastore(ws).join(&rel);
+    if !dest.exists() {
+        let parent = dest.parent().expect("has a parent");
+        std::fs::create_dir_all(parent)?;
+        let tmp = parent.join(format!(".{name}.{}", crate::workspace::random_hex(4)));
+        let copied = copy(src, &tmp);
+        if let Err(e) = copied {
+            let _ = std::fs::remove_dir_all(&tmp);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::rename(&tmp, &dest)?;
+    }
+    Ok(Uploaded {
+        path: dest,
+        uri: format!("azureml://datastores/{WORKSPACE_DATASTORE}/paths/{rel}"),
+        content,
+    })
+}
+
+fn copy(src: &Path, dest: &Path) -> std::io::Result<()> {
+    let meta = std::fs::metadata(src)?;
+    if meta.is_file() {
+        std::fs::copy(src, dest)?;
+        return Ok(());
+    }
+    std::fs::create_dir_all(dest)?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        copy(&entry.path(), &dest.join(entry.file_name()))?;
+    }
+    Ok(())
+}

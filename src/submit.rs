@@ -182,9 +182,11 @@ pub async fn pipeline_submission(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "default".into())
     });
-    if let Some(ds) = &pipeline.settings.default_datastore {
+    if let Some(ds) = &pipeline.settings.default_datastore
+        && ds.trim_start_matches("azureml:") != crate::datastore::upload::WORKSPACE_DATASTORE
+    {
         tracing::warn!(
-            "{}: `settings.default_datastore: {ds}` is ignored: step outputs stay in the workspace",
+            "{}: `settings.default_datastore: {ds}` is ignored: step outputs go to `workspaceblobstore` (at azureml/<run>/<output>)",
             file.display()
         );
     }
@@ -350,11 +352,6 @@ fn check_supported(file: &Path, job: &CommandJob) -> anyhow::Result<()> {
         if out.mode == spec::OutputMode::Direct {
             bail!(
                 "{f}: `outputs.{name}.mode: direct`: tug collects outputs into the workspace\n  help: use `rw_mount` (the default) or `upload`"
-            );
-        }
-        if out.path.is_some() {
-            tracing::warn!(
-                "{f}: `outputs.{name}.path` is ignored: tug keeps outputs in the workspace (`tug job download`)"
             );
         }
     }
@@ -542,6 +539,15 @@ async fn submission_with(
             OutputBinding {
                 container_path,
                 is_file,
+                datastore_path: out.path.as_deref().and_then(|path| {
+                    let found = local_datastore_path(cwd, path);
+                    if found.is_none() {
+                        tracing::warn!(
+                            "{f}: `outputs.{name}.path: {path}` is ignored: tug writes outputs to datastores of this host only (`tug datastore list`); this one stays in the run's folder (`tug job download`)"
+                        );
+                    }
+                    found.map(|p| p.display().to_string())
+                }),
             },
         );
     }

@@ -2,7 +2,8 @@
 //! the workspace datastore, so a version keeps its bytes when the original changes; inputs
 //! name `azureml:<data>:<version>` and `@latest`; a `uri_file` asset mounts its file; a
 //! wrong type or version is refused before anything runs; `azureml://datastores/...`
-//! paths of the workspace's own datastore and of a `path:` datastore are read in place.
+//! paths of the workspace's own datastore and of a `path:` datastore are read in place;
+//! outputs land at Azure's default datastore path and at the `path:` they give.
 
 mod common;
 
@@ -134,4 +135,29 @@ fn datastore_paths_on_this_host_are_read_in_place() {
     );
     let out = ws.tug(&["datastore", "show", "-n", "nope"]);
     assert!(!out.status.success());
+}
+
+#[test]
+fn outputs_land_in_the_datastore_at_the_default_path_and_where_they_say() {
+    let ws = Ws::new();
+    let id = ws.submit(
+        "write.yml",
+        &format!(
+            "command: echo folder > ${{{{outputs.o}}}}/r.txt && echo file > ${{{{outputs.f}}}}\nenvironment:\n  image: {MINIMAL}\noutputs:\n  o:\n    type: uri_folder\n    path: azureml://datastores/workspaceblobstore/paths/results/${{{{name}}}}/\n  f:\n    type: uri_file\n    path: azureml://datastores/workspaceblobstore/paths/files/${{{{name}}}}.txt\n"
+        ),
+    );
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Completed", "{v:#}\n{}", ws.server_log());
+    let store = ws.path().join(".tug/datastores/workspaceblobstore");
+    assert_eq!(
+        std::fs::read_to_string(store.join(format!("results/{id}/r.txt"))).unwrap(),
+        "folder\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(store.join(format!("files/{id}.txt"))).unwrap(),
+        "file\n"
+    );
+    // Azure's default path of every output, readable by the next job.
+    let default = format!("azureml://datastores/workspaceblobstore/paths/azureml/{id}/o");
+    assert!(cat(&ws, "uri_folder", &default, "r.txt").contains("folder"));
 }

@@ -60,7 +60,8 @@ pub fn upload_local(ws: &Workspace, src: &Path) -> std::io::Result<Uploaded> {
     })
 }
 
-fn copy(src: &Path, dest: &Path) -> std::io::Result<()> {
+/// Copies the file or folder `src` to `dest` (a folder's contents merged into it).
+pub(crate) fn copy(src: &Path, dest: &Path) -> std::io::Result<()> {
     let meta = std::fs::metadata(src)?;
     if meta.is_file() {
         std::fs::copy(src, dest)?;

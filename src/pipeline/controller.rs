@@ -411,6 +411,13 @@ impl Controller {
                 let mut run_id = format!("{id}_{name}");
                 let mut job = job;
                 job.name = Some(run_id.clone());
+                // `${{name}}` in a datastore path is the pipeline's name, as in Azure's
+                // files; the fingerprint saw it unexpanded, so reuse does not depend on it.
+                for out in job.outputs.values_mut() {
+                    if let Some(p) = &mut out.datastore_path {
+                        *p = super::binding::expand_name(p, id);
+                    }
+                }
                 job.experiment_name = experiment.to_string();
                 let nonce = crate::workspace::random_hex(12);
                 let started = loop {

@@ -43,7 +43,11 @@ pub fn assemble(
         .iter()
         .map(|(name, o)| {
             let kind = if o.is_file { "uri_file" } else { "uri_folder" };
-            (name.clone(), format!("{kind} at {}", o.container_path))
+            let mut text = format!("{kind} at {}", o.container_path);
+            if let Some(dest) = &o.datastore_path {
+                text.push_str(&format!(", copied to {dest}"));
+            }
+            (name.clone(), text)
         })
         .collect();
     Fingerprint {
@@ -199,6 +203,7 @@ mod tests {
                 OutputBinding {
                     container_path: "/tug/outputs/model".into(),
                     is_file: false,
+                    datastore_path: None,
                 },
             )]),
             resources: Default::default(),

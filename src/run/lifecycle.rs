@@ -460,6 +460,16 @@ impl Runner {
                     if let Err(e) = collected {
                         status = RunStatus::Failed;
                         t.error = Some(format!("collecting outputs failed: {e}"));
+                    } else if status == RunStatus::Completed
+                        && let Err(e) = super::publish::publish(
+                            &crate::datastore::upload::workspace_datastore(&self.ws),
+                            &self.ws.run_dir(id),
+                            id,
+                            &run.submission,
+                        )
+                    {
+                        status = RunStatus::Failed;
+                        t.error = Some(format!("writing outputs to the datastore failed: {e}"));
                     }
                     // Removed before the run is marked ended, so an ended run never
                     // leaves a container behind; a crash in between is harmless (the

@@ -6,3 +6,4 @@ pub mod lifecycle;
 mod logs;
 pub mod model;
 pub mod plan;
+pub mod publish;

@@ -157,6 +157,10 @@ pub struct OutputBinding {
     /// Writable folder (or file path for uri_file) inside the container.
     pub container_path: String,
     pub is_file: bool,
+    /// `outputs.<o>.path` on a datastore of this host: where the output is copied once the
+    /// run completes (`${{name}}` stands for the run's id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datastore_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

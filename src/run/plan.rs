@@ -295,6 +295,7 @@ mod tests {
                 OutputBinding {
                     container_path: "/tug/outputs/model".into(),
                     is_file: false,
+                    datastore_path: None,
                 },
             )]
             .into(),

@@ -320,6 +320,18 @@ pub(crate) fn read(
             }
         }
     }
+    // A step output promoted to a pipeline output that gives a `path:` is written there.
+    for step in steps.values_mut() {
+        for (output, b) in &step.bindings.outputs {
+            if let OutputBinding::ParentOutput(p) = b
+                && let Some(parent) = raw.outputs.get(p)
+                && let Some(out) = step.job.outputs.get_mut(output)
+                && out.path.is_none()
+            {
+                out.path = parent.path.clone();
+            }
+        }
+    }
     // An inline step's input bound to another step's output is data of that output's type.
     let types: BTreeMap<(String, String), InputType> = steps
         .iter()

@@ -195,8 +195,10 @@ pub async fn fetch(
         };
         let rec: ComponentRecord = match client.get(&path).await {
             Ok(r) => r,
-            // The pipeline's reading says which step named it, and how to fix it.
-            Err(_) => continue,
+            // Not registered: the pipeline's reading says which step named it, and how to
+            // fix it. Anything else is the server's trouble, said as it is.
+            Err(crate::client::Error::Api { status: 404, .. }) => continue,
+            Err(e) => return Err(e.into()),
         };
         let dir = ws.dir.join("components").join(&rec.name).join(format!(
             "{}-{}",
@@ -223,7 +225,7 @@ pub async fn fetch(
 /// Writes a snapshot's files under `dir` (replacing a partial earlier attempt), refusing
 /// any path that would leave it.
 fn unpack(tar: &[u8], dir: &Path) -> anyhow::Result<()> {
-    let tmp = dir.with_extension(format!("tmp{}", crate::workspace::random_hex(4)));
+    let tmp = sibling(dir, &format!(".tmp{}", crate::workspace::random_hex(4)));
     let entries = crate::snapshot::entries_from_tar(tar).context("reading a component snapshot")?;
     for e in entries {
         let rel = Path::new(&e.path);
@@ -257,7 +259,15 @@ fn unpack(tar: &[u8], dir: &Path) -> anyhow::Result<()> {
 }
 
 fn done_marker(dir: &Path) -> PathBuf {
-    dir.with_extension("complete")
+    sibling(dir, ".complete")
+}
+
+/// `dir` with `suffix` appended to its last part (`1.0-ab` → `1.0-ab.complete`), unlike
+/// `with_extension`, which would replace `.0-ab`.
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    dir.with_file_name(name)
 }
 
 #[cfg(test)]
@@ -276,6 +286,18 @@ mod tests {
             ]
         );
         assert!(referenced("not: [valid").is_empty());
+    }
+
+    #[test]
+    fn dotted_versions_get_their_own_marker() {
+        assert_eq!(
+            done_marker(Path::new("/c/train/1.0-abc")),
+            PathBuf::from("/c/train/1.0-abc.complete")
+        );
+        assert_ne!(
+            done_marker(Path::new("/c/train/1.0-abc")),
+            done_marker(Path::new("/c/train/1.5-abc"))
+        );
     }
 
     #[test]

@@ -497,7 +497,11 @@ async fn submission_with(
                     (given.given.clone(), given.local.clone())
                 };
                 // A datastore of this host is read in place.
-                let local = local.or_else(|| local_datastore_path(cwd, &target));
+                let local = match local {
+                    Some(p) => Some(p),
+                    None => local_datastore_path(cwd, &target)
+                        .with_context(|| format!("{f}: `inputs.{name}.path`"))?,
+                };
                 let (host, file_name) = if local.is_none() && crate::datastore::is_remote(&target) {
                     remote_input(cwd, &f, name, &target, d.input_type).await?
                 } else {
@@ -539,15 +543,10 @@ async fn submission_with(
             OutputBinding {
                 container_path,
                 is_file,
-                datastore_path: out.path.as_deref().and_then(|path| {
-                    let found = local_datastore_path(cwd, path);
-                    if found.is_none() {
-                        tracing::warn!(
-                            "{f}: `outputs.{name}.path: {path}` is ignored: tug writes outputs to datastores of this host only (`tug datastore list`); this one stays in the run's folder (`tug job download`)"
-                        );
-                    }
-                    found.map(|p| p.display().to_string())
-                }),
+                datastore_path: match out.path.as_deref() {
+                    None => None,
+                    Some(path) => output_destination(cwd, &f, name, path)?,
+                },
             },
         );
     }
@@ -691,14 +690,42 @@ fn is_model_ref(d: &spec::DataInput) -> bool {
 
 /// The host path of `given` when it is an `azureml://datastores/<name>/paths/...` URI of a
 /// datastore on this host (the workspace's own, or one the config gives a `path:`).
-fn local_datastore_path(cwd: &Path, given: &str) -> Option<PathBuf> {
-    let ws = crate::workspace::Workspace::find(cwd)?;
-    let config = ws.read_config().ok()?;
+fn local_datastore_path(cwd: &Path, given: &str) -> anyhow::Result<Option<PathBuf>> {
+    let Some(ws) = crate::workspace::Workspace::find(cwd) else {
+        return Ok(None);
+    };
+    let config = ws.read_config()?;
     crate::datastore::uri::local_datastore(
         given,
         &config.datastores,
         &crate::datastore::upload::workspace_datastore(&ws),
     )
+    .transpose()
+    .map_err(|e| anyhow::anyhow!("`{given}`: {e}"))
+}
+
+/// Where output `name` with `path:` is copied once its run completes: a datastore folder
+/// of this host (not into registered data's copies); `None`, with a warning, elsewhere.
+fn output_destination(
+    cwd: &Path,
+    f: &str,
+    name: &str,
+    path: &str,
+) -> anyhow::Result<Option<String>> {
+    let found =
+        local_datastore_path(cwd, path).with_context(|| format!("{f}: `outputs.{name}.path`"))?;
+    let Some(dest) = found else {
+        tracing::warn!(
+            "{f}: `outputs.{name}.path: {path}` is ignored: tug writes outputs to datastores of this host only (`tug datastore list`); this one stays in the run's folder (`tug job download`)"
+        );
+        return Ok(None);
+    };
+    if path.contains("/paths/LocalUpload/") {
+        bail!(
+            "{f}: `outputs.{name}.path: {path}`: LocalUpload/ holds registered data, which does not change\n  help: write the output somewhere else in the datastore, e.g. azureml://datastores/workspaceblobstore/paths/results/${{{{name}}}}/"
+        );
+    }
+    Ok(Some(dest.display().to_string()))
 }
 
 /// `azureml:<name>:<version>` or `@latest` on a `uri_file`/`uri_folder` input: a data asset.

@@ -328,9 +328,9 @@ fn pipeline_files_run_their_steps_in_order() {
         if file.contains("customize-output-file") {
             // Its pipeline output's `path:` on workspaceblobstore, `${{name}}` the pipeline.
             let id = shown["id"].as_str().unwrap();
-            let written = ws
-                .path()
-                .join(format!(".tug/datastores/workspaceblobstore/{id}/hello_world.txt"));
+            let written = ws.path().join(format!(
+                ".tug/datastores/workspaceblobstore/{id}/hello_world.txt"
+            ));
             assert_eq!(
                 std::fs::read_to_string(&written).unwrap_or_default(),
                 "world\n",

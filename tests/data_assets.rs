@@ -135,6 +135,37 @@ fn datastore_paths_on_this_host_are_read_in_place() {
     );
     let out = ws.tug(&["datastore", "show", "-n", "nope"]);
     assert!(!out.status.success());
+
+    // Refused: a secret in a registered URI (never stored or echoed), a path out of a store.
+    let out = ws.tug(&[
+        "data",
+        "create",
+        "--name",
+        "signed",
+        "--type",
+        "uri_file",
+        "--path",
+        "https://example.com/a.csv?sv=1&sig=hunter2token",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("query string") && !err.contains("hunter2token"),
+        "{err}"
+    );
+    ws.write(
+        "escape.yml",
+        &format!(
+            "command: ls ${{{{inputs.d}}}}\nenvironment:\n  image: {MINIMAL}\ninputs:\n  d:\n    type: uri_folder\n    path: azureml://datastores/workspaceblobstore/paths/../../..\n"
+        ),
+    );
+    let out = ws.tug(&["job", "create", "-f", "escape.yml"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("leaves datastore `workspaceblobstore`"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -39,10 +39,14 @@ pub async fn create(ctx: &Context_, args: CreateArgs) -> anyhow::Result<()> {
                     "`tug data create` needs `-f data.yml`, or `--name` and `--path`\n  help: e.g. `tug data create --name digits --type uri_folder --path ./data`"
                 );
             };
-            let mut text = format!("name: {name}\npath: {path}\n");
+            // Quoted by the YAML writer: a `#` or `: ` in a flag stays part of the value.
+            let mut map = serde_yaml::Mapping::new();
+            map.insert("name".into(), name.as_str().into());
+            map.insert("path".into(), path.as_str().into());
             if let Some(t) = args.data_type {
-                text.push_str(&format!("type: {}\n", t.as_str()));
+                map.insert("type".into(), t.as_str().into());
             }
+            let text = serde_yaml::to_string(&map)?;
             crate::spec::parse_data_asset(Path::new("--path"), &text, &[])
                 .map_err(submit::spec_error)?
         }
@@ -91,7 +95,18 @@ pub async fn create(ctx: &Context_, args: CreateArgs) -> anyhow::Result<()> {
                     "`path: {given}`: not a local path or a URI tug fetches\n  help: use a local file or folder, https://, s3://, wasbs://, abfss:// or azureml://datastores/<name>/paths/<path>"
                 );
             }
-            (given.clone(), given.clone(), None)
+            let config = ws.read_config()?;
+            let store = crate::datastore::upload::workspace_datastore(&ws);
+            match crate::datastore::uri::local_datastore(given, &config.datastores, &store) {
+                // A folder of this host: registered as the place it names.
+                Some(Ok(p)) => (p.display().to_string(), given.clone(), None),
+                Some(Err(e)) => anyhow::bail!("`path: {given}`: {e}"),
+                // Checked as a job input would be: a secret in the URI is refused, not stored.
+                None => {
+                    crate::datastore::uri::parse(given, &config.datastores)?;
+                    (given.clone(), given.clone(), None)
+                }
+            }
         }
     };
     let rec = DataRecord {

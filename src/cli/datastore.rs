@@ -45,7 +45,7 @@ fn views(ws: &crate::workspace::Workspace) -> anyhow::Result<Vec<DatastoreView>>
     for (name, d) in &config.datastores {
         let (kind, location) = match (&d.path, &d.url) {
             (Some(p), _) => ("folder", p.display().to_string()),
-            (None, Some(u)) => ("remote", u.clone()),
+            (None, Some(u)) => ("remote", crate::datastore::uri::redact(u)),
             (None, None) => ("remote", "(no url or path)".into()),
         };
         out.push(DatastoreView {

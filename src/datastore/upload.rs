@@ -26,7 +26,25 @@ pub struct Uploaded {
 
 /// Copies the file or folder `src` into the workspace datastore (once per content).
 pub fn upload_local(ws: &Workspace, src: &Path) -> std::io::Result<Uploaded> {
-    let files = crate::pipeline::fingerprint::hash_tree(src)?;
+    // Links are followed: the copy holds the bytes they lead to, and the hash is taken
+    // of the copy, so it is exactly what is stored.
+    let src = std::fs::canonicalize(src)?;
+    let name = src
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".into());
+    let uploads = workspace_datastore(ws).join("LocalUpload");
+    let staging = uploads.join(format!(".staging-{}", crate::workspace::random_hex(6)));
+    std::fs::create_dir_all(&staging)?;
+    let staged = staging.join(&name);
+    let files =
+        match copy(&src, &staged).and_then(|_| crate::pipeline::fingerprint::hash_tree(&staged)) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
     let mut h = Sha256::new();
     for (rel, sha) in &files {
         h.update(rel.as_bytes());
@@ -35,24 +53,13 @@ pub fn upload_local(ws: &Workspace, src: &Path) -> std::io::Result<Uploaded> {
         h.update([b'\n']);
     }
     let content = crate::workspace::hex(&h.finalize());
-    let name = src
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "data".into());
     let rel = format!("LocalUpload/{}/{name}", &content[..16]);
     let dest = workspace_datastore(ws).join(&rel);
     if !dest.exists() {
-        let parent = dest.parent().expect("has a parent");
-        std::fs::create_dir_all(parent)?;
-        let tmp = parent.join(format!(".{name}.{}", crate::workspace::random_hex(4)));
-        let copied = copy(src, &tmp);
-        if let Err(e) = copied {
-            let _ = std::fs::remove_dir_all(&tmp);
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        std::fs::rename(&tmp, &dest)?;
+        std::fs::create_dir_all(dest.parent().expect("has a parent"))?;
+        std::fs::rename(&staged, &dest)?;
     }
+    let _ = std::fs::remove_dir_all(&staging);
     Ok(Uploaded {
         path: dest,
         uri: format!("azureml://datastores/{WORKSPACE_DATASTORE}/paths/{rel}"),

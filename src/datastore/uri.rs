@@ -26,24 +26,36 @@ pub struct DatastoreConfig {
 }
 
 /// A datastore of this host: the workspace's own (`workspaceblobstore`, unless the config
-/// points it elsewhere) or one whose config gives a `path:`. `None` for remote ones.
+/// points it elsewhere) or one whose config gives a `path:`. `None` for remote ones; an
+/// error for a path that would leave the datastore's folder.
 pub fn local_datastore(
     given: &str,
     datastores: &BTreeMap<String, DatastoreConfig>,
     workspace_store: &std::path::Path,
-) -> Option<std::path::PathBuf> {
+) -> Option<Result<std::path::PathBuf, String>> {
     let (name, path) = datastore_part(given)?;
-    let rel = path.trim_start_matches('/');
-    match datastores.get(name) {
+    let root = match datastores.get(name) {
         Some(DatastoreConfig {
             path: Some(root), ..
-        }) => Some(root.join(rel)),
-        Some(_) => None,
+        }) => root.clone(),
+        Some(_) => return None,
         None if name == crate::datastore::upload::WORKSPACE_DATASTORE => {
-            Some(workspace_store.join(rel))
+            workspace_store.to_path_buf()
         }
-        None => None,
+        None => return None,
+    };
+    let rel = std::path::Path::new(path.trim_start_matches('/'));
+    if rel.components().any(|c| {
+        !matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    }) {
+        return Some(Err(format!(
+            "the path `{path}` leaves datastore `{name}` (`..` is not allowed)"
+        )));
     }
+    Some(Ok(root.join(rel)))
 }
 
 /// A remote location, parsed.

@@ -8,7 +8,12 @@ use std::path::Path;
 use super::model::JobSubmission;
 
 /// Links and copies run `id`'s outputs; `store_root` is the workspace datastore's folder.
-pub fn publish(store_root: &Path, run_dir: &Path, id: &str, sub: &JobSubmission) -> Result<(), String> {
+pub fn publish(
+    store_root: &Path,
+    run_dir: &Path,
+    id: &str,
+    sub: &JobSubmission,
+) -> Result<(), String> {
     for (name, out) in &sub.outputs {
         let folder = run_dir.join("named-outputs").join(name);
         if !folder.exists() {
@@ -39,9 +44,8 @@ pub fn publish(store_root: &Path, run_dir: &Path, id: &str, sub: &JobSubmission)
             std::fs::create_dir_all(parent)
                 .map_err(|e| format!("output `{name}`: creating {}: {e}", parent.display()))?;
         }
-        crate::datastore::upload::copy(&src, &dest).map_err(|e| {
-            format!("output `{name}`: copying it to {}: {e}", dest.display())
-        })?;
+        crate::datastore::upload::copy(&src, &dest)
+            .map_err(|e| format!("output `{name}`: copying it to {}: {e}", dest.display()))?;
     }
     Ok(())
 }

@@ -66,6 +66,9 @@ pub struct Controller {
     enabled: AtomicUsize,
     /// An occurrence before this passed while no server ran.
     started: Timestamp,
+    /// Held by a pass and by every API change: a pass never fires from a copy of a
+    /// schedule that was disabled, deleted or replaced meanwhile.
+    op: std::sync::Mutex<()>,
 }
 
 impl Controller {
@@ -76,6 +79,7 @@ impl Controller {
             wake: Notify::new(),
             enabled: AtomicUsize::new(0),
             started: Timestamp::now(),
+            op: std::sync::Mutex::new(()),
         }
     }
 
@@ -83,6 +87,10 @@ impl Controller {
     /// server must not exit when idle.
     pub fn enabled(&self) -> usize {
         self.enabled.load(Ordering::SeqCst)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.op.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn recount(&self) -> Result<(), Error> {
@@ -98,15 +106,26 @@ impl Controller {
 
     /// Creates or replaces a schedule. Its next fire is the first occurrence after now.
     pub fn put(&self, sub: ScheduleSubmission) -> Result<(ScheduleRecord, bool), Error> {
+        let _op = self.lock();
         if !crate::run::model::valid_run_id(&sub.name) {
             return Err(Error::BadName(sub.name));
         }
         let now = Timestamp::now();
         let trigger = Trigger::compile(&sub.trigger, now).map_err(Error::Trigger)?;
-        // The first occurrence at or after the later of now and the start.
-        let Some(next) =
-            trigger.next_after(now.max(trigger.start) - jiff::SignedDuration::from_secs(1))
-        else {
+        // The first occurrence at or after the later of now and the start, and after
+        // any occurrence already fired (a schedule replaced right after a fire).
+        let mut from = now.max(trigger.start) - jiff::SignedDuration::from_secs(1);
+        if let Some(last) = self
+            .store
+            .schedule_fires(&sub.name, 20)?
+            .iter()
+            .filter(|f| f.cause != FireCause::Manual)
+            .filter_map(|f| f.occurrence.parse::<Timestamp>().ok())
+            .max()
+        {
+            from = from.max(last);
+        }
+        let Some(next) = trigger.next_after(from) else {
             return Err(Error::Never(sub.name));
         };
         self.submit.check(&sub.job).map_err(|message| Error::Job {
@@ -128,6 +147,7 @@ impl Controller {
     }
 
     pub fn enable(&self, name: &str) -> Result<ScheduleRecord, Error> {
+        let _op = self.lock();
         let rec = self.store.schedule(name)?;
         let trigger = trigger_of(&rec)?;
         // Occurrences while it was disabled are not fires that were missed.
@@ -141,6 +161,7 @@ impl Controller {
     }
 
     pub fn disable(&self, name: &str) -> Result<ScheduleRecord, Error> {
+        let _op = self.lock();
         let rec = self.store.schedule(name)?;
         let rec = self
             .store
@@ -152,6 +173,7 @@ impl Controller {
     /// Deletes a disabled schedule (Azure ML's rule: disable first, so that deleting is a
     /// decision and not a typo).
     pub fn delete(&self, name: &str) -> Result<(), Error> {
+        let _op = self.lock();
         if self.store.schedule(name)?.enabled {
             return Err(Error::Enabled(name.to_string()));
         }
@@ -161,6 +183,7 @@ impl Controller {
 
     /// Fires a schedule now, whether enabled or not; its next occurrence stays.
     pub fn trigger(&self, name: &str) -> Result<FireRecord, Error> {
+        let _op = self.lock();
         let rec = self.store.schedule(name)?;
         let sub: ScheduleSubmission = serde_json::from_value(rec.spec.clone())?;
         let now = Timestamp::from_second(Timestamp::now().as_second())
@@ -228,6 +251,7 @@ impl Controller {
 
     /// Fires every due schedule once; returns the earliest next occurrence.
     fn pass(&self) -> Result<Option<Timestamp>, Error> {
+        let _op = self.lock();
         let now = Timestamp::now();
         let mut earliest: Option<Timestamp> = None;
         for rec in self.store.schedules()? {
@@ -278,8 +302,13 @@ impl Controller {
                     due.occurrence
                 )
             } else {
+                let many = if due.missed >= super::trigger::MAX_COUNTED {
+                    format!("more than {}", super::trigger::MAX_COUNTED)
+                } else {
+                    count.to_string()
+                };
                 format!(
-                    "{count} occurrences from {next} to {} passed while no server ran; fired once for them at {now}, as Azure ML does",
+                    "{many} occurrences from {next} to {} passed while no server ran; fired once for them at {now}, as Azure ML does",
                     due.occurrence
                 )
             };

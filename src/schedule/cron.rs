@@ -160,8 +160,13 @@ fn parse_field(text: &str, rule: &FieldRule) -> Result<u64, String> {
                 let step: u32 = s
                     .parse()
                     .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("`/{s}` is not a step (a whole number above 0)"))?;
+                    .filter(|s| *s > 0 && *s <= rule.max)
+                    .ok_or_else(|| {
+                        format!(
+                            "`/{s}` is not a step (a whole number from 1 to {})",
+                            rule.max
+                        )
+                    })?;
                 (r, Some(step))
             }
             None => (item, None),
@@ -265,6 +270,7 @@ mod tests {
         assert!(e.message.contains("jan"), "{e}");
         let e = Cron::parse("*/0 * * * *").unwrap_err();
         assert!(e.message.contains("step"), "{e}");
+        assert!(Cron::parse("59/4294967295 * * * *").is_err());
         let e = Cron::parse("0 0 0 * *").unwrap_err();
         assert_eq!(e.field, "day of month");
         assert!(Cron::parse("1,,2 * * * *").is_err());

@@ -338,3 +338,15 @@ fn start_time_defaults_to_creation_and_offsets_are_honoured() {
         ts("2024-06-30T22:00:00Z")
     );
 }
+
+#[test]
+fn a_long_outage_is_counted_to_the_cap_and_fires_for_the_occurrence_before_now() {
+    let t = cron("* * * * *", "2024-01-01T00:00:00Z", None);
+    // Seventy days of minutes missed.
+    let d = t
+        .due(ts("2024-01-01T00:05:00Z"), ts("2024-03-11T10:30:30Z"))
+        .unwrap();
+    assert_eq!(d.missed, MAX_COUNTED);
+    assert_eq!(d.occurrence, ts("2024-03-11T10:30:00Z"));
+    assert_eq!(d.next, Some(ts("2024-03-11T10:31:00Z")));
+}

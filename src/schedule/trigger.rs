@@ -372,7 +372,12 @@ impl Trigger {
         let mut latest = due;
         let mut missed = 0usize;
         while let Some(t) = self.next_after(latest) {
-            if t > now || missed >= MAX_COUNTED {
+            if t > now {
+                break;
+            }
+            if missed >= MAX_COUNTED {
+                // Too many to walk: find the latest one near now instead.
+                latest = self.latest_up_to(now).unwrap_or(latest).max(latest);
                 break;
             }
             latest = t;
@@ -383,6 +388,28 @@ impl Trigger {
             missed,
             next: self.next_after(now),
         })
+    }
+
+    /// The latest occurrence at or before `now`, looking back ever further from it.
+    fn latest_up_to(&self, now: Timestamp) -> Option<Timestamp> {
+        const DAY: i64 = 86_400;
+        for span in [60, 3_600, DAY, 7 * DAY, 32 * DAY, 366 * DAY, 8 * 366 * DAY] {
+            let mut at = now - jiff::SignedDuration::from_secs(span);
+            let mut last = None;
+            for _ in 0..MAX_COUNTED {
+                match self.next_after(at) {
+                    Some(t) if t <= now => {
+                        last = Some(t);
+                        at = t;
+                    }
+                    _ => break,
+                }
+            }
+            if last.is_some() {
+                return last;
+            }
+        }
+        None
     }
 
     /// One line for `schedule list`.
@@ -423,8 +450,9 @@ impl Trigger {
     }
 }
 
-/// Missed occurrences are counted up to this many (a schedule every minute, down a year).
-pub const MAX_COUNTED: usize = 100_000;
+/// Missed occurrences are counted up to this many (a schedule every minute, down a
+/// month, is "more than 1000").
+pub const MAX_COUNTED: usize = 1_000;
 
 /// A fire that is due.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -45,6 +45,7 @@ async fn create_component(
             ),
         ));
     }
+    check_version(&rec.version)?;
     if !snapshot_path(&s, &rec.snapshot).is_some_and(|p| p.exists()) {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
@@ -81,6 +82,27 @@ async fn show_component(
     Query(q): Query<VersionQuery>,
 ) -> Result<Json<ComponentRecord>, ApiError> {
     Ok(Json(s.runner.store.component(&name, q.version.as_deref())?))
+}
+
+/// An asset version: it becomes part of a folder name, so letters, digits, `.`, `-` and
+/// `_` only, not starting with `.` (empty: the next number).
+pub(crate) fn check_version(version: &str) -> Result<(), ApiError> {
+    let ok = version.is_empty()
+        || (version.len() <= 64
+            && !version.starts_with('.')
+            && version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`{version}` is not a valid version: use letters, digits, `.`, `-` and `_` (e.g. `1` or `2.1`), not starting with `.`"
+            ),
+        ))
+    }
 }
 
 /// The stored snapshot `sha`, if `sha` is one (hex only: it becomes a file name).

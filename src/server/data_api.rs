@@ -47,6 +47,7 @@ async fn create_data(
             ),
         ));
     }
+    super::component_api::check_version(&rec.version)?;
     rec.created_at = crate::store::now();
     let (data, created) = s.runner.store.put_data(&rec)?;
     let code = if created {

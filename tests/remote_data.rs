@@ -357,12 +357,12 @@ fn an_s3_folder_and_a_datastore_uri_come_through_an_s3_compatible_server() {
         "unknown.yml",
         &std::fs::read_to_string(ws.path().join("job.yml"))
             .unwrap()
-            .replace("datastores/lake", "datastores/workspaceblobstore"),
+            .replace("datastores/lake", "datastores/nowhere"),
     );
     let out = create(&ws, "unknown.yml", &env);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !out.status.success() && err.contains("datastores:\n      workspaceblobstore: {url:"),
+        !out.status.success() && err.contains("datastores:\n      nowhere: {url:"),
         "{err}"
     );
     assert_eq!(job_count(&ws), 2);

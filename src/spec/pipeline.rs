@@ -342,13 +342,32 @@ pub(crate) fn read(
                 .map(move |(o, out)| ((n.clone(), o.clone()), out.output_type))
         })
         .collect();
-    for step in steps.values_mut().filter(|s| s.component.is_none()) {
+    for (name, step) in steps.iter_mut() {
+        let declared = step.component.is_some();
         for (input, b) in &step.bindings.inputs {
             if let InputBinding::StepOutput { step: from, output } = b
                 && let Some(Input::Data(d)) = step.job.inputs.get_mut(input)
                 && let Some(ty) = types.get(&(from.clone(), output.clone()))
             {
-                d.input_type = *ty;
+                if !declared {
+                    d.input_type = *ty;
+                } else if (d.input_type == InputType::UriFile) != (*ty == InputType::UriFile) {
+                    // A component declares its input's type: a file is not a folder.
+                    return Err(doc.invalid(
+                        &format!("jobs.{name}.inputs.{input}"),
+                        false,
+                        format!(
+                            "input `{input}` of step `{name}` is `{}`, but `{from}.outputs.{output}` is `{}`",
+                            d.input_type.as_str(),
+                            ty.as_str()
+                        ),
+                        format!(
+                            "bind an output of type `{}`, or declare `{from}`'s output `{output}` as `type: {}`",
+                            d.input_type.as_str(),
+                            d.input_type.as_str()
+                        ),
+                    ));
+                }
             }
         }
     }

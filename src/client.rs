@@ -301,3 +301,11 @@ pub fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// `/api/<kind>/<name>`, with `?version=` when one is asked for (else the latest).
+pub fn asset_path(kind: &str, name: &str, version: Option<&str>) -> String {
+    match version {
+        Some(v) => format!("/api/{kind}/{}?version={}", urlencode(name), urlencode(v)),
+        None => format!("/api/{kind}/{}", urlencode(name)),
+    }
+}

@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::client::{Client, urlencode};
+use crate::client::Client;
 use crate::snapshot::Entry;
 use crate::spec::{CommandComponent, CondaFile, EnvironmentRef, EnvironmentSource, SourcePath};
 use crate::store::ComponentRecord;
@@ -185,14 +185,7 @@ pub async fn fetch(
 ) -> anyhow::Result<Fetched> {
     let mut out = Fetched::new();
     for (name, version) in wanted {
-        let path = match version {
-            Some(v) => format!(
-                "/api/components/{}?version={}",
-                urlencode(name),
-                urlencode(v)
-            ),
-            None => format!("/api/components/{}", urlencode(name)),
-        };
+        let path = crate::client::asset_path("components", name, version.as_deref());
         let rec: ComponentRecord = match client.get(&path).await {
             Ok(r) => r,
             // Not registered: the pipeline's reading says which step named it, and how to

@@ -741,25 +741,12 @@ fn is_data_ref(d: &spec::DataInput) -> bool {
 
 /// The data asset version `given` (`azureml:n:v`, `azureml:n@latest`, `azureml:n`) names.
 async fn data_asset(client: &Client, given: &str) -> anyhow::Result<crate::store::DataRecord> {
-    let rest = given.trim_start_matches("azureml:");
-    let (name, version) = match rest.split_once('@') {
-        Some((n, "latest")) => (n, None),
-        Some((_, _)) => bail!(
+    let Some((name, version)) = spec::registered_component(given) else {
+        bail!(
             "`{given}`: tug knows the `latest` label only\n  help: write `azureml:<name>@latest` or `azureml:<name>:<version>`"
-        ),
-        None => match rest.split_once(':') {
-            Some((n, v)) => (n, Some(v)),
-            None => (rest, None),
-        },
+        );
     };
-    let path = match version {
-        Some(v) => format!(
-            "/api/data/{}?version={}",
-            crate::client::urlencode(name),
-            crate::client::urlencode(v)
-        ),
-        None => format!("/api/data/{}", crate::client::urlencode(name)),
-    };
+    let path = crate::client::asset_path("data", &name, version.as_deref());
     Ok(client.get(&path).await?)
 }
 

@@ -8,7 +8,7 @@ use clap::Subcommand;
 
 use super::Context_;
 use super::output;
-use crate::client::{Client, urlencode};
+use crate::client::Client;
 use crate::server::component_api::ComponentCreated;
 use crate::store::ComponentRecord;
 use crate::submit;
@@ -112,14 +112,7 @@ pub(crate) async fn run(ctx: &Context_, cmd: ComponentCommand) -> anyhow::Result
         }
         ComponentCommand::Show { name, version } => {
             let client = Client::connect(&ws).await?;
-            let path = match &version {
-                Some(v) => format!(
-                    "/api/components/{}?version={}",
-                    urlencode(&name),
-                    urlencode(v)
-                ),
-                None => format!("/api/components/{}", urlencode(&name)),
-            };
+            let path = crate::client::asset_path("components", &name, version.as_deref());
             let c: ComponentRecord = client.get(&path).await?;
             if !output::structured(ctx.output, &c)? {
                 print_detail(&c);

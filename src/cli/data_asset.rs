@@ -8,7 +8,7 @@ use anyhow::Context;
 use super::Context_;
 use super::data::DataType;
 use super::output;
-use crate::client::{Client, urlencode};
+use crate::client::Client;
 use crate::server::data_api::DataCreated;
 use crate::store::DataRecord;
 use crate::submit;
@@ -172,10 +172,7 @@ pub async fn list(ctx: &Context_) -> anyhow::Result<()> {
 pub async fn show(ctx: &Context_, name: &str, version: Option<&str>) -> anyhow::Result<()> {
     let ws = ctx.workspace()?;
     let client = Client::connect(&ws).await?;
-    let path = match version {
-        Some(v) => format!("/api/data/{}?version={}", urlencode(name), urlencode(v)),
-        None => format!("/api/data/{}", urlencode(name)),
-    };
+    let path = crate::client::asset_path("data", name, version);
     let d: DataRecord = client.get(&path).await?;
     if !output::structured(ctx.output, &d)? {
         println!("name         {}", d.name);

@@ -241,16 +241,7 @@ pub(crate) fn read(doc: &Document) -> Result<CommandComponent, SpecError> {
             p
         })
         .collect();
-    let version = raw.version.map(|v| match v {
-        serde_yaml::Value::String(s) => s,
-        other => doc.scalar_text(
-            "version",
-            serde_yaml::to_string(&other)
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
-        ),
-    });
+    let version = doc.version_text("version", raw.version);
     let component = CommandComponent {
         name: raw.name,
         version,

@@ -83,16 +83,7 @@ pub(crate) fn read(doc: &Document) -> Result<DataAsset, SpecError> {
             "give the data's file or folder, or a URI",
         ));
     }
-    let version = raw.version.map(|v| match v {
-        serde_yaml::Value::String(s) => s,
-        other => doc.scalar_text(
-            "version",
-            serde_yaml::to_string(&other)
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
-        ),
-    });
+    let version = doc.version_text("version", raw.version);
     let mut path = SourcePath::parse(&raw.path);
     path.resolve(doc.path.parent().unwrap_or(std::path::Path::new("")));
     let mut tags = raw.tags;

@@ -203,6 +203,20 @@ impl<'a> Document<'a> {
         }
     }
 
+    /// A `version:` as written (`version: 1` is `"1"`, not `1.0`), if given.
+    pub fn version_text(&self, field: &str, value: Option<Value>) -> Option<String> {
+        value.map(|v| match v {
+            Value::String(s) => s,
+            other => self.scalar_text(
+                field,
+                serde_yaml::to_string(&other)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            ),
+        })
+    }
+
     pub fn invalid(
         &self,
         field: &str,

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::*;
-use crate::run::model::{JobSubmission, ResolvedEnvironment, Resources};
 use crate::schedule::trigger::{Frequency, TriggerSpec, Window};
 
 #[derive(Default)]
@@ -39,27 +38,10 @@ impl Submit for Recorder {
 }
 
 fn job() -> ScheduledJob {
-    ScheduledJob::Command(Box::new(JobSubmission {
-        name: Some("fixed-in-the-file".into()),
-        display_name: None,
-        experiment_name: "exp".into(),
-        description: None,
-        tags: BTreeMap::new(),
-        command: "echo ${{name}}".into(),
-        code_snapshot: None,
-        environment: ResolvedEnvironment::Image {
-            image: "tug/python:3.11-minimal".into(),
-            conda_file: None,
-            pip_requirements: vec![],
-        },
-        environment_variables: BTreeMap::new(),
-        compute: "local".into(),
-        inputs: BTreeMap::new(),
-        outputs: BTreeMap::new(),
-        resources: Resources::default(),
-        timeout_seconds: None,
-        source: None,
-    }))
+    let mut j = crate::store::tests::submission();
+    j.name = Some("fixed-in-the-file".into());
+    j.command = "echo ${{name}}".into();
+    ScheduledJob::Command(Box::new(j))
 }
 
 fn every_minute(name: &str, start: &str) -> ScheduleSubmission {

@@ -683,4 +683,4 @@ fn row_to_env(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<EnvironmentRecor
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -3,7 +3,8 @@
 use super::*;
 use crate::run::model::{ResolvedEnvironment, Resources};
 
-fn submission() -> JobSubmission {
+/// A minimal command job, for tests elsewhere in the crate too.
+pub(crate) fn submission() -> JobSubmission {
     JobSubmission {
         name: None,
         display_name: Some("d".into()),

@@ -65,7 +65,9 @@ pub fn load_any_job_with(
         let sweep = spec::parse_sweep_job(file, &text, &borrowed(overrides)).map_err(spec_error)?;
         check_supported(
             file,
-            &sweep.trial_job(&placeholders(&sweep)).map_err(spec_error)?,
+            &sweep
+                .trial_job(&sweep.placeholder_params())
+                .map_err(spec_error)?,
         )?;
         for name in sweep.unused_dimensions() {
             tracing::warn!(
@@ -119,17 +121,6 @@ pub fn load_pipeline(
     Ok(pipeline)
 }
 
-/// Each search-space value as the reference itself (strings render bare), so the rendered
-/// trial command keeps `${{search_space.x}}` (also where `${{inputs.x}}` named a search-space
-/// entry) for the controller to fill in per trial.
-fn placeholders(sweep: &SweepJob) -> crate::sweep::Params {
-    sweep
-        .search_space
-        .keys()
-        .map(|k| (k.clone(), format!("${{{{search_space.{k}}}}}").into()))
-        .collect()
-}
-
 /// Turns a parsed sweep into what the server runs: the trial resolved like a command job
 /// (code uploaded, environment resolved, inputs bound), its command rendered except for
 /// `${{search_space.x}}`, which the controller fills in per trial.
@@ -140,7 +131,7 @@ pub async fn sweep_submission(
     file: &Path,
 ) -> anyhow::Result<SweepSubmission> {
     let f = file.display().to_string();
-    let placeholders = placeholders(&sweep);
+    let placeholders = sweep.placeholder_params();
     let render =
         |_: &str, inputs: &BTreeMap<String, String>, outputs: &BTreeMap<String, String>| {
             spec::render_trial_command(&sweep, &placeholders, inputs, outputs)
@@ -200,9 +191,22 @@ pub async fn pipeline_submission(
         if job.display_name.is_none() {
             job.display_name = Some(name.clone());
         }
-        let sub = submission(client, cwd, job, file)
-            .await
-            .with_context(|| format!("step `{name}`"))?;
+        let (sub, sweep) = match step.sweep {
+            Some(settings) => {
+                let sweep = SweepJob::from_trial(job, settings);
+                let s = sweep_submission(client, cwd, sweep, file)
+                    .await
+                    .with_context(|| format!("step `{name}`"))?;
+                let settings = s.settings();
+                (s.trial, Some(settings))
+            }
+            None => {
+                let sub = submission(client, cwd, job, file)
+                    .await
+                    .with_context(|| format!("step `{name}`"))?;
+                (sub, None)
+            }
+        };
         let bound = step
             .bindings
             .inputs
@@ -227,6 +231,7 @@ pub async fn pipeline_submission(
                 bound,
                 is_deterministic: step.is_deterministic,
                 component: step.component,
+                sweep,
             },
         );
     }

@@ -409,7 +409,7 @@ fn schedule_files_are_read_and_fire_their_pipeline() {
 }
 
 #[test]
-fn what_tug_cannot_run_yet_is_refused_with_the_reason() {
+fn what_needs_the_network_fails_with_the_reason() {
     let ws = site();
     // The Dockerfile pulls python:3.8 and pip-installs from PyPI: it needs the network
     // (where the engine reaches Docker Hub, it builds and runs instead).
@@ -429,19 +429,80 @@ fn what_tug_cannot_run_yet_is_refused_with_the_reason() {
         );
     }
 
-    let before = ws.json(&["job", "list"]).as_array().unwrap().len();
-    // A sweep step is refused at its `type:`, before anything is created.
+    // The sweep-step pipeline runs as written: its trials get Azure's sampled values, but
+    // each first runs `pip install 'mlflow<2.19'`, which needs PyPI. pip is told not to
+    // retry (the site's environment, not the file), so the offline failure comes fast.
     let file = "jobs/pipelines-with-components/pipeline_with_hyperparameter_sweep/pipeline.yml";
-    let (ok, _, err) = create(&ws, file);
-    assert!(!ok);
+    let out = ws
+        .tug_cmd(&[
+            "job",
+            "create",
+            "-f",
+            &format!("cli/{file}"),
+            "--stream",
+            "--set",
+            "jobs.sweep_step.environment_variables.PIP_RETRIES=0",
+            "--set",
+            "jobs.sweep_step.environment_variables.PIP_TIMEOUT=2",
+        ])
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .output()
+        .unwrap();
+    let (v, _) = newest(&ws);
+    let streamed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(v["kind"], "pipeline", "{streamed}\n{v:#}");
+    assert_eq!(v["status"], "Failed", "{streamed}\n{v:#}");
+    let steps = v["pipeline"]["steps"].as_array().unwrap();
+    let state = |name: &str| {
+        steps.iter().find(|s| s["step"] == name).unwrap()["state"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(state("sweep_step"), "failed", "{v:#}");
+    assert_eq!(state("predict_step"), "skipped", "{v:#}");
+    let sweep_id = steps[0]["run"].as_str().unwrap();
+    let sweep = ws.show(sweep_id);
     assert!(
-        err.contains("pipeline.yml:9:")
-            && err.contains("`type: sweep` steps are not supported yet"),
-        "{file}: {err}"
+        sweep["error"]
+            .as_str()
+            .unwrap()
+            .contains("the first 3 trials failed"),
+        "{sweep:#}"
     );
-    assert_eq!(
-        ws.json(&["job", "list"]).as_array().unwrap().len(),
-        before,
-        "nothing created"
-    );
+    // 3 at once; one that fails frees its place for the next until 3 have failed.
+    let trials = sweep["sweep"]["trials"].as_array().unwrap();
+    assert!((3..=5).contains(&trials.len()), "{sweep:#}");
+    for t in trials {
+        let (c, coef0) = (
+            t["params"]["c_value"].as_f64().unwrap(),
+            t["params"]["coef0"].as_f64().unwrap(),
+        );
+        assert!(
+            (0.5..=0.9).contains(&c) && (0.1..=1.0).contains(&coef0),
+            "{t:#}"
+        );
+        let kernel = t["params"]["kernel"].as_str().unwrap();
+        assert!(["rbf", "linear", "poly"].contains(&kernel), "{t:#}");
+        let id = t["id"].as_str().unwrap();
+        let run = ws.show(id);
+        let command = run["submission"]["command"].as_str().unwrap();
+        assert!(
+            command.contains(&format!("--kernel {kernel} "))
+                && command.contains("--degree 3 ")
+                && command.contains("--shrinking False "),
+            "{command}"
+        );
+        // One proposed as the third failure came is canceled, maybe before it started.
+        if run["status"] == "Failed" {
+            let log = std::fs::read_to_string(ws.run_dir(id).join("user_logs/std_log.txt"))
+                .unwrap_or_default();
+            assert!(log.contains("mlflow<2.19"), "{log}");
+        }
+    }
+    let failed = trials
+        .iter()
+        .filter(|t| ws.show(t["id"].as_str().unwrap())["status"] == "Failed");
+    assert_eq!(failed.count(), 3, "{sweep:#}");
 }

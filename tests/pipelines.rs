@@ -355,3 +355,136 @@ fn a_server_killed_mid_pipeline_resumes_with_no_step_run_twice() {
     let runs = children(&ws, &id);
     assert_eq!(runs.len(), 2, "one run per step: {runs:#?}");
 }
+
+/// prep → tune (a sweep of fit.yml over `a`) → report: the sweep's trials read prep's
+/// output, and report reads the best trial's.
+fn tuned(ws: &Ws, values: &str) {
+    ws.write(
+        "prep/prep.py",
+        "import os, sys\nopen(os.path.join(sys.argv[1], 'n.txt'), 'w').write('1')\n",
+    );
+    ws.write(
+        "fit/fit.py",
+        "import os, sys, tug\na = float(sys.argv[1])\nn = int(open(os.path.join(sys.argv[2], 'n.txt')).read())\nscore = a * 10 + n\ntug.log('score', score)\nopen(os.path.join(sys.argv[3], 'score.txt'), 'w').write(str(score))\n",
+    );
+    ws.write(
+        "fit/fit.yml",
+        &format!(
+            "name: fit\nversion: 1\ninputs:\n  a: {{type: number, default: 0}}\n  data: {{type: uri_folder}}\noutputs:\n  model: {{type: uri_folder}}\ncode: .\ncommand: python fit.py ${{{{inputs.a}}}} ${{{{inputs.data}}}} ${{{{outputs.model}}}}\nenvironment:\n  image: {MINIMAL}\n"
+        ),
+    );
+    ws.write(
+        "report/report.py",
+        "import os, sys\nprint('best', open(os.path.join(sys.argv[1], 'score.txt')).read(), flush=True)\n",
+    );
+    let text = format!(
+        "type: pipeline\nexperiment_name: tuned\njobs:\n  prep:\n{}\n  tune:\n    type: sweep\n    trial: ./fit/fit.yml\n    inputs:\n      data: ${{{{parent.jobs.prep.outputs.out}}}}\n    sampling_algorithm: grid\n    search_space:\n      a: {{type: choice, values: {values}}}\n    objective: {{goal: maximize, primary_metric: score}}\n    limits: {{max_total_trials: 3, max_concurrent_trials: 2}}\n  report:\n{}\n",
+        step(
+            "prep",
+            "python prep.py ${{outputs.out}}",
+            "",
+            "    outputs:\n      out: {type: uri_folder}\n"
+        ),
+        step(
+            "report",
+            "python report.py ${{inputs.m}}",
+            "    inputs:\n      m: ${{parent.jobs.tune.outputs.model}}\n",
+            ""
+        ),
+    );
+    ws.write("tuned.yml", &text);
+}
+
+#[test]
+fn a_sweep_steps_best_trial_feeds_the_next_step_and_an_unchanged_sweep_is_reused() {
+    let ws = Ws::new();
+    tuned(&ws, "[1, 3, 2]");
+    let (_, v) = run(&ws, "tuned.yml");
+    assert_eq!(v["status"], "Completed", "{v:#}\n{}", ws.server_log());
+    assert_eq!(
+        steps(&v),
+        pairs(&[
+            ("prep", "completed"),
+            ("tune", "completed"),
+            ("report", "completed")
+        ])
+    );
+    let sweep_id = step_field(&v, "tune", "run").as_str().unwrap().to_string();
+    let sweep = ws.show(&sweep_id);
+    let trials = sweep["sweep"]["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 3, "{sweep:#}");
+    assert_eq!(trials[0]["value"], 31.0, "a=3 on n=1 is best: {sweep:#}");
+    // The best trial's output is the sweep's own, and the next step read it.
+    let taken = ws.run_dir(&sweep_id).join("named-outputs/model/score.txt");
+    assert_eq!(std::fs::read_to_string(&taken).unwrap(), "31.0");
+    let report = step_field(&v, "report", "run")
+        .as_str()
+        .unwrap()
+        .to_string();
+    let log = std::fs::read_to_string(ws.run_dir(&report).join("user_logs/std_log.txt"))
+        .unwrap_or_default();
+    assert!(log.contains("best 31.0"), "{log}");
+
+    // Unchanged: the sweep is reused whole, no trial runs.
+    let p = plan(&ws, "tuned.yml");
+    assert!(p.iter().all(|(_, a, _)| a == "reuse"), "{p:?}");
+    let (second, v) = run(&ws, "tuned.yml");
+    assert_eq!(v["status"], "Completed", "{v:#}");
+    assert_eq!(step_field(&v, "tune", "reused_from"), sweep_id.as_str());
+    assert!(children(&ws, &second).is_empty(), "no step ran");
+
+    // Another search space: the sweep reruns, and the plan names the setting.
+    tuned(&ws, "[1, 2]");
+    let p = plan(&ws, "tuned.yml");
+    assert_eq!(p[1].0, "tune");
+    assert_eq!(p[1].1, "run", "{p:?}");
+    assert!(p[1].2.contains("sweep `search_space.a`"), "{p:?}");
+}
+
+#[test]
+fn canceling_a_pipeline_cancels_its_sweep_steps_trials() {
+    let ws = Ws::new();
+    ws.write(
+        "slow/slow.py",
+        "import sys, time, tug\ntug.log('score', float(sys.argv[1]))\ntime.sleep(120)\n",
+    );
+    ws.write(
+        "slow/slow.yml",
+        &format!(
+            "name: slow\nversion: 1\ninputs:\n  a: {{type: number}}\ncode: .\ncommand: python slow.py ${{{{inputs.a}}}}\nenvironment:\n  image: {MINIMAL}\n"
+        ),
+    );
+    ws.write(
+        "slow.yml",
+        "type: pipeline\njobs:\n  tune:\n    type: sweep\n    trial: ./slow/slow.yml\n    sampling_algorithm: grid\n    search_space:\n      a: {type: choice, values: [1, 2, 3]}\n    objective: {goal: maximize, primary_metric: score}\n    limits: {max_total_trials: 3, max_concurrent_trials: 2}\n",
+    );
+    let id = ws.json(&["job", "create", "-f", "slow.yml"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = wait_step_running(&ws, &id, "tune");
+    let sweep_id = step_field(&v, "tune", "run").as_str().unwrap().to_string();
+    ws.wait_for(&sweep_id, LIMIT, |s| {
+        s["sweep"]["trials"]
+            .as_array()
+            .is_some_and(|t| t.iter().filter(|t| t["status"] == "Running").count() == 2)
+    });
+    ws.ok(&["job", "cancel", &id]);
+    let v = ws.wait(&id, Duration::from_secs(60));
+    assert_eq!(v["status"], "Canceled", "{v:#}");
+    assert_eq!(steps(&v), pairs(&[("tune", "canceled")]));
+    let sweep = ws.show(&sweep_id);
+    assert_eq!(sweep["status"], "Canceled", "{sweep:#}");
+    let trials = sweep["sweep"]["trials"].as_array().unwrap();
+    assert_eq!(
+        trials.len(),
+        2,
+        "no trial started after the cancel: {sweep:#}"
+    );
+    assert!(
+        trials.iter().all(|t| t["status"] == "Canceled"),
+        "{sweep:#}"
+    );
+    let ws_id = ws.workspace_id().unwrap();
+    assert!(ws.containers(&ws_id).is_empty(), "no container left");
+}

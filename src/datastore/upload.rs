@@ -68,6 +68,24 @@ pub fn upload_local(ws: &Workspace, src: &Path) -> std::io::Result<Uploaded> {
 }
 
 /// Copies the file or folder `src` to `dest` (a folder's contents merged into it).
+/// [`copy`], each file hard-linked where the filesystem allows (outputs are never written
+/// again, so sharing their bytes is safe) and copied where it does not.
+pub(crate) fn link_or_copy(src: &Path, dest: &Path) -> std::io::Result<()> {
+    let meta = std::fs::metadata(src)?;
+    if meta.is_file() {
+        if std::fs::hard_link(src, dest).is_err() {
+            std::fs::copy(src, dest)?;
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(dest)?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        link_or_copy(&entry.path(), &dest.join(entry.file_name()))?;
+    }
+    Ok(())
+}
+
 pub(crate) fn copy(src: &Path, dest: &Path) -> std::io::Result<()> {
     let meta = std::fs::metadata(src)?;
     if meta.is_file() {

@@ -48,6 +48,11 @@ pub enum Error {
     BadName(String),
     #[error("step `{step}`: {message}")]
     Fingerprint { step: String, message: String },
+    #[error("step `{step}`: {source}")]
+    Sweep {
+        step: String,
+        source: Box<crate::sweep::controller::Error>,
+    },
 }
 
 /// How often a pipeline looks again when nothing wakes it.
@@ -61,6 +66,8 @@ const MAX_PASS_ERRORS: u32 = 5;
 pub struct Controller {
     store: Arc<Store>,
     runner: Arc<Runner>,
+    /// Drives sweep steps, as it drives any sweep.
+    sweeps: Arc<crate::sweep::controller::Controller>,
     wakers: Mutex<HashMap<String, watch::Sender<()>>>,
     active: AtomicUsize,
     hashes: HashCache,
@@ -91,10 +98,15 @@ pub struct PlannedStep {
 }
 
 impl Controller {
-    pub fn new(store: Arc<Store>, runner: Arc<Runner>) -> Controller {
+    pub fn new(
+        store: Arc<Store>,
+        runner: Arc<Runner>,
+        sweeps: Arc<crate::sweep::controller::Controller>,
+    ) -> Controller {
         Controller {
             store,
             runner,
+            sweeps,
             wakers: Mutex::default(),
             active: AtomicUsize::new(0),
             hashes: HashCache::default(),
@@ -121,6 +133,12 @@ impl Controller {
                     step: name.clone(),
                     source,
                 })?;
+            if let Some(sweep) = step.sweep_submission(step.checkable()) {
+                self.sweeps.prepare(&sweep).map_err(|source| Error::Sweep {
+                    step: name.clone(),
+                    source: Box::new(source),
+                })?;
+            }
         }
         Ok(graph)
     }
@@ -182,7 +200,7 @@ impl Controller {
         if let Ok(steps) = self.store.pipeline_steps(id) {
             for r in steps.iter().filter_map(|s| s.run.as_ref()) {
                 if !r.status.is_terminal() {
-                    let _ = self.runner.cancel(&r.id);
+                    let _ = self.cancel_run(r);
                 }
             }
         }
@@ -195,6 +213,19 @@ impl Controller {
                 ..Default::default()
             },
         );
+    }
+
+    /// Cancels a step's run, through the controller that drives it.
+    fn cancel_run(&self, run: &RunRecord) -> Result<(), Error> {
+        if run.kind == "sweep" {
+            self.sweeps.cancel(&run.id).map_err(|source| Error::Sweep {
+                step: run.id.clone(),
+                source: Box::new(source),
+            })?;
+        } else {
+            self.runner.cancel(&run.id)?;
+        }
+        Ok(())
     }
 
     async fn drive(&self, id: &str, mut wake: watch::Receiver<()>) -> Result<(), Error> {
@@ -250,7 +281,7 @@ impl Controller {
             for step in &next.cancel {
                 if let Some(r) = run_of(&steps, step) {
                     tracing::info!(pipeline = %id, %step, "canceling step: another step failed");
-                    self.runner.cancel(&r.id)?;
+                    self.cancel_run(r)?;
                 }
             }
             for (step, why) in &next.skip {
@@ -282,7 +313,7 @@ impl Controller {
         for s in steps {
             match (&s.run, s.row) {
                 (Some(r), _) if !r.status.is_terminal() => {
-                    self.runner.cancel(&r.id)?;
+                    self.cancel_run(r)?;
                     live += 1;
                 }
                 (None, StepRow::Waiting) => {
@@ -421,10 +452,28 @@ impl Controller {
                 job.experiment_name = experiment.to_string();
                 let nonce = crate::workspace::random_hex(12);
                 let started = loop {
-                    match self
-                        .store
-                        .start_step(id, name, &run_id, &job, &nonce, &decided)
-                    {
+                    let stored = match step.sweep_submission(job.clone()) {
+                        Some(sweep) => {
+                            let seed =
+                                self.sweeps.prepare(&sweep).map_err(|source| Error::Sweep {
+                                    step: name.to_string(),
+                                    source: Box::new(source),
+                                })?;
+                            self.store.start_sweep_step(
+                                id,
+                                name,
+                                &run_id,
+                                &sweep.trial,
+                                &serde_json::to_value(&sweep)?,
+                                seed,
+                                &decided,
+                            )
+                        }
+                        None => self
+                            .store
+                            .start_step(id, name, &run_id, &job, &nonce, &decided),
+                    };
+                    match stored {
                         // A job already has the name: the row, not the name, is the identity.
                         Err(crate::store::Error::RunExists(_)) => {
                             run_id = format!("{id}_{name}_{}", crate::workspace::random_hex(2));
@@ -436,7 +485,11 @@ impl Controller {
                 match started {
                     StepStart::Done => {
                         tracing::info!(pipeline = %id, step = %name, run = %run_id, %reason, "step started");
-                        self.runner.spawn(run_id);
+                        if step.sweep.is_some() {
+                            self.sweeps.adopt(run_id);
+                        } else {
+                            self.runner.spawn(run_id);
+                        }
                         Ok(Started::Ran)
                     }
                     StepStart::Taken => Ok(Started::Ran),

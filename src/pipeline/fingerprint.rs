@@ -58,7 +58,43 @@ pub fn assemble(
         literals,
         data,
         outputs,
+        sweep: step.sweep.as_ref().map(sweep_settings).unwrap_or_default(),
     }
+}
+
+/// A sweep step's settings, one entry each (a search-space dimension on its own), so a
+/// rerun names the one that changed.
+fn sweep_settings(s: &crate::sweep::SweepSettings) -> BTreeMap<String, String> {
+    let json = |v: serde_json::Value| v.to_string();
+    let mut out: BTreeMap<String, String> = s
+        .search_space
+        .iter()
+        .map(|(name, d)| {
+            (
+                format!("search_space.{name}"),
+                json(serde_json::to_value(d).unwrap_or_default()),
+            )
+        })
+        .collect();
+    out.insert(
+        "sampling_algorithm".into(),
+        json(serde_json::to_value(&s.sampling_algorithm).unwrap_or_default()),
+    );
+    out.insert(
+        "objective".into(),
+        json(serde_json::to_value(&s.objective).unwrap_or_default()),
+    );
+    out.insert(
+        "limits".into(),
+        json(serde_json::to_value(s.limits).unwrap_or_default()),
+    );
+    if let Some(rule) = &s.early_termination {
+        out.insert(
+            "early_termination".into(),
+            json(serde_json::to_value(rule).unwrap_or_default()),
+        );
+    }
+    out
 }
 
 /// `relative path → sha256` of every regular file under `path` (a file alone is one entry,
@@ -216,6 +252,7 @@ mod tests {
             bound: BTreeMap::new(),
             is_deterministic: true,
             component: None,
+            sweep: None,
         }
     }
 

@@ -52,6 +52,10 @@ pub struct StepSubmission {
     pub is_deterministic: bool,
     /// `name:version` of the component the step uses.
     pub component: Option<String>,
+    /// A sweep step: `job` is its trial (the command holding `${{search_space.x}}`), run
+    /// as a sweep with these settings; the best trial's outputs are the step's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<crate::sweep::SweepSettings>,
 }
 
 impl PipelineSubmission {
@@ -128,6 +132,12 @@ impl PipelineSubmission {
 }
 
 impl StepSubmission {
+    /// The sweep a sweep step runs, its trial `job` (its bound inputs resolved).
+    pub fn sweep_submission(&self, job: JobSubmission) -> Option<crate::sweep::SweepSubmission> {
+        let settings = self.sweep.clone()?;
+        Some(crate::sweep::SweepSubmission::with_trial(job, settings))
+    }
+
     /// The step's job with its placeholder inputs left out: what can be checked before
     /// any upstream step has run.
     pub fn checkable(&self) -> JobSubmission {

@@ -31,6 +31,11 @@ pub struct Fingerprint {
     pub data: BTreeMap<String, DataContent>,
     /// Declared outputs: name → `type` and `mode`.
     pub outputs: BTreeMap<String, String>,
+    /// A sweep step's settings, each as canonical JSON: `search_space.<name>`,
+    /// `sampling_algorithm`, `objective`, `limits`, `early_termination`. Empty (and left out,
+    /// so a command step's key is what it was) for other steps.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sweep: BTreeMap<String, String>,
 }
 
 /// A data input's content.
@@ -163,6 +168,12 @@ pub enum Change {
         how: How,
     },
     Outputs,
+    /// A sweep step's setting (`search_space.lr`, `limits`, ...).
+    Sweep {
+        setting: String,
+        before: Option<String>,
+        after: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -205,6 +216,11 @@ impl fmt::Display for Change {
             }
             Change::Input { input, how } => write!(f, "input `{input}` {how}"),
             Change::Outputs => f.write_str("the declared outputs changed"),
+            Change::Sweep {
+                setting,
+                before,
+                after,
+            } => write!(f, "sweep `{setting}`: {} → {}", shown(before), shown(after)),
         }
     }
 }
@@ -400,6 +416,18 @@ pub fn changes(before: &Fingerprint, after: &Fingerprint) -> Vec<Change> {
     if before.outputs != after.outputs {
         out.push(Change::Outputs);
     }
+    let settings: std::collections::BTreeSet<&String> =
+        before.sweep.keys().chain(after.sweep.keys()).collect();
+    for setting in settings {
+        let (b, a) = (before.sweep.get(setting), after.sweep.get(setting));
+        if b != a {
+            out.push(Change::Sweep {
+                setting: setting.clone(),
+                before: b.cloned(),
+                after: a.cloned(),
+            });
+        }
+    }
     out
 }
 
@@ -447,6 +475,7 @@ mod tests {
             )]
             .into(),
             outputs: files(&[("model", "uri_folder rw_mount")]),
+            sweep: BTreeMap::new(),
         }
     }
 
@@ -563,6 +592,29 @@ mod tests {
             "{line}"
         );
         assert!(line.ends_with("; and 2 more"), "{line}");
+    }
+
+    #[test]
+    fn a_sweep_setting_enters_the_key_and_is_named_when_it_changes() {
+        let command_key = train().key();
+        let mut a = train();
+        a.sweep
+            .insert("search_space.lr".into(), r#"{"type":"uniform"}"#.into());
+        a.sweep
+            .insert("limits".into(), r#"{"max_total_trials":5}"#.into());
+        assert_ne!(a.key(), command_key, "a sweep is not its trial alone");
+        let mut b = a.clone();
+        b.sweep
+            .insert("limits".into(), r#"{"max_total_trials":8}"#.into());
+        assert_ne!(a.key(), b.key());
+        let why: Vec<String> = changes(&a, &b).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            why,
+            [r#"sweep `limits`: {"max_total_trials":5} → {"max_total_trials":8}"#]
+        );
+        // A command step's stored key does not move with the new field.
+        let json = serde_json::to_value(train()).unwrap();
+        assert!(json.get("sweep").is_none(), "{json}");
     }
 
     #[test]

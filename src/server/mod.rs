@@ -235,6 +235,7 @@ pub async fn serve(ws: Workspace, opts: Options) -> Result<(), Error> {
     let pipelines = Arc::new(crate::pipeline::controller::Controller::new(
         runner.store.clone(),
         runner.clone(),
+        sweeps.clone(),
     ));
     let schedules = Arc::new(crate::schedule::controller::Controller::new(
         runner.store.clone(),

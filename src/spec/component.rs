@@ -464,17 +464,20 @@ impl ComponentInput {
             });
         }
         let (path, mode) = match value {
-            Some(Given::Data { path, mode }) => (Some(path), mode),
-            Some(Given::Literal(l)) => (Some(SourcePath::parse(&l.render())), None),
+            Some(Given::Data { path, mode, stated }) => (Some(path), (mode, stated)),
+            Some(Given::Literal(l)) => (Some(SourcePath::parse(&l.render())), (None, None)),
             None => (
                 self.default
                     .as_ref()
                     .map(|d| SourcePath::parse(&d.render())),
-                None,
+                (None, None),
             ),
         };
+        let (mode, stated) = mode;
         Input::Data(DataInput {
-            input_type: self.input_type,
+            input_type: stated
+                .filter(|t| !t.is_literal())
+                .unwrap_or(self.input_type),
             path,
             mode: mode.unwrap_or(InputMode::RoMount),
             path_on_compute: None,
@@ -492,6 +495,9 @@ pub enum Given {
     Data {
         path: SourcePath,
         mode: Option<InputMode>,
+        /// The type the use states for its data (`type: uri_file` for a file given to a
+        /// `uri_folder` input, as Azure's samples do): the data's type, not the declaration's.
+        stated: Option<InputType>,
     },
 }
 
@@ -509,6 +515,7 @@ impl CommandComponent {
                         Given::Data {
                             path: SourcePath::parse(name),
                             mode: None,
+                            stated: None,
                         }
                     }
                 });

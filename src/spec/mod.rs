@@ -37,6 +37,7 @@ mod model;
 mod model_path;
 mod overrides;
 mod pipeline;
+mod pipeline_sweep;
 mod scan;
 mod schedule;
 mod sweep;
@@ -98,7 +99,8 @@ pub use pipeline::{
 pub use schedule::{CreateJob, ScheduleFile};
 pub use sweep::{
     BAYESIAN_DISTRIBUTIONS_NOTE, DEFAULT_SWEEP_TIMEOUT, MAX_CONCURRENT_TRIALS, MAX_TOTAL_TRIALS,
-    Objective, SweepJob, SweepLimits, SweepTrial, render_param, render_trial_command,
+    Objective, SweepJob, SweepLimits, SweepSettings, SweepTrial, render_param,
+    render_trial_command,
 };
 
 use document::Document;

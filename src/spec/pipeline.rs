@@ -22,6 +22,9 @@ use super::index::join;
 use super::io::{DataInput, Input, Output, finish_inputs, finish_outputs};
 use super::job::{CommandJob, Distribution, Limits, Resources};
 use super::literal::Literal;
+use super::sweep::{Objective, SweepSettings};
+use super::sweep_settings::{RawLimits, RawPolicy, RawSampling};
+use super::sweep_space::RawDimension;
 use super::{InputMode, InputType, JobKind};
 use crate::pipeline::binding::{self, InputBinding, OutputBinding};
 use crate::pipeline::graph::{Graph, PipelineIo, StepIo};
@@ -63,6 +66,9 @@ pub struct PipelineStep {
     pub is_deterministic: bool,
     /// `name:version` of the component it uses, if it uses one.
     pub component: Option<String>,
+    /// A sweep step (`type: sweep`): `job` is its trial, whose command holds
+    /// `${{search_space.x}}` for the values each trial is given.
+    pub sweep: Option<SweepSettings>,
 }
 
 /// Where a component comes from, for the caller to read.
@@ -90,7 +96,7 @@ pub fn step_output_uri(step: &str, output: &str) -> String {
 /// The scheme of [`step_output_uri`]; the controller substitutes the output's folder.
 pub const STEP_OUTPUT_SCHEME: &str = "tug-step://";
 
-/// Step types Azure ML has that tug does not run (yet, for `sweep` and `pipeline`).
+/// Step types Azure ML has that tug does not run (yet, for `pipeline`).
 const OTHER_STEP_TYPES: &[&str] = &[
     "parallel",
     "spark",
@@ -149,37 +155,49 @@ struct RawSettings {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawStep {
+pub(super) struct RawStep {
     #[serde(rename = "type", default)]
-    _kind: Option<String>,
+    pub kind: Option<String>,
     #[serde(default)]
-    component: Option<String>,
+    pub component: Option<String>,
     #[serde(default)]
-    display_name: Option<String>,
+    pub display_name: Option<String>,
     #[serde(default)]
-    description: Option<String>,
+    pub description: Option<String>,
     #[serde(default, deserialize_with = "scalar_map")]
-    tags: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
     #[serde(default)]
-    command: Option<String>,
+    pub command: Option<String>,
     #[serde(default)]
-    code: Option<SourcePath>,
+    pub code: Option<SourcePath>,
     #[serde(default)]
-    environment: Option<EnvironmentRef>,
+    pub environment: Option<EnvironmentRef>,
     #[serde(default, deserialize_with = "scalar_map")]
-    environment_variables: BTreeMap<String, String>,
+    pub environment_variables: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "opt_compute")]
-    compute: Option<String>,
+    pub compute: Option<String>,
     #[serde(default)]
-    resources: Option<Resources>,
+    pub resources: Option<Resources>,
     #[serde(default)]
-    distribution: Option<Distribution>,
+    pub distribution: Option<Distribution>,
+    /// A command step's `{timeout}`, or a sweep step's trial limits.
     #[serde(default)]
-    limits: Option<Limits>,
+    pub limits: Option<RawLimits>,
     #[serde(default, deserialize_with = "null_default")]
-    inputs: BTreeMap<String, Input>,
+    pub inputs: BTreeMap<String, Input>,
     #[serde(default, deserialize_with = "null_default")]
-    outputs: BTreeMap<String, serde_yaml::Value>,
+    pub outputs: BTreeMap<String, serde_yaml::Value>,
+    // A sweep step's own keys.
+    #[serde(default)]
+    pub trial: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub sampling_algorithm: Option<RawSampling>,
+    #[serde(default)]
+    pub search_space: Option<BTreeMap<String, RawDimension>>,
+    #[serde(default)]
+    pub objective: Option<Objective>,
+    #[serde(default)]
+    pub early_termination: Option<RawPolicy>,
 }
 
 fn opt_compute<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -225,17 +243,13 @@ fn precheck(doc: &Document) -> Result<(), SpecError> {
             .and_then(|t| t.as_str())
             .unwrap_or("command");
         match kind {
-            "command" => {}
-            "sweep" | "pipeline" => {
+            "command" | "sweep" => {}
+            "pipeline" => {
                 return Err(doc.unsupported(
                     &join(&field, "type"),
                     false,
-                    format!("`type: {kind}` steps are not supported yet; tug runs command steps in pipelines"),
-                    if kind == "sweep" {
-                        "run the sweep as its own job (`type: sweep`), and pass its best trial's output to the pipeline as an input"
-                    } else {
-                        "write the nested pipeline's steps in this pipeline's `jobs:`"
-                    },
+                    "`type: pipeline` steps (nested pipeline components) are not supported yet; tug runs command and sweep steps in pipelines".into(),
+                    "write the nested pipeline's steps in this pipeline's `jobs:`",
                 ));
             }
             other if OTHER_STEP_TYPES.contains(&other) => {
@@ -256,7 +270,7 @@ fn precheck(doc: &Document) -> Result<(), SpecError> {
                     &join(&field, "type"),
                     false,
                     format!("unknown step type `{other}`{hint}"),
-                    "a step is `type: command` (the default)",
+                    "a step is `type: command` (the default) or `type: sweep`",
                 ));
             }
         }
@@ -388,7 +402,7 @@ pub(crate) fn read(
 fn read_step(
     view: &Document,
     name: &str,
-    step: RawStep,
+    mut step: RawStep,
     pipeline_inputs: &BTreeMap<String, Input>,
     settings: &PipelineSettings,
     resolve: &mut ComponentResolver<'_>,
@@ -465,13 +479,50 @@ fn read_step(
         .clone()
         .or_else(|| settings.default_compute.clone())
         .unwrap_or_else(|| "local".into());
-    let (mut job, is_deterministic, component) = match &step.component {
-        Some(reference) => {
-            let component = load_component(view, reference, resolve)?;
-            let job = component_job(view, &step, &component, outputs, compute, &mut bindings)?;
-            (job, component.is_deterministic, Some(component.reference()))
+    let (mut job, is_deterministic, component, sweep) = if step.kind.as_deref() == Some("sweep") {
+        let (job, settings, component) = super::pipeline_sweep::sweep_step(
+            view,
+            step,
+            outputs,
+            compute,
+            &mut bindings,
+            resolve,
+        )?;
+        let reference = component.reference();
+        (
+            job,
+            component.is_deterministic,
+            Some(reference),
+            Some(settings),
+        )
+    } else {
+        super::pipeline_sweep::refuse_sweep_keys(view, &step)?;
+        let limits = command_limits(view, step.limits.take())?;
+        match &step.component {
+            Some(reference) => {
+                let component = load_component(view, "component", reference, resolve)?;
+                let job = component_job(
+                    view,
+                    &step,
+                    &component,
+                    ComponentUse {
+                        outputs,
+                        compute,
+                        limits,
+                        sampled: &[],
+                    },
+                    &mut bindings,
+                )?;
+                let reference = component.reference();
+                (job, component.is_deterministic, Some(reference), None)
+            }
+            None => (
+                inline_job(view, name, step, outputs, compute, limits)?,
+                true,
+                None,
+                None,
+            ),
         }
-        None => (inline_job(view, name, step, outputs, compute)?, true, None),
     };
     // Bound inputs take their values now: the pipeline's input, or the upstream output.
     for (input, b) in &bindings.inputs {
@@ -508,18 +559,51 @@ fn read_step(
         bindings,
         is_deterministic,
         component,
+        sweep,
     })
 }
 
-fn load_component(
+/// A command step's `limits:` (`timeout` only; the rest are a sweep step's).
+fn command_limits(view: &Document, raw: Option<RawLimits>) -> Result<Option<Limits>, SpecError> {
+    let Some(raw) = raw else { return Ok(None) };
+    for (key, given) in [
+        ("max_total_trials", raw.max_total_trials.is_some()),
+        ("max_concurrent_trials", raw.max_concurrent_trials.is_some()),
+        ("trial_timeout", raw.trial_timeout.is_some()),
+    ] {
+        if given {
+            return Err(view.invalid(
+                &join("limits", key),
+                true,
+                format!("`limits.{key}` is a sweep step's limit; this is a command step"),
+                "add `type: sweep` (with `trial:`, `search_space:` and `objective:`), or keep only `limits.timeout`",
+            ));
+        }
+    }
+    match raw.timeout {
+        None => Ok(Some(Limits { timeout: None })),
+        Some(t) if t >= 1 => Ok(Some(Limits {
+            timeout: Some(t as u64),
+        })),
+        Some(t) => Err(view.invalid(
+            "limits.timeout",
+            false,
+            format!("`limits.timeout` is {t}; a timeout is a number of seconds ≥ 1"),
+            "give whole seconds, e.g. `timeout: 3600`, or remove it",
+        )),
+    }
+}
+
+pub(super) fn load_component(
     view: &Document,
+    field: &str,
     reference: &str,
     resolve: &mut ComponentResolver<'_>,
 ) -> Result<CommandComponent, SpecError> {
-    let source = component_source(view, reference)?;
+    let source = component_source(view, field, reference)?;
     let (path, text) = resolve(&source).map_err(|why| {
         view.invalid(
-            "component",
+            field,
             false,
             format!("component `{reference}` cannot be read: {why}"),
             match &source {
@@ -552,11 +636,15 @@ pub fn registered_component(reference: &str) -> Option<(String, Option<String>)>
     Some((name.to_string(), version))
 }
 
-fn component_source(view: &Document, reference: &str) -> Result<ComponentSource, SpecError> {
+fn component_source(
+    view: &Document,
+    field: &str,
+    reference: &str,
+) -> Result<ComponentSource, SpecError> {
     if let Some(rest) = reference.strip_prefix("azureml:") {
         if rest.starts_with("//") {
             return Err(view.unsupported(
-                "component",
+                field,
                 false,
                 format!("`{reference}`: components from Azure ML registries are not available offline"),
                 "copy the component's file next to the pipeline and name it by path (`component: ./train.yml`)",
@@ -565,7 +653,7 @@ fn component_source(view: &Document, reference: &str) -> Result<ComponentSource,
         let Some((name, version)) = registered_component(reference) else {
             let label = rest.split_once('@').map(|(_, l)| l).unwrap_or_default();
             return Err(view.unsupported(
-                "component",
+                field,
                 false,
                 format!("label `@{label}`: tug knows the `latest` label only"),
                 "write `azureml:<name>@latest` or `azureml:<name>:<version>`",
@@ -576,7 +664,7 @@ fn component_source(view: &Document, reference: &str) -> Result<ComponentSource,
     let path = SourcePath::parse(reference);
     let Some(local) = path.local else {
         return Err(view.invalid(
-            "component",
+            field,
             false,
             format!("`{reference}` is neither a component file nor `azureml:<name>:<version>`"),
             "name a local file (`./train.yml`) or a registered component",
@@ -594,6 +682,7 @@ fn inline_job(
     step: RawStep,
     outputs: BTreeMap<String, Output>,
     compute: String,
+    limits: Option<Limits>,
 ) -> Result<CommandJob, SpecError> {
     let Some(command) = step.command else {
         return Err(view.missing(
@@ -633,7 +722,7 @@ fn inline_job(
         compute,
         resources: step.resources.unwrap_or_default(),
         distribution: step.distribution,
-        limits: step.limits,
+        limits,
         inputs: step.inputs,
         outputs: all_outputs,
         services: BTreeMap::new(),
@@ -644,16 +733,31 @@ fn inline_job(
     Ok(job)
 }
 
+/// What a step gives the component it uses beyond its inputs.
+pub(super) struct ComponentUse<'s> {
+    /// The step's own output settings.
+    pub outputs: BTreeMap<String, Output>,
+    pub compute: String,
+    pub limits: Option<Limits>,
+    /// Inputs a sweep samples per trial: the step gives them no value.
+    pub sampled: &'s [&'s str],
+}
+
 /// A step that uses `component`: its command, code and environment, with the step's
 /// values for the component's inputs and its overrides.
-fn component_job(
+pub(super) fn component_job(
     view: &Document,
     step: &RawStep,
     component: &CommandComponent,
-    mut outputs: BTreeMap<String, Output>,
-    compute: String,
+    using: ComponentUse<'_>,
     bindings: &mut StepIo,
 ) -> Result<CommandJob, SpecError> {
+    let ComponentUse {
+        mut outputs,
+        compute,
+        limits,
+        sampled,
+    } = using;
     for (key, present) in [
         ("command", step.command.is_some()),
         ("code", step.code.is_some()),
@@ -698,7 +802,11 @@ fn component_job(
                 Some(Literal::Str(s)) => {
                     let mut path = SourcePath::parse(&s);
                     path.resolve(view.path.parent().unwrap_or(Path::new("")));
-                    Some(Given::Data { path, mode: None })
+                    Some(Given::Data {
+                        path,
+                        mode: None,
+                        stated: None,
+                    })
                 }
                 Some(other) => {
                     return Err(view.invalid(
@@ -726,9 +834,14 @@ fn component_job(
                 if let Some(p) = &mut path {
                     p.resolve(view.path.parent().unwrap_or(Path::new("")));
                 }
+                let stated = view
+                    .raw(&join(&field, "type"))
+                    .is_some()
+                    .then_some(d.input_type);
                 path.map(|path| Given::Data {
                     path,
                     mode: Some(d.mode),
+                    stated,
                 })
             }
             // Bound: filled in once the binding is followed.
@@ -737,6 +850,7 @@ fn component_job(
                 false => Given::Data {
                     path: SourcePath::parse(""),
                     mode: None,
+                    stated: None,
                 },
             }),
         };
@@ -758,7 +872,7 @@ fn component_job(
         inputs.insert(name.clone(), decl.given(given));
     }
     for (name, decl) in &component.inputs {
-        if inputs.contains_key(name) {
+        if inputs.contains_key(name) || sampled.contains(&name.as_str()) {
             continue;
         }
         if !decl.optional && decl.default.is_none() {
@@ -827,7 +941,7 @@ fn component_job(
             .distribution
             .clone()
             .or_else(|| component.distribution.clone()),
-        limits: step.limits.clone(),
+        limits,
         inputs,
         outputs,
         services: BTreeMap::new(),

@@ -231,6 +231,52 @@ impl SweepJob {
         })
     }
 
+    /// A sweep of `trial` (a resolved command job: a pipeline's sweep step) with
+    /// `settings`; the trial's limits are the sweep's `trial_timeout`.
+    pub fn from_trial(trial: CommandJob, settings: SweepSettings) -> SweepJob {
+        SweepJob {
+            schema: None,
+            kind: JobKind::Sweep,
+            name: trial.name,
+            display_name: trial.display_name,
+            experiment_name: trial.experiment_name,
+            description: trial.description,
+            tags: trial.tags,
+            properties: trial.properties,
+            compute: trial.compute,
+            identity: trial.identity,
+            inputs: trial.inputs,
+            outputs: trial.outputs,
+            resources: None,
+            services: trial.services,
+            queue_settings: trial.queue_settings,
+            trial: SweepTrial {
+                command: trial.command,
+                code: trial.code,
+                environment: trial.environment,
+                environment_variables: trial.environment_variables,
+                distribution: trial.distribution,
+                resources: Some(trial.resources),
+                compute: None,
+            },
+            sampling_algorithm: settings.sampling_algorithm,
+            search_space: settings.search_space,
+            objective: settings.objective,
+            limits: settings.limits,
+            early_termination: settings.early_termination,
+        }
+    }
+
+    /// Each search-space value as the reference itself (strings render bare), so a trial
+    /// command rendered with them keeps `${{search_space.x}}` (also where `${{inputs.x}}`
+    /// named a search-space entry) for the controller to fill in per trial.
+    pub fn placeholder_params(&self) -> Params {
+        self.search_space
+            .keys()
+            .map(|k| (k.clone(), format!("${{{{search_space.{k}}}}}").into()))
+            .collect()
+    }
+
     /// `params` as command text by name, refusing names the search space does not have.
     fn param_texts(&self, params: &Params) -> Result<BTreeMap<String, String>, SpecError> {
         if let Some(extra) = params.keys().find(|k| !self.search_space.contains_key(*k)) {
@@ -430,29 +476,21 @@ impl RawSweep {
             .objective
             .ok_or_else(|| required("objective", "the metric to optimize"))?;
 
-        let sampling_algorithm = sampling_algorithm(doc, sampling)?;
-        let search_space = search_space(doc, raw_space, &sampling_algorithm)?;
-        if objective.primary_metric.trim().is_empty() {
-            return Err(doc.invalid(
-                "objective.primary_metric",
-                false,
-                "`objective.primary_metric` is empty".into(),
-                "name the metric each trial logs with `mlflow.log_metric`, e.g. `primary_metric: accuracy`",
-            ));
-        }
-        let limits = limits(doc, self.limits)?;
-        let early_termination = match self.early_termination {
-            None => None,
-            Some(raw) => Some(policy(doc, raw)?),
-        };
-        if early_termination.is_some() && sampling_algorithm == SamplingAlgorithm::Bayesian {
-            return Err(doc.invalid(
-                "early_termination",
-                true,
-                "`early_termination` cannot be used with `sampling_algorithm: bayesian` (Azure refuses it: the Bayesian sampler learns from every trial's final value)".into(),
-                "remove `early_termination:`, or use `sampling_algorithm: random`",
-            ));
-        }
+        let settings = SweepSettings::read(
+            doc,
+            sampling,
+            raw_space,
+            objective,
+            self.limits,
+            self.early_termination,
+        )?;
+        let SweepSettings {
+            sampling_algorithm,
+            search_space,
+            objective,
+            limits,
+            early_termination,
+        } = settings;
 
         let mut inputs = self.inputs;
         finish_inputs(doc, &mut inputs)?;
@@ -484,6 +522,60 @@ impl RawSweep {
             services: self.services,
             queue_settings: self.queue_settings,
             trial,
+            sampling_algorithm,
+            search_space,
+            objective,
+            limits,
+            early_termination,
+        })
+    }
+}
+
+/// The settings a sweep job and a pipeline's sweep step share, read and checked alike.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepSettings {
+    pub sampling_algorithm: SamplingAlgorithm,
+    pub search_space: SearchSpace,
+    pub objective: Objective,
+    pub limits: SweepLimits,
+    pub early_termination: Option<EarlyTermination>,
+}
+
+impl SweepSettings {
+    /// Reads the settings with every error located at its field of `doc` (a file, or a
+    /// step's view of one).
+    pub(super) fn read(
+        doc: &Document,
+        sampling: RawSampling,
+        raw_space: BTreeMap<String, RawDimension>,
+        objective: Objective,
+        raw_limits: Option<RawLimits>,
+        raw_policy: Option<RawPolicy>,
+    ) -> Result<SweepSettings, SpecError> {
+        let sampling_algorithm = sampling_algorithm(doc, sampling)?;
+        let search_space = search_space(doc, raw_space, &sampling_algorithm)?;
+        if objective.primary_metric.trim().is_empty() {
+            return Err(doc.invalid(
+                "objective.primary_metric",
+                false,
+                "`objective.primary_metric` is empty".into(),
+                "name the metric each trial logs with `mlflow.log_metric`, e.g. `primary_metric: accuracy`",
+            ));
+        }
+        let limits = limits(doc, raw_limits)?;
+        let early_termination = match raw_policy {
+            None => None,
+            Some(raw) => Some(policy(doc, raw)?),
+        };
+        if early_termination.is_some() && sampling_algorithm == SamplingAlgorithm::Bayesian {
+            return Err(doc.invalid(
+                "early_termination",
+                true,
+                "`early_termination` cannot be used with `sampling_algorithm: bayesian` (Azure refuses it: the Bayesian sampler learns from every trial's final value)".into(),
+                "remove `early_termination:`, or use `sampling_algorithm: random`",
+            ));
+        }
+        Ok(SweepSettings {
             sampling_algorithm,
             search_space,
             objective,

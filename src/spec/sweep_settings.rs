@@ -61,13 +61,13 @@ impl<'de> Deserialize<'de> for RawSampling {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLimits {
     #[serde(default)]
-    max_total_trials: Option<i64>,
+    pub max_total_trials: Option<i64>,
     #[serde(default)]
-    max_concurrent_trials: Option<i64>,
+    pub max_concurrent_trials: Option<i64>,
     #[serde(default)]
-    timeout: Option<i64>,
+    pub timeout: Option<i64>,
     #[serde(default)]
-    trial_timeout: Option<i64>,
+    pub trial_timeout: Option<i64>,
 }
 
 #[derive(Deserialize)]

@@ -136,28 +136,77 @@ fn the_three_component_pipeline_resolves_each_component_and_its_data() {
 }
 
 #[test]
-fn a_sweep_step_is_refused_at_its_type() {
-    let e =
+fn azures_sweep_step_samples_its_trial_components_inputs() {
+    let p =
         example("jobs/pipelines-with-components/pipeline_with_hyperparameter_sweep/pipeline.yml")
-            .unwrap_err();
-    assert_eq!(e.field(), Some("jobs.sweep_step.type"));
-    assert_eq!(e.location().map(|(l, _)| l), Some(9));
-    assert!(
-        e.to_string()
-            .contains("`type: sweep` steps are not supported yet"),
-        "{e}"
+            .unwrap();
+    assert_eq!(p.graph.order(), ["sweep_step", "predict_step"]);
+    let sweep = &p.steps["sweep_step"];
+    assert_eq!(sweep.component.as_deref(), Some("train_model:1"));
+    let settings = sweep.sweep.as_ref().expect("a sweep step");
+    assert_eq!(
+        settings.search_space.keys().collect::<Vec<_>>(),
+        ["c_value", "coef0", "kernel"]
     );
+    assert_eq!(settings.limits.max_total_trials, 5);
+    assert_eq!(settings.limits.max_concurrent_trials, 3);
+    assert_eq!(settings.objective.primary_metric, "training_f1_score");
+    // The sampled inputs are the sweep's to give; the rest are the step's or defaults.
+    assert!(!sweep.job.inputs.contains_key("c_value"));
+    assert!(
+        sweep.job.command.contains("--C ${{search_space.c_value}}"),
+        "{}",
+        sweep.job.command
+    );
+    assert!(
+        sweep
+            .job
+            .command
+            .contains("--kernel ${{search_space.kernel}}")
+    );
+    assert_eq!(literal(sweep, "degree"), "3");
+    assert_eq!(literal(sweep, "shrinking"), "False");
+    assert_eq!(literal(sweep, "tol"), "0.001");
+    assert_eq!(sweep.job.compute, "cpu-cluster");
+    // A file given to the component's `uri_folder` input, `type: uri_file` stated: a file.
+    let Input::Data(data) = &sweep.job.inputs["data"] else {
+        panic!()
+    };
+    assert_eq!(data.input_type, InputType::UriFile);
+    assert_eq!(
+        sweep.job.outputs.keys().collect::<Vec<_>>(),
+        ["model_output", "test_data"]
+    );
+    // The predict step reads the best trial's outputs.
+    let predict = &p.steps["predict_step"];
+    assert_eq!(
+        predict.bindings.inputs["model"],
+        InputBinding::StepOutput {
+            step: "sweep_step".into(),
+            output: "model_output".into(),
+        }
+    );
+    assert!(predict.sweep.is_none());
 }
 
 const ENV: &str = "    environment: azureml:AzureML-Minimal@latest\n";
 
 /// Components the bad files below name, by file name.
 fn components() -> BTreeMap<&'static str, &'static str> {
-    BTreeMap::from([(
-        "train.yml",
-        "name: train\nversion: 2\ninputs:\n  data: {type: uri_folder}\n  lr: {type: number, min: 0, max: 1, default: 0.1}\n  epochs: {type: integer, optional: true}\noutputs:\n  model: {type: uri_folder}\ncommand: python train.py --data ${{inputs.data}} --lr ${{inputs.lr}} $[[--epochs ${{inputs.epochs}}]] --out ${{outputs.model}}\nenvironment: azureml:AzureML-Minimal@latest\n",
-    )])
+    BTreeMap::from([
+        (
+            "train.yml",
+            "name: train\nversion: 2\ninputs:\n  data: {type: uri_folder}\n  lr: {type: number, min: 0, max: 1, default: 0.1}\n  epochs: {type: integer, optional: true}\noutputs:\n  model: {type: uri_folder}\ncommand: python train.py --data ${{inputs.data}} --lr ${{inputs.lr}} $[[--epochs ${{inputs.epochs}}]] --out ${{outputs.model}}\nenvironment: azureml:AzureML-Minimal@latest\n",
+        ),
+        (
+            "fit.yml",
+            "name: fit\nversion: 1\ninputs:\n  lr: {type: number}\n  depth: {type: integer, default: 3}\n  kind: {type: string, default: a}\noutputs:\n  model: {type: uri_folder}\ncommand: python fit.py --lr ${{inputs.lr}} --depth ${{inputs.depth}} --kind ${{inputs.kind}} --out ${{outputs.model}}\nenvironment: azureml:AzureML-Minimal@latest\n",
+        ),
+    ])
 }
+
+/// A sweep step over `fit.yml`, `search_space` and `rest` spliced in.
+const SWEEP: &str = "  s:\n    type: sweep\n    trial: ./fit.yml\n    sampling_algorithm: random\n    objective: {goal: maximize, primary_metric: acc}\n";
 
 fn parse(text: &str) -> Result<PipelineJob, SpecError> {
     let files = components();
@@ -389,6 +438,90 @@ fn bad_pipelines_get_located_errors_and_a_fix() {
             fix: "x: ${{parent.inputs.x}}",
         },
         Bad {
+            jobs: "SWEEP    search_space:\n      rate: {type: uniform, min_value: 0, max_value: 1}\n",
+            field: "jobs.s.search_space.rate",
+            line: 9,
+            says: "the trial component `fit:1` has no input `rate` to sample",
+            fix: "they are `depth`, `kind`, `lr`",
+        },
+        Bad {
+            jobs: "SWEEP    search_space:\n      depth: {type: uniform, min_value: 1, max_value: 9}\n      lr: {type: choice, values: [0.1]}\n",
+            field: "jobs.s.search_space.depth",
+            line: 9,
+            says: "input `depth` of `fit:1` is `integer`, but `search_space.depth` draws numbers with fractions",
+            fix: "`type: randint`",
+        },
+        Bad {
+            jobs: "SWEEP    search_space:\n      kind: {type: uniform, min_value: 1, max_value: 9}\n      lr: {type: choice, values: [0.1]}\n",
+            field: "jobs.s.search_space.kind",
+            line: 9,
+            says: "a text input is sampled with `choice`",
+            fix: "{type: choice, values: [...]}",
+        },
+        Bad {
+            jobs: "  s:\n    type: sweep\n    trial: ./train.yml\n    inputs: {data: ./d}\n    sampling_algorithm: random\n    objective: {goal: maximize, primary_metric: acc}\n    search_space:\n      lr: {type: uniform, min_value: 0.5, max_value: 2}\n",
+            field: "jobs.s.search_space.lr",
+            line: 10,
+            says: "`search_space.lr` draws values up to 2, above the input's `max` (1)",
+            fix: "at or below 1",
+        },
+        Bad {
+            jobs: "SWEEP    search_space:\n      lr: {type: uniform, min_value: 0, max_value: 1}\n    inputs:\n      lr: 0.5\n",
+            field: "jobs.s.inputs.lr",
+            line: 11,
+            says: "input `lr` is also in `search_space`",
+            fix: "remove `lr` from the step's `inputs:`",
+        },
+        Bad {
+            jobs: "SWEEP    search_space:\n      depth: {type: randint, upper: 9}\n",
+            field: "jobs.s.inputs.lr",
+            line: 3,
+            says: "component `fit:1` needs input `lr`, and the step does not give it",
+            fix: "add it under the step's `inputs:`",
+        },
+        Bad {
+            jobs: "  s:\n    type: sweep\n    trial: ./fit.yml\n    sampling_algorithm: random\n    search_space:\n      lr: {type: uniform, min_value: 0, max_value: 1}\n",
+            field: "jobs.s.objective",
+            line: 4,
+            says: "missing required field `objective`: a sweep step needs the metric to optimize",
+            fix: "primary_metric: accuracy",
+        },
+        Bad {
+            jobs: "  s:\n    type: sweep\n    component: ./fit.yml\n",
+            field: "jobs.s.component",
+            line: 5,
+            says: "a sweep step runs its trial component; it has no `component` of its own",
+            fix: "`trial: ./train.yml`",
+        },
+        Bad {
+            jobs: "SWEEP    search_space:\n      lr: {type: uniform, min_value: 0, max_value: 1}\n    limits: {max_total_trials: 0}\n",
+            field: "jobs.s.limits.max_total_trials",
+            line: 10,
+            says: "`limits.max_total_trials` is 0; Azure allows 1 to 1000",
+            fix: "max_total_trials: 20",
+        },
+        Bad {
+            jobs: "  a:\n    command: echo\nENV\n    search_space:\n      lr: {type: uniform, min_value: 0, max_value: 1}\n",
+            field: "jobs.a.search_space",
+            line: 6,
+            says: "`search_space` belongs to a sweep step, and this is a command step",
+            fix: "add `type: sweep`",
+        },
+        Bad {
+            jobs: "  a:\n    command: echo\nENV\n    limits: {max_total_trials: 3}\n",
+            field: "jobs.a.limits.max_total_trials",
+            line: 6,
+            says: "`limits.max_total_trials` is a sweep step's limit",
+            fix: "keep only `limits.timeout`",
+        },
+        Bad {
+            jobs: "  a:\n    type: pipeline\n    component: ./inner.yml\n",
+            field: "jobs.a.type",
+            line: 4,
+            says: "`type: pipeline` steps (nested pipeline components) are not supported yet",
+            fix: "write the nested pipeline's steps",
+        },
+        Bad {
             jobs: "  a:\n    comand: echo\nENV\n",
             field: "jobs.a.comand",
             line: 4,
@@ -398,7 +531,10 @@ fn bad_pipelines_get_located_errors_and_a_fix() {
     ];
     let mut wrong = Vec::new();
     for case in cases {
-        let text = format!("type: pipeline\njobs:\n{}", case.jobs.replace("ENV", env));
+        let text = format!(
+            "type: pipeline\njobs:\n{}",
+            case.jobs.replace("ENV", env).replace("SWEEP", SWEEP)
+        );
         let e = match parse(&text) {
             Ok(_) => panic!("expected an error for:\n{text}"),
             Err(e) => e,

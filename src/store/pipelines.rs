@@ -230,6 +230,45 @@ impl Store {
         Ok(StepStart::Done)
     }
 
+    /// [`Store::start_step`] for a sweep step: the sweep's parent run (kind `sweep`, a child
+    /// of the pipeline) and its definition and seed, with the step's row, in one
+    /// transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_sweep_step(
+        &self,
+        pipeline: &str,
+        step: &str,
+        run_id: &str,
+        trial: &JobSubmission,
+        spec: &serde_json::Value,
+        seed: u64,
+        decided: &StepDecision<'_>,
+    ) -> Result<StepStart> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if let Some(not) = waiting_check(&tx, pipeline, step)? {
+            return Ok(not);
+        }
+        insert_run_row(&tx, run_id, trial, "", "sweep", Some(pipeline))?;
+        tx.execute(
+            "INSERT INTO sweeps (run_id, spec, seed) VALUES (?1, ?2, ?3)",
+            params![run_id, serde_json::to_string(spec)?, seed as i64],
+        )?;
+        set_step(
+            &tx,
+            pipeline,
+            step,
+            StepRow::Started,
+            Some(run_id),
+            None,
+            decided,
+        )?;
+        tx.commit()?;
+        drop(conn);
+        self.changed();
+        Ok(StepStart::Done)
+    }
+
     /// Records that a step uses `from_run`'s outputs instead of running.
     pub fn reuse_step(
         &self,

@@ -84,8 +84,9 @@ impl Controller {
         self.active.load(Ordering::SeqCst)
     }
 
-    /// Checks and stores a new sweep, then starts driving it.
-    pub fn submit(self: &Arc<Self>, sub: SweepSubmission) -> Result<RunRecord, Error> {
+    /// Checks a sweep as far as can be before anything is stored, and draws its seed
+    /// (the file's, or a new one kept with the sweep).
+    pub fn prepare(&self, sub: &SweepSubmission) -> Result<u64, Error> {
         if let Some(name) = &sub.trial.name
             && !valid_run_id(name)
         {
@@ -98,6 +99,17 @@ impl Controller {
         };
         // A space the sampler refuses is refused before anything is stored.
         sampler::sampler_for(&sub.sampling_algorithm, &sub.search_space, seed)?;
+        Ok(seed)
+    }
+
+    /// Starts driving sweep `id`, stored by another controller (a pipeline's sweep step).
+    pub fn adopt(self: &Arc<Self>, id: String) {
+        self.spawn(id);
+    }
+
+    /// Checks and stores a new sweep, then starts driving it.
+    pub fn submit(self: &Arc<Self>, sub: SweepSubmission) -> Result<RunRecord, Error> {
+        let seed = self.prepare(&sub)?;
         let id = sub.trial.name.clone().unwrap_or_else(new_run_id);
         self.store
             .insert_sweep(&id, &sub.trial, &serde_json::to_value(&sub)?, seed)?;
@@ -430,7 +442,13 @@ impl Controller {
         sub: &SweepSubmission,
         best: Option<&str>,
     ) -> Result<(), Error> {
-        let (status, note) = plan::ending(stop, trials, &sub.limits);
+        let (mut status, mut note) = plan::ending(stop, trials, &sub.limits);
+        if status == RunStatus::Completed
+            && let Err(why) = self.take_best_outputs(id, sub, best)
+        {
+            status = RunStatus::Failed;
+            note = format!("{note}; {why}");
+        }
         self.store.set_sweep_outcome(id, best, Some(&note))?;
         self.store.transition(
             id,
@@ -442,6 +460,51 @@ impl Controller {
         )?;
         tracing::info!(sweep = %id, %status, %note, "sweep ended");
         Ok(())
+    }
+}
+
+impl Controller {
+    /// The best trial's named outputs become the sweep's own (Azure's rule), linked file by
+    /// file into the sweep's folder and published at its datastore paths, so a pipeline
+    /// step after the sweep, or one reusing it, reads them as any run's outputs.
+    fn take_best_outputs(
+        &self,
+        id: &str,
+        sub: &SweepSubmission,
+        best: Option<&str>,
+    ) -> Result<(), String> {
+        let own = self.runner.ws.run_dir(id);
+        std::fs::create_dir_all(&own).map_err(|e| format!("creating {}: {e}", own.display()))?;
+        if sub.trial.outputs.is_empty() {
+            return Ok(());
+        }
+        let Some(best) = best else {
+            return Err(format!(
+                "no trial logged `{}`, so there is no best trial whose outputs are the sweep's",
+                sub.objective.primary_metric
+            ));
+        };
+        let from = self.runner.ws.run_dir(best).join("named-outputs");
+        let to = own.join("named-outputs");
+        for name in sub.trial.outputs.keys() {
+            let (src, dest) = (from.join(name), to.join(name));
+            if !src.exists() || dest.exists() {
+                continue;
+            }
+            // Into a fresh name, then renamed: a restart mid-copy leaves no half copy.
+            let partial = to.join(format!(".{name}.partial"));
+            let _ = std::fs::remove_dir_all(&partial);
+            crate::datastore::upload::link_or_copy(&src, &partial)
+                .and_then(|()| std::fs::rename(&partial, &dest))
+                .map_err(|e| format!("taking output `{name}` of best trial `{best}`: {e}"))?;
+        }
+        crate::run::publish::publish(
+            &crate::datastore::upload::workspace_datastore(&self.runner.ws),
+            &own,
+            id,
+            &sub.trial,
+        )
+        .map_err(|e| format!("writing outputs to the datastore failed: {e}"))
     }
 }
 

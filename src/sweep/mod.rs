@@ -13,7 +13,7 @@ pub mod policy;
 pub mod sampler;
 pub mod space;
 
-pub use model::{Objective, SweepLimits, SweepSubmission};
+pub use model::{Objective, SweepLimits, SweepSettings, SweepSubmission};
 pub use policy::{EarlyTermination, Goal, Slack, StopDecision, TrialProgress, evaluate};
 pub use space::{
     Distribution, Observation, ParamValue, Params, RandomRule, SamplingAlgorithm, SearchSpace,

@@ -34,3 +34,38 @@ pub struct SweepLimits {
     /// Each trial's own `limits.timeout`.
     pub trial_timeout_seconds: Option<u64>,
 }
+
+/// A sweep's settings without its trial: what a pipeline's sweep step carries beside the
+/// trial job, whose bound inputs are known only when the step starts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SweepSettings {
+    pub search_space: SearchSpace,
+    pub sampling_algorithm: SamplingAlgorithm,
+    pub objective: Objective,
+    pub limits: SweepLimits,
+    #[serde(default)]
+    pub early_termination: Option<EarlyTermination>,
+}
+
+impl SweepSubmission {
+    pub fn settings(&self) -> SweepSettings {
+        SweepSettings {
+            search_space: self.search_space.clone(),
+            sampling_algorithm: self.sampling_algorithm.clone(),
+            objective: self.objective.clone(),
+            limits: self.limits,
+            early_termination: self.early_termination.clone(),
+        }
+    }
+
+    pub fn with_trial(trial: JobSubmission, settings: SweepSettings) -> SweepSubmission {
+        SweepSubmission {
+            trial,
+            search_space: settings.search_space,
+            sampling_algorithm: settings.sampling_algorithm,
+            objective: settings.objective,
+            limits: settings.limits,
+            early_termination: settings.early_termination,
+        }
+    }
+}

@@ -46,6 +46,11 @@ pub fn trial_submission(
         sweep.trial.display_name.as_deref().unwrap_or(sweep_id)
     ));
     sub.command = render_search_space(&sweep.trial.command, params);
+    // The best trial's outputs are published as the sweep's when it ends; a trial
+    // writing to the output's `path:` would race the others for it.
+    for out in sub.outputs.values_mut() {
+        out.datastore_path = None;
+    }
     if let Some(t) = sweep.limits.trial_timeout_seconds {
         sub.timeout_seconds = Some(sub.timeout_seconds.map_or(t, |own| own.min(t)));
     }

@@ -37,6 +37,7 @@ mod model;
 mod model_path;
 mod overrides;
 mod pipeline;
+mod pipeline_component;
 mod pipeline_sweep;
 mod scan;
 mod schedule;
@@ -94,8 +95,9 @@ pub use model_path::{ModelPath, parse_model_path};
 pub use overrides::apply_overrides;
 pub use pipeline::{
     ComponentResolver, ComponentSource, PipelineJob, PipelineSettings, PipelineStep,
-    STEP_OUTPUT_SCHEME, registered_component, step_output_uri,
+    STEP_OUTPUT_SCHEME, step_output_uri,
 };
+pub use pipeline_component::registered_component;
 pub use schedule::{CreateJob, ScheduleFile};
 pub use sweep::{
     BAYESIAN_DISTRIBUTIONS_NOTE, DEFAULT_SWEEP_TIMEOUT, MAX_CONCURRENT_TRIALS, MAX_TOTAL_TRIALS,

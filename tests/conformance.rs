@@ -295,6 +295,8 @@ fn the_managed_online_sample_deploys_on_a_curated_environment_and_scores() {
     ws.ok(&["online-endpoint", "delete", "-n", "my-endpoint"]);
 }
 
+const NESTED: &str = "jobs/pipelines-with-components/pipeline_with_pipeline_component/pipeline_with_train_eval_pipeline_component/pipeline.yml";
+
 /// Azure's pipeline files, components and bindings included, run as written; a resubmit
 /// of one reuses every step.
 #[test]
@@ -313,6 +315,18 @@ fn pipeline_files_run_their_steps_in_order() {
         (
             "jobs/pipelines-with-components/basics/3b_pipeline_with_data/pipeline.yml",
             &["component_a", "component_b", "component_c"],
+        ),
+        (
+            NESTED,
+            &[
+                "compare",
+                "train_and_evaluate_model1.evaluate_job",
+                "train_and_evaluate_model1.score_job",
+                "train_and_evaluate_model1.train_job",
+                "train_and_evaluate_model2.evaluate_job",
+                "train_and_evaluate_model2.score_job",
+                "train_and_evaluate_model2.train_job",
+            ],
         ),
     ] {
         let (ok, out, err) = create(&ws, file);
@@ -345,6 +359,29 @@ fn pipeline_files_run_their_steps_in_order() {
         want_sorted.sort();
         assert_eq!(sorted, want_sorted, "{file}: {shown:#}");
     }
+    // The nested pipeline: each train step got its own learning rate through the pipeline
+    // component, and compare read both evaluations and wrote the pipeline's outputs.
+    let (shown, _) = newest(&ws);
+    assert_eq!(shown["display_name"], "pipeline_with_pipeline_component");
+    let run_of = |step: &str| {
+        shown["pipeline"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == step)
+            .unwrap()["run"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let log = |step: &str| {
+        std::fs::read_to_string(ws.run_dir(&run_of(step)).join("user_logs/std_log.txt"))
+            .unwrap_or_default()
+    };
+    assert!(log("train_and_evaluate_model1.train_job").contains("Learning rate: 0.1\n"));
+    assert!(log("train_and_evaluate_model2.train_job").contains("Learning rate: 0.01\n"));
+    let compare = ws.run_dir(&run_of("compare")).join("named-outputs");
+    assert!(compare.join("best_model").is_dir() && compare.join("best_result").is_dir());
     // hello-pipeline-io: world_job reads the file hello_job wrote.
     let (ok, out, err) = create(&ws, "jobs/basics/hello-pipeline-io.yml");
     assert!(ok, "{out}\n{err}");

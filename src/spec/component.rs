@@ -101,7 +101,7 @@ struct RawComponent {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawComponentInput {
+pub(super) struct RawComponentInput {
     #[serde(rename = "type", default)]
     input_type: Option<InputType>,
     #[serde(default)]
@@ -120,13 +120,13 @@ struct RawComponentInput {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawComponentOutput {
+pub(super) struct RawComponentOutput {
     #[serde(rename = "type")]
-    output_type: InputType,
+    pub output_type: InputType,
     #[serde(default)]
-    description: Option<String>,
+    pub description: Option<String>,
     #[serde(default)]
-    mode: Option<OutputMode>,
+    pub mode: Option<OutputMode>,
 }
 
 pub(crate) const COMPONENT_EXAMPLE: &str = "      name: train\n      type: command\n      inputs:\n        data: {type: uri_folder}\n      command: python train.py --data ${{inputs.data}}\n      environment: azureml:AzureML-sklearn-1.5@latest";
@@ -270,7 +270,7 @@ pub(crate) fn read(doc: &Document) -> Result<CommandComponent, SpecError> {
 }
 
 /// Re-reads the values with YAML 1.1 rules and checks them against the declared type.
-fn finish_input(
+pub(super) fn finish_input(
     doc: &Document,
     field: &str,
     raw: RawComponentInput,

@@ -38,6 +38,7 @@ mod model_path;
 mod overrides;
 mod pipeline;
 mod pipeline_component;
+mod pipeline_nested;
 mod pipeline_sweep;
 mod scan;
 mod schedule;

@@ -22,6 +22,7 @@ use super::io::{DataInput, Input, Output, finish_inputs, finish_outputs};
 use super::job::{CommandJob, Distribution, Limits, Resources};
 use super::literal::Literal;
 use super::pipeline_component::{ComponentUse, component_job, load_component};
+use super::pipeline_nested::Nested;
 use super::sweep::{Objective, SweepSettings};
 use super::sweep_settings::{RawLimits, RawPolicy, RawSampling};
 use super::sweep_space::RawDimension;
@@ -174,7 +175,7 @@ pub(super) struct RawStep {
     pub environment: Option<EnvironmentRef>,
     #[serde(default, deserialize_with = "scalar_map")]
     pub environment_variables: BTreeMap<String, String>,
-    #[serde(default, deserialize_with = "opt_compute")]
+    #[serde(default, deserialize_with = "step_compute")]
     pub compute: Option<String>,
     #[serde(default)]
     pub resources: Option<Resources>,
@@ -200,13 +201,26 @@ pub(super) struct RawStep {
     pub early_termination: Option<RawPolicy>,
 }
 
+/// A step's `compute:`: a target's name, or `${{parent.inputs.x}}` kept as written for
+/// [`bound_compute`] to follow.
+fn step_compute<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    match text {
+        Some(t) if t.contains("${{") => Ok(Some(t)),
+        Some(t) => super::fields::normalize_compute(&t)
+            .map(Some)
+            .map_err(super::error::Marked::into_de),
+        None => Ok(None),
+    }
+}
+
 fn opt_compute<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     compute(d).map(Some)
 }
 
 /// The step types this reader takes, checked before the typed reading so that a sweep
 /// or nested pipeline step gets its own message rather than a list of unknown keys.
-fn precheck(doc: &Document) -> Result<(), SpecError> {
+pub(super) fn precheck(doc: &Document) -> Result<(), SpecError> {
     let root = doc.root_mapping(PIPELINE_EXAMPLE)?;
     if top_keys(root).any(|k| k == "component") && !top_keys(root).any(|k| k == "jobs") {
         return Err(doc.unsupported(
@@ -243,15 +257,7 @@ fn precheck(doc: &Document) -> Result<(), SpecError> {
             .and_then(|t| t.as_str())
             .unwrap_or("command");
         match kind {
-            "command" | "sweep" => {}
-            "pipeline" => {
-                return Err(doc.unsupported(
-                    &join(&field, "type"),
-                    false,
-                    "`type: pipeline` steps (nested pipeline components) are not supported yet; tug runs command and sweep steps in pipelines".into(),
-                    "write the nested pipeline's steps in this pipeline's `jobs:`",
-                ));
-            }
+            "command" | "sweep" | "pipeline" => {}
             other if OTHER_STEP_TYPES.contains(&other) => {
                 return Err(doc.unsupported(
                     &join(&field, "type"),
@@ -303,30 +309,65 @@ pub(crate) fn read(
         continue_on_step_failure: raw.settings.continue_on_step_failure.unwrap_or(false),
         force_rerun: raw.settings.force_rerun.unwrap_or(false),
     };
-    let mut steps = BTreeMap::new();
-    for (name, step) in raw.jobs {
+    let (steps, graph) = read_jobs(doc, raw.jobs, &inputs, &raw.outputs, &settings, resolve, 0)?;
+    Ok(PipelineJob {
+        name: raw.name,
+        display_name: raw.display_name,
+        experiment_name: raw.experiment_name,
+        description: raw.description,
+        tags,
+        settings,
+        inputs,
+        outputs: raw.outputs,
+        steps,
+        graph,
+    })
+}
+
+/// The steps of a pipeline (a job, or a pipeline component `depth` levels down), each
+/// resolved, nested pipeline components flattened into their steps (`<step>.<inner>`),
+/// and the DAG checked; `inputs` are the values its `${{parent.inputs.x}}` read.
+pub(super) fn read_jobs(
+    doc: &Document,
+    jobs: BTreeMap<String, RawStep>,
+    inputs: &BTreeMap<String, Input>,
+    outputs: &BTreeMap<String, Output>,
+    settings: &PipelineSettings,
+    resolve: &mut ComponentResolver<'_>,
+    depth: usize,
+) -> Result<(BTreeMap<String, PipelineStep>, Graph), SpecError> {
+    let mut parsed = BTreeMap::new();
+    for (name, step) in jobs {
         let view = doc.under(&join("jobs", &name), "pipeline step");
-        let resolved = read_step(&view, &name, step, &inputs, &settings, resolve)?;
-        steps.insert(name, resolved);
+        let resolved = read_step(&view, &name, step, inputs, settings, resolve, depth)?;
+        parsed.insert(name, resolved);
     }
     let io = PipelineIo {
         inputs: inputs.keys().cloned().collect(),
-        outputs: raw.outputs.keys().cloned().collect(),
+        outputs: outputs.keys().cloned().collect(),
     };
+    let located = |errors: Vec<crate::pipeline::graph::GraphError>| {
+        let e = &errors[0];
+        doc.invalid(&e.field(), true, e.to_string(), e.help())
+    };
+    // Checked as written first (a nested pipeline one node), so errors name the file's steps.
+    let written: BTreeMap<String, StepIo> = parsed
+        .iter()
+        .map(|(n, (s, _)): (&String, &(PipelineStep, _))| (n.clone(), s.bindings.clone()))
+        .collect();
+    Graph::build(&written, &io).map_err(located)?;
+    let mut steps = super::pipeline_nested::flatten(parsed);
     let bindings: BTreeMap<String, StepIo> = steps
         .iter()
         .map(|(n, s): (&String, &PipelineStep)| (n.clone(), s.bindings.clone()))
         .collect();
-    let graph = Graph::build(&bindings, &io).map_err(|errors| {
-        let e = &errors[0];
-        doc.invalid(&e.field(), true, e.to_string(), e.help())
-    })?;
+    let graph = Graph::build(&bindings, &io).map_err(located)?;
     // An inline step's output promoted to a pipeline output, with nothing of its own
     // declared, is of the pipeline output's type (Azure's hello-pipeline-customize-output-file).
     for step in steps.values_mut().filter(|s| s.component.is_none()) {
         for (output, b) in &step.bindings.outputs {
             if let OutputBinding::ParentOutput(p) = b
-                && let Some(parent) = raw.outputs.get(p)
+                && let Some(parent) = outputs.get(p)
                 && let Some(out) = step.job.outputs.get_mut(output)
                 && out.output_type == InputType::UriFolder
             {
@@ -338,7 +379,7 @@ pub(crate) fn read(
     for step in steps.values_mut() {
         for (output, b) in &step.bindings.outputs {
             if let OutputBinding::ParentOutput(p) = b
-                && let Some(parent) = raw.outputs.get(p)
+                && let Some(parent) = outputs.get(p)
                 && let Some(out) = step.job.outputs.get_mut(output)
                 && out.path.is_none()
             {
@@ -385,18 +426,7 @@ pub(crate) fn read(
             }
         }
     }
-    Ok(PipelineJob {
-        name: raw.name,
-        display_name: raw.display_name,
-        experiment_name: raw.experiment_name,
-        description: raw.description,
-        tags,
-        settings,
-        inputs,
-        outputs: raw.outputs,
-        steps,
-        graph,
-    })
+    Ok((steps, graph))
 }
 
 fn read_step(
@@ -406,7 +436,8 @@ fn read_step(
     pipeline_inputs: &BTreeMap<String, Input>,
     settings: &PipelineSettings,
     resolve: &mut ComponentResolver<'_>,
-) -> Result<PipelineStep, SpecError> {
+    depth: usize,
+) -> Result<(PipelineStep, Option<Nested>), SpecError> {
     // Bindings first: their values are not literals to check.
     let mut bindings = StepIo::default();
     for (input, value) in &step.inputs {
@@ -474,12 +505,32 @@ fn read_step(
             outputs.insert(output.clone(), out);
         }
     }
-    let compute = step
-        .compute
-        .clone()
-        .or_else(|| settings.default_compute.clone())
-        .unwrap_or_else(|| "local".into());
-    let (mut job, is_deterministic, component, sweep) = if step.kind.as_deref() == Some("sweep") {
+    let compute = match step.compute.as_deref() {
+        Some(c) if c.contains("${{") => bound_compute(view, c, pipeline_inputs)?,
+        Some(c) => c.to_string(),
+        None => settings
+            .default_compute
+            .clone()
+            .unwrap_or_else(|| "local".into()),
+    };
+    let mut nested = None;
+    let (mut job, is_deterministic, component, sweep) = if step.kind.as_deref() == Some("pipeline")
+    {
+        let (job, inner) = super::pipeline_nested::nested_step(
+            view,
+            &step,
+            outputs,
+            &mut bindings,
+            pipeline_inputs,
+            settings,
+            compute,
+            resolve,
+            depth,
+        )?;
+        let reference = inner.reference.clone();
+        nested = Some(inner);
+        (job, true, Some(reference), None)
+    } else if step.kind.as_deref() == Some("sweep") {
         let (job, settings, component) = super::pipeline_sweep::sweep_step(
             view,
             step,
@@ -524,7 +575,64 @@ fn read_step(
             ),
         }
     };
-    // Bound inputs take their values now: the pipeline's input, or the upstream output.
+    bind_values(&mut job, &bindings, pipeline_inputs);
+    Ok((
+        PipelineStep {
+            job,
+            bindings,
+            is_deterministic,
+            component,
+            sweep,
+        },
+        nested,
+    ))
+}
+
+/// `compute: ${{parent.inputs.x}}`: the target named by the pipeline's input `x`.
+fn bound_compute(
+    view: &Document,
+    written: &str,
+    pipeline_inputs: &BTreeMap<String, Input>,
+) -> Result<String, SpecError> {
+    let fail = |message: String| {
+        view.invalid(
+            "compute",
+            false,
+            message,
+            "write a target's name (`compute: azureml:cpu-cluster`), or `${{parent.inputs.<x>}}` naming a string input that holds one",
+        )
+    };
+    let p = match binding::input_binding(written) {
+        Ok(InputBinding::ParentInput(p)) => p,
+        _ => {
+            return Err(fail(format!(
+                "`{written}` is not a binding tug can follow here"
+            )));
+        }
+    };
+    match pipeline_inputs.get(&p) {
+        Some(Input::Literal(l)) => match l.rendered() {
+            Some(name) => super::fields::normalize_compute(&name).map_err(|_| {
+                fail(format!(
+                    "the pipeline's input `{p}` is `{name}`, which is not a target's name"
+                ))
+            }),
+            None => Err(fail(format!("the pipeline's input `{p}` has no value"))),
+        },
+        Some(Input::Data(_)) => Err(fail(format!(
+            "the pipeline's input `{p}` is data, not a target's name"
+        ))),
+        None => Err(fail(format!("the pipeline has no input `{p}`"))),
+    }
+}
+
+/// Bound inputs take their values now: the pipeline's input, or the upstream output (a
+/// placeholder the controller fills in).
+pub(super) fn bind_values(
+    job: &mut CommandJob,
+    bindings: &StepIo,
+    pipeline_inputs: &BTreeMap<String, Input>,
+) {
     for (input, b) in &bindings.inputs {
         let value = match b {
             InputBinding::Value => continue,
@@ -554,13 +662,6 @@ fn read_step(
         };
         job.inputs.insert(input.clone(), value);
     }
-    Ok(PipelineStep {
-        job,
-        bindings,
-        is_deterministic,
-        component,
-        sweep,
-    })
 }
 
 /// A command step's `limits:` (`timeout` only; the rest are a sweep step's).

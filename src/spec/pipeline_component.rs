@@ -60,7 +60,7 @@ pub fn registered_component(reference: &str) -> Option<(String, Option<String>)>
     Some((name.to_string(), version))
 }
 
-fn component_source(
+pub(super) fn component_source(
     view: &Document,
     field: &str,
     reference: &str,

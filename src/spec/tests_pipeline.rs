@@ -189,6 +189,85 @@ fn azures_sweep_step_samples_its_trial_components_inputs() {
     assert!(predict.sweep.is_none());
 }
 
+#[test]
+fn a_pipeline_components_errors_are_located_in_its_own_file() {
+    let e =
+        parse("type: pipeline\njobs:\n  a:\n    type: pipeline\n    component: ./unwritten.yml\n")
+            .unwrap_err();
+    assert_eq!(e.field(), Some("outputs.model"));
+    assert_eq!(e.location().map(|(l, _)| l), Some(4));
+    let shown = e.to_string();
+    assert!(
+        shown.contains("unwritten.yml:4:")
+            && shown.contains("no step of this pipeline component writes its output `model`"),
+        "{shown}"
+    );
+    // Its steps flatten under the outer step's name, and its input reaches them.
+    let p = parse("type: pipeline\njobs:\n  a:\n    type: pipeline\n    component: ./inner.yml\n    inputs:\n      lr: 0.5\n").unwrap();
+    assert_eq!(p.graph.order(), ["a.t"]);
+    assert_eq!(literal(&p.steps["a.t"], "lr"), "0.5");
+}
+
+#[test]
+fn azures_pipeline_component_steps_are_flattened_with_their_bindings_followed() {
+    let p = example(
+        "jobs/pipelines-with-components/pipeline_with_pipeline_component/pipeline_with_train_eval_pipeline_component/pipeline.yml",
+    )
+    .unwrap();
+    let order = p.graph.order();
+    assert_eq!(order.len(), 7, "{order:?}");
+    assert_eq!(order.last().map(String::as_str), Some("compare"));
+    let train = &p.steps["train_and_evaluate_model1.train_job"];
+    assert_eq!(train.component.as_deref(), Some("train_model"));
+    // The outer pipeline's inputs, through the component's: values, data, and compute.
+    assert_eq!(literal(train, "learning_rate"), "0.1");
+    assert_eq!(literal(train, "max_epochs"), "20");
+    assert_eq!(
+        literal(train, "learning_rate_schedule"),
+        "time-based",
+        "its default"
+    );
+    assert_eq!(
+        train.job.compute, "cpu-cluster",
+        "compute: ${{parent.inputs.x}}"
+    );
+    assert!(
+        data_path(train, "training_data").ends_with("/data"),
+        "{}",
+        data_path(train, "training_data")
+    );
+    let train2 = &p.steps["train_and_evaluate_model2.train_job"];
+    assert_eq!(literal(train2, "learning_rate"), "0.01");
+    // Inner steps read inner steps; the outer step reads the inner one that writes the output.
+    assert_eq!(
+        p.steps["train_and_evaluate_model1.score_job"]
+            .bindings
+            .inputs["model_input"],
+        InputBinding::StepOutput {
+            step: "train_and_evaluate_model1.train_job".into(),
+            output: "model_output".into(),
+        }
+    );
+    let compare = &p.steps["compare"];
+    assert_eq!(
+        compare.bindings.inputs["eval_result2"],
+        InputBinding::StepOutput {
+            step: "train_and_evaluate_model2.evaluate_job".into(),
+            output: "eval_output".into(),
+        }
+    );
+    assert_eq!(
+        data_path(compare, "model1"),
+        step_output_uri("train_and_evaluate_model1.train_job", "model_output")
+    );
+    assert_eq!(
+        compare.bindings.outputs["best_model"],
+        OutputBinding::ParentOutput("pipeline_job_best_model".into())
+    );
+    // A component output the outer pipeline does not promote is the inner step's own.
+    assert_eq!(train.bindings.outputs["model_output"], OutputBinding::Own);
+}
+
 const ENV: &str = "    environment: azureml:AzureML-Minimal@latest\n";
 
 /// Components the bad files below name, by file name.
@@ -197,6 +276,14 @@ fn components() -> BTreeMap<&'static str, &'static str> {
         (
             "train.yml",
             "name: train\nversion: 2\ninputs:\n  data: {type: uri_folder}\n  lr: {type: number, min: 0, max: 1, default: 0.1}\n  epochs: {type: integer, optional: true}\noutputs:\n  model: {type: uri_folder}\ncommand: python train.py --data ${{inputs.data}} --lr ${{inputs.lr}} $[[--epochs ${{inputs.epochs}}]] --out ${{outputs.model}}\nenvironment: azureml:AzureML-Minimal@latest\n",
+        ),
+        (
+            "inner.yml",
+            "type: pipeline\nname: inner\nversion: 1\ninputs:\n  lr: {type: number, default: 0.1}\noutputs:\n  model: {type: uri_folder}\njobs:\n  t:\n    component: ./train.yml\n    inputs:\n      data: ./d\n      lr: ${{parent.inputs.lr}}\n    outputs:\n      model: ${{parent.outputs.model}}\n",
+        ),
+        (
+            "unwritten.yml",
+            "type: pipeline\nname: unwritten\noutputs:\n  model: {type: uri_folder}\njobs:\n  t:\n    component: ./train.yml\n    inputs: {data: ./d}\n",
         ),
         (
             "fit.yml",
@@ -515,11 +602,18 @@ fn bad_pipelines_get_located_errors_and_a_fix() {
             fix: "keep only `limits.timeout`",
         },
         Bad {
-            jobs: "  a:\n    type: pipeline\n    component: ./inner.yml\n",
+            jobs: "  a:\n    type: pipeline\n    component: ./train.yml\n",
             field: "jobs.a.type",
             line: 4,
-            says: "`type: pipeline` steps (nested pipeline components) are not supported yet",
-            fix: "write the nested pipeline's steps",
+            says: "`./train.yml` is a `type: command` component, and this step is `type: pipeline`",
+            fix: "write `type: command` on the step",
+        },
+        Bad {
+            jobs: "  a:\n    type: pipeline\n    component: ./inner.yml\n    inputs:\n      rate: 0.1\n",
+            field: "jobs.a.inputs.rate",
+            line: 7,
+            says: "component `inner:1` has no input `rate`",
+            fix: "its inputs are `lr`",
         },
         Bad {
             jobs: "  a:\n    comand: echo\nENV\n",

@@ -537,6 +537,7 @@ fn read_step(
             outputs,
             compute,
             &mut bindings,
+            pipeline_inputs,
             resolve,
         )?;
         let reference = component.reference();
@@ -561,6 +562,7 @@ fn read_step(
                         compute,
                         limits,
                         sampled: &[],
+                        parent_inputs: pipeline_inputs,
                     },
                     &mut bindings,
                 )?;
@@ -575,7 +577,7 @@ fn read_step(
             ),
         }
     };
-    bind_values(&mut job, &bindings, pipeline_inputs);
+    bind_values(&mut job, &bindings, pipeline_inputs, component.is_some());
     Ok((
         PipelineStep {
             job,
@@ -632,10 +634,13 @@ pub(super) fn bind_values(
     job: &mut CommandJob,
     bindings: &StepIo,
     pipeline_inputs: &BTreeMap<String, Input>,
+    declared: bool,
 ) {
     for (input, b) in &bindings.inputs {
         let value = match b {
             InputBinding::Value => continue,
+            // A component's input took the value already, checked against its declaration.
+            InputBinding::ParentInput(_) if declared => continue,
             InputBinding::ParentInput(p) => match pipeline_inputs.get(p) {
                 Some(v) => v.clone(),
                 // Reported with the graph's errors, which list the pipeline's inputs.

@@ -107,6 +107,8 @@ pub(super) struct ComponentUse<'s> {
     pub limits: Option<Limits>,
     /// Inputs a sweep samples per trial: the step gives them no value.
     pub sampled: &'s [&'s str],
+    /// The values `${{parent.inputs.x}}` bindings read, checked against the component.
+    pub parent_inputs: &'s BTreeMap<String, Input>,
 }
 
 /// A step that uses `component`: its command, code and environment, with the step's
@@ -123,6 +125,7 @@ pub(super) fn component_job(
         compute,
         limits,
         sampled,
+        parent_inputs,
     } = using;
     for (key, present) in [
         ("command", step.command.is_some()),
@@ -209,6 +212,9 @@ pub(super) fn component_job(
                     mode: Some(d.mode),
                     stated,
                 })
+            }
+            (InputBinding::ParentInput(p), _) if parent_inputs.contains_key(p) => {
+                parent_value(view, &field, decl, p, &parent_inputs[p])?
             }
             // Bound: filled in once the binding is followed.
             _ => Some(match decl.input_type.is_literal() {
@@ -314,4 +320,60 @@ pub(super) fn component_job(
         identity: None,
         queue_settings: None,
     })
+}
+
+/// The value `${{parent.inputs.<p>}}` gives a component input, coerced to its declared type
+/// and checked against its `min`/`max`/`enum`, as a value written in the step would be.
+fn parent_value(
+    view: &Document,
+    field: &str,
+    decl: &super::component::ComponentInput,
+    p: &str,
+    value: &Input,
+) -> Result<Option<Given>, SpecError> {
+    let through = |(m, h): (String, String)| {
+        view.invalid(
+            field,
+            false,
+            format!("through `${{{{parent.inputs.{p}}}}}`: {m}"),
+            h,
+        )
+    };
+    match value {
+        Input::Literal(l) => match l.effective().cloned() {
+            None => Ok(None),
+            Some(v) if decl.input_type.is_literal() => {
+                let v = coerce(view, field, decl.input_type, v)?;
+                decl.check_value(&v).map_err(through)?;
+                Ok(Some(Given::Literal(v)))
+            }
+            Some(Literal::Str(s)) => Ok(Some(Given::Data {
+                path: SourcePath::parse(&s),
+                mode: None,
+                stated: None,
+            })),
+            Some(other) => Err(through((
+                format!(
+                    "a `{}` input takes data, not {}",
+                    decl.input_type,
+                    other.describe()
+                ),
+                format!(
+                    "give the pipeline's input `{p}` a path (`{{type: uri_folder, path: ./data}}`)"
+                ),
+            ))),
+        },
+        Input::Data(d) if decl.input_type.is_literal() => Err(through((
+            format!(
+                "a `{}` input takes a value, and the pipeline's input `{p}` is data",
+                decl.input_type
+            ),
+            format!("bind a value input, or give `{p}` a value (`{p}: 0.1`)"),
+        ))),
+        Input::Data(d) => Ok(d.path.clone().map(|path| Given::Data {
+            path,
+            mode: Some(d.mode),
+            stated: Some(d.input_type),
+        })),
+    }
 }

@@ -147,6 +147,7 @@ pub(super) fn nested_step(
             compute: compute.clone(),
             limits: None,
             sampled: &[],
+            parent_inputs: pipeline_inputs,
         },
         bindings,
     )?;
@@ -155,7 +156,7 @@ pub(super) fn nested_step(
         .clone()
         .or(raw.display_name)
         .or(raw.description);
-    bind_values(&mut job, bindings, pipeline_inputs);
+    bind_values(&mut job, bindings, pipeline_inputs, true);
     let declared = interface.outputs_as_declared();
     let inner_settings = PipelineSettings {
         default_compute: Some(compute),

@@ -51,6 +51,7 @@ pub(super) fn sweep_step(
     outputs: std::collections::BTreeMap<String, Output>,
     compute: String,
     bindings: &mut StepIo,
+    parent_inputs: &std::collections::BTreeMap<String, super::io::Input>,
     resolve: &mut ComponentResolver<'_>,
 ) -> Result<(CommandJob, SweepSettings, CommandComponent), SpecError> {
     for (key, given) in [
@@ -122,6 +123,7 @@ pub(super) fn sweep_step(
             compute,
             limits: None,
             sampled: &sampled,
+            parent_inputs,
         },
         bindings,
     )?;

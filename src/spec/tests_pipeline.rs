@@ -190,6 +190,36 @@ fn azures_sweep_step_samples_its_trial_components_inputs() {
 }
 
 #[test]
+fn a_value_bound_from_the_pipelines_input_is_checked_against_the_component() {
+    let head = "type: pipeline\ninputs:\n  rate: 3\n  half: '0.5'\n  raw: {type: uri_folder, path: ./raw}\njobs:\n  t:\n    component: ./train.yml\n    inputs:\n      data: ./d\n";
+    let e = parse(&format!("{head}      lr: ${{{{parent.inputs.rate}}}}\n")).unwrap_err();
+    assert_eq!(e.field(), Some("jobs.t.inputs.lr"));
+    assert_eq!(e.location().map(|(l, _)| l), Some(11));
+    assert!(
+        e.to_string()
+            .contains("through `${{parent.inputs.rate}}`: 3 is above the input's `max` (1)"),
+        "{e}"
+    );
+    let e = parse(&format!("{head}      lr: ${{{{parent.inputs.raw}}}}\n")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("a `number` input takes a value, and the pipeline's input `raw` is data"),
+        "{e}"
+    );
+    // Text that reads as the declared type is coerced to it, as a value in the step is.
+    let p = parse(&format!("{head}      lr: ${{{{parent.inputs.half}}}}\n")).unwrap();
+    assert_eq!(literal(&p.steps["t"], "lr"), "0.5");
+    let Input::Literal(l) = &p.steps["t"].job.inputs["lr"] else {
+        panic!()
+    };
+    assert_eq!(
+        l.input_type,
+        Some(InputType::Number),
+        "the component's declaration"
+    );
+}
+
+#[test]
 fn a_pipeline_components_errors_are_located_in_its_own_file() {
     let e =
         parse("type: pipeline\njobs:\n  a:\n    type: pipeline\n    component: ./unwritten.yml\n")

@@ -395,7 +395,7 @@ impl CommandJob {
         )
     }
 
-    fn check_resources(&self, doc: &Document) -> Result<(), SpecError> {
+    pub(super) fn check_resources(&self, doc: &Document) -> Result<(), SpecError> {
         let r = &self.resources;
         if r.instance_count == 0 {
             return Err(doc.invalid(
@@ -433,7 +433,7 @@ impl CommandJob {
         Ok(())
     }
 
-    fn check_distribution(&self, doc: &Document) -> Result<(), SpecError> {
+    pub(super) fn check_distribution(&self, doc: &Document) -> Result<(), SpecError> {
         let Some(d) = &self.distribution else {
             return Ok(());
         };

@@ -160,10 +160,12 @@ pub(super) fn component_job(
             ));
         };
         let given = match (&bindings.inputs[name], value) {
+            // Re-read as written with YAML 1.1's rules (`yes` is true, `1e-3` a number), as
+            // an inline step's values are.
             (InputBinding::Value, Input::Literal(l)) => match l.effective().cloned() {
                 None => None,
                 Some(v) if decl.input_type.is_literal() => {
-                    let v = coerce(view, &field, decl.input_type, v)?;
+                    let v = coerce(view, &field, decl.input_type, view.literal(&field, v))?;
                     decl.check_value(&v)
                         .map_err(|(m, h)| view.invalid(&field, false, m, h))?;
                     Some(Given::Literal(v))
@@ -287,7 +289,7 @@ pub(super) fn component_job(
     let mut environment_variables = step.environment_variables.clone();
     fix_scalar_map(view, "environment_variables", &mut environment_variables);
     super::job::check_secret_references(view, "environment_variables", &environment_variables)?;
-    Ok(CommandJob {
+    let job = CommandJob {
         schema: None,
         kind: JobKind::Command,
         name: None,
@@ -319,7 +321,11 @@ pub(super) fn component_job(
         services: BTreeMap::new(),
         identity: None,
         queue_settings: None,
-    })
+    };
+    // What the step overrides is checked as an inline step's is.
+    job.check_resources(view)?;
+    job.check_distribution(view)?;
+    Ok(job)
 }
 
 /// The value `${{parent.inputs.<p>}}` gives a component input, coerced to its declared type

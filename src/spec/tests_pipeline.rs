@@ -207,6 +207,10 @@ fn a_value_bound_from_the_pipelines_input_is_checked_against_the_component() {
         "{e}"
     );
     // Text that reads as the declared type is coerced to it, as a value in the step is.
+    // A value written in the step is re-read with YAML 1.1's rules, as Azure's SDK reads it.
+    let p = parse(&format!("{head}      lr: 1e-1\n      epochs: 0x10\n")).unwrap();
+    assert_eq!(literal(&p.steps["t"], "lr"), "0.1");
+    assert_eq!(literal(&p.steps["t"], "epochs"), "16");
     let p = parse(&format!("{head}      lr: ${{{{parent.inputs.half}}}}\n")).unwrap();
     assert_eq!(literal(&p.steps["t"], "lr"), "0.5");
     let Input::Literal(l) = &p.steps["t"].job.inputs["lr"] else {
@@ -630,6 +634,13 @@ fn bad_pipelines_get_located_errors_and_a_fix() {
             line: 6,
             says: "`limits.max_total_trials` is a sweep step's limit",
             fix: "keep only `limits.timeout`",
+        },
+        Bad {
+            jobs: "  t:\n    component: ./train.yml\n    inputs: {data: ./d}\n    resources:\n      instance_count: 0\n",
+            field: "jobs.t.resources.instance_count",
+            line: 7,
+            says: "`resources.instance_count` is 0",
+            fix: "instance_count: 1",
         },
         Bad {
             jobs: "  a:\n    type: pipeline\n    component: ./train.yml\n",

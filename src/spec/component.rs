@@ -287,7 +287,15 @@ pub(super) fn finish_input(
     let default = match raw.default.map(|v| reread("default", v)) {
         Some(Literal::Null) | None => None,
         Some(v) if ty.is_literal() => Some(coerce(doc, &join(field, "default"), ty, v)?),
-        Some(Literal::Str(s)) => Some(Literal::Str(s)),
+        // A local path is the component's, wherever it is used from.
+        Some(Literal::Str(s)) => {
+            let mut path = SourcePath::parse(&s);
+            path.resolve(doc.path.parent().unwrap_or(Path::new("")));
+            Some(Literal::Str(match path.local {
+                Some(local) => local.display().to_string(),
+                None => s,
+            }))
+        }
         Some(other) => {
             return Err(doc.invalid(
                 &join(field, "default"),

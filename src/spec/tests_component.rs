@@ -88,6 +88,25 @@ fn numbers_written_as_yaml_1_1_text_are_numbers_as_azure_reads_them() {
 }
 
 #[test]
+fn a_data_default_is_the_components_own_path() {
+    let c = parse_component(
+        Path::new("/work/components/train.yml"),
+        "name: t\ninputs:\n  data: {type: uri_folder, default: ./sample}\n  remote: {type: uri_file, default: 'https://example.com/x.csv'}\ncommand: ls ${{inputs.data}} ${{inputs.remote}}\nenvironment: azureml:AzureML-Minimal@latest\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.inputs["data"].default,
+        Some(Literal::Str("/work/components/./sample".into()))
+    );
+    assert_eq!(
+        c.inputs["remote"].default,
+        Some(Literal::Str("https://example.com/x.csv".into())),
+        "a URI stays as written"
+    );
+}
+
+#[test]
 fn ranges_and_choices_are_checked_where_declared() {
     let c = component(
         "name: t\ninputs:\n  lr: {type: number, min: 0, max: 1, default: 0.5}\n  kernel: {type: string, enum: [rbf, linear], default: rbf}\ncommand: echo ${{inputs.lr}} ${{inputs.kernel}}\nenvironment: azureml:AzureML-Minimal@latest\n",

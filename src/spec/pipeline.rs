@@ -456,16 +456,23 @@ fn read_step(
                 "bind another step's output as `${{parent.jobs.<step>.outputs.<name>}}`, so the steps run in order",
             ));
         }
-        let written = match value {
+        // A binding is the value itself, or the `path:` of a data mapping that also sets
+        // its `mode:` (`{path: ${{parent.jobs.a.outputs.b}}, mode: download}`).
+        let (written, field) = match value {
             Input::Literal(l) => match &l.value {
-                Some(Literal::Str(s)) => Some(s.as_str()),
-                _ => None,
+                Some(Literal::Str(s)) => (Some(s.as_str()), join("inputs", input)),
+                _ => (None, String::new()),
             },
-            Input::Data(_) => None,
+            Input::Data(d) => match &d.path {
+                Some(p) if p.given.contains("${{") => {
+                    (Some(p.given.as_str()), join(&join("inputs", input), "path"))
+                }
+                _ => (None, String::new()),
+            },
         };
         let b = match written {
             Some(text) => binding::input_binding(text)
-                .map_err(|e| view.invalid(&join("inputs", input), false, e.to_string(), e.help))?,
+                .map_err(|e| view.invalid(&field, false, e.to_string(), e.help))?,
             None => InputBinding::Value,
         };
         bindings.inputs.insert(input.clone(), b);

@@ -218,12 +218,15 @@ pub(super) fn component_job(
             (InputBinding::ParentInput(p), _) if parent_inputs.contains_key(p) => {
                 parent_value(view, &field, decl, p, &parent_inputs[p])?
             }
-            // Bound: filled in once the binding is followed.
-            _ => Some(match decl.input_type.is_literal() {
+            // Bound: filled in once the binding is followed (keeping a mapping's `mode:`).
+            (_, value) => Some(match decl.input_type.is_literal() {
                 true => Given::Literal(Literal::Str(String::new())),
                 false => Given::Data {
                     path: SourcePath::parse(""),
-                    mode: None,
+                    mode: match value {
+                        Input::Data(d) => Some(d.mode),
+                        Input::Literal(_) => None,
+                    },
                     stated: None,
                 },
             }),

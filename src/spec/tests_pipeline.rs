@@ -224,6 +224,29 @@ fn a_value_bound_from_the_pipelines_input_is_checked_against_the_component() {
 }
 
 #[test]
+fn a_binding_in_a_data_mappings_path_is_followed_and_its_mode_kept() {
+    let p = parse(&format!(
+        "type: pipeline\njobs:\n  a:\n    command: echo > ${{{{outputs.o}}}}/x\n{ENV}    outputs:\n      o:\n  b:\n    command: ls ${{{{inputs.x}}}}\n{ENV}    inputs:\n      x:\n        type: uri_folder\n        path: ${{{{parent.jobs.a.outputs.o}}}}\n        mode: download\n  t:\n    component: ./train.yml\n    inputs:\n      data:\n        path: ${{{{parent.jobs.a.outputs.o}}}}\n        mode: download\n"
+    ))
+    .unwrap();
+    assert_eq!(p.graph.order(), ["a", "b", "t"]);
+    for (step, input) in [("b", "x"), ("t", "data")] {
+        assert_eq!(
+            p.steps[step].bindings.inputs[input],
+            InputBinding::StepOutput {
+                step: "a".into(),
+                output: "o".into()
+            }
+        );
+        let Input::Data(d) = &p.steps[step].job.inputs[input] else {
+            panic!()
+        };
+        assert_eq!(d.mode, InputMode::Download, "{step}");
+        assert_eq!(data_path(&p.steps[step], input), step_output_uri("a", "o"));
+    }
+}
+
+#[test]
 fn a_pipeline_components_errors_are_located_in_its_own_file() {
     let e =
         parse("type: pipeline\njobs:\n  a:\n    type: pipeline\n    component: ./unwritten.yml\n")

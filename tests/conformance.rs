@@ -389,6 +389,20 @@ fn pipeline_files_run_their_steps_in_order() {
         out.contains("reused"),
         "an unchanged resubmit reuses: {out}"
     );
+    // A reused step's output still goes to the new pipeline's `path:`.
+    let (ok, out, err) = create(&ws, "jobs/basics/hello-pipeline-customize-output-file.yml");
+    assert!(ok && out.contains("0 ran, 1 reused"), "{out}\n{err}");
+    let (shown, _) = newest(&ws);
+    let id = shown["id"].as_str().unwrap();
+    let written = ws.path().join(format!(
+        ".tug/datastores/workspaceblobstore/{id}/hello_world.txt"
+    ));
+    assert_eq!(
+        std::fs::read_to_string(&written).unwrap_or_default(),
+        "world\n",
+        "{}",
+        written.display()
+    );
 }
 
 /// Azure's schedule files are read as written (Windows zone names, cron and recurrence,

@@ -435,7 +435,11 @@ impl Controller {
                 tracing::info!(pipeline = %id, step = %name, from = %run, "step reused");
                 match self.store.reuse_step(id, name, run, &decided)? {
                     StepStart::PipelineStopping => Ok(Started::Stopping),
-                    _ => Ok(Started::Reused),
+                    StepStart::Done => {
+                        self.copy_reused_outputs(id, name, run, &job);
+                        Ok(Started::Reused)
+                    }
+                    StepStart::Taken => Ok(Started::Reused),
                 }
             }
             Decision::Run { .. } => {
@@ -504,6 +508,30 @@ impl Controller {
                     "it reads an output of `{upstream}` that the pipeline does not bind; resubmit the pipeline"
                 ),
             }),
+        }
+    }
+
+    /// A reused step's outputs go where this pipeline's outputs say (`${{name}}` this
+    /// pipeline's name), as the run's own did for its pipeline. A copy that fails leaves
+    /// the step reused and says why in the log: the outputs themselves are the earlier run's.
+    fn copy_reused_outputs(&self, id: &str, step: &str, run: &str, job: &JobSubmission) {
+        let mut job = job.clone();
+        job.outputs.retain(|_, o| o.datastore_path.is_some());
+        if job.outputs.is_empty() {
+            return;
+        }
+        for out in job.outputs.values_mut() {
+            if let Some(p) = &mut out.datastore_path {
+                *p = super::binding::expand_name(p, id);
+            }
+        }
+        if let Err(e) = crate::run::publish::publish(
+            &crate::datastore::upload::workspace_datastore(&self.runner.ws),
+            &self.runner.ws.run_dir(run),
+            run,
+            &job,
+        ) {
+            tracing::warn!(pipeline = %id, %step, from = %run, error = %e, "copying a reused step's outputs failed");
         }
     }
 

@@ -378,7 +378,7 @@ fn tuned(ws: &Ws, values: &str) {
         "import os, sys\nprint('best', open(os.path.join(sys.argv[1], 'score.txt')).read(), flush=True)\n",
     );
     let text = format!(
-        "type: pipeline\nexperiment_name: tuned\njobs:\n  prep:\n{}\n  tune:\n    type: sweep\n    trial: ./fit/fit.yml\n    inputs:\n      data: ${{{{parent.jobs.prep.outputs.out}}}}\n    sampling_algorithm: grid\n    search_space:\n      a: {{type: choice, values: {values}}}\n    objective: {{goal: maximize, primary_metric: score}}\n    limits: {{max_total_trials: 3, max_concurrent_trials: 2}}\n  report:\n{}\n",
+        "type: pipeline\nexperiment_name: tuned\noutputs:\n  best:\n    type: uri_folder\n    path: azureml://datastores/workspaceblobstore/paths/${{{{name}}}}/best\njobs:\n  prep:\n{}\n  tune:\n    type: sweep\n    trial: ./fit/fit.yml\n    inputs:\n      data: ${{{{parent.jobs.prep.outputs.out}}}}\n    outputs:\n      model: ${{{{parent.outputs.best}}}}\n    sampling_algorithm: grid\n    search_space:\n      a: {{type: choice, values: {values}}}\n    objective: {{goal: maximize, primary_metric: score}}\n    limits: {{max_total_trials: 3, max_concurrent_trials: 2}}\n  report:\n{}\n",
         step(
             "prep",
             "python prep.py ${{outputs.out}}",
@@ -417,6 +417,25 @@ fn a_sweep_steps_best_trial_feeds_the_next_step_and_an_unchanged_sweep_is_reused
     // The best trial's output is the sweep's own, and the next step read it.
     let taken = ws.run_dir(&sweep_id).join("named-outputs/model/score.txt");
     assert_eq!(std::fs::read_to_string(&taken).unwrap(), "31.0");
+    // The pipeline output's `path:` holds the best trial's files, and only the sweep wrote it.
+    let best_at = |pipeline: &str| {
+        std::fs::read_to_string(ws.path().join(format!(
+            ".tug/datastores/workspaceblobstore/{pipeline}/best/score.txt"
+        )))
+        .unwrap_or_default()
+    };
+    let first = v["id"].as_str().unwrap().to_string();
+    assert_eq!(best_at(&first), "31.0");
+    let stray: Vec<_> = std::fs::read_dir(ws.path().join(".tug/datastores/workspaceblobstore"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("_tune_"))
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "a trial wrote the pipeline's output: {stray:?}"
+    );
     let report = step_field(&v, "report", "run")
         .as_str()
         .unwrap()
@@ -431,6 +450,11 @@ fn a_sweep_steps_best_trial_feeds_the_next_step_and_an_unchanged_sweep_is_reused
     let (second, v) = run(&ws, "tuned.yml");
     assert_eq!(v["status"], "Completed", "{v:#}");
     assert_eq!(step_field(&v, "tune", "reused_from"), sweep_id.as_str());
+    assert_eq!(
+        best_at(&second),
+        "31.0",
+        "the reused sweep's best, at this pipeline's path"
+    );
     assert!(children(&ws, &second).is_empty(), "no step ran");
 
     // Another search space: the sweep reruns, and the plan names the setting.
@@ -441,12 +465,13 @@ fn a_sweep_steps_best_trial_feeds_the_next_step_and_an_unchanged_sweep_is_reused
     assert!(p[1].2.contains("sweep `search_space.a`"), "{p:?}");
 }
 
-#[test]
-fn canceling_a_pipeline_cancels_its_sweep_steps_trials() {
-    let ws = Ws::new();
+/// One sweep step: 3 trials of a script that logs `score` and sleeps `secs`, 2 at a time.
+fn slow_sweep(ws: &Ws, secs: u32) {
     ws.write(
         "slow/slow.py",
-        "import sys, time, tug\ntug.log('score', float(sys.argv[1]))\ntime.sleep(120)\n",
+        &format!(
+            "import sys, time, tug\ntug.log('score', float(sys.argv[1]))\ntime.sleep({secs})\n"
+        ),
     );
     ws.write(
         "slow/slow.yml",
@@ -458,17 +483,59 @@ fn canceling_a_pipeline_cancels_its_sweep_steps_trials() {
         "slow.yml",
         "type: pipeline\njobs:\n  tune:\n    type: sweep\n    trial: ./slow/slow.yml\n    sampling_algorithm: grid\n    search_space:\n      a: {type: choice, values: [1, 2, 3]}\n    objective: {goal: maximize, primary_metric: score}\n    limits: {max_total_trials: 3, max_concurrent_trials: 2}\n",
     );
+}
+
+fn wait_trials_running(ws: &Ws, sweep_id: &str, n: usize) {
+    ws.wait_for(sweep_id, LIMIT, |s| {
+        s["sweep"]["trials"]
+            .as_array()
+            .is_some_and(|t| t.iter().filter(|t| t["status"] == "Running").count() == n)
+    });
+}
+
+#[test]
+fn a_server_killed_mid_sweep_step_resumes_it_with_no_trial_run_twice() {
+    let ws = Ws::new();
+    slow_sweep(&ws, 4);
     let id = ws.json(&["job", "create", "-f", "slow.yml"])["id"]
         .as_str()
         .unwrap()
         .to_string();
     let v = wait_step_running(&ws, &id, "tune");
     let sweep_id = step_field(&v, "tune", "run").as_str().unwrap().to_string();
-    ws.wait_for(&sweep_id, LIMIT, |s| {
-        s["sweep"]["trials"]
-            .as_array()
-            .is_some_and(|t| t.iter().filter(|t| t["status"] == "Running").count() == 2)
-    });
+    wait_trials_running(&ws, &sweep_id, 2);
+    let pid = ws.server_pid().unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let v = ws.wait(&id, LIMIT);
+    assert_ne!(ws.server_pid(), Some(pid));
+    assert_eq!(v["status"], "Completed", "{v:#}\n{}", ws.server_log());
+    assert_eq!(children(&ws, &id).len(), 1, "one sweep run");
+    let sweep = ws.show(&sweep_id);
+    let trials = sweep["sweep"]["trials"].as_array().unwrap();
+    let mut a: Vec<String> = trials
+        .iter()
+        .map(|t| t["params"]["a"].to_string())
+        .collect();
+    a.sort();
+    assert_eq!(a, ["1", "2", "3"], "each trial once: {sweep:#}");
+    assert_eq!(sweep["sweep"]["best_trial"], trials[0]["id"]);
+}
+
+#[test]
+fn canceling_a_pipeline_cancels_its_sweep_steps_trials() {
+    let ws = Ws::new();
+    slow_sweep(&ws, 120);
+    let id = ws.json(&["job", "create", "-f", "slow.yml"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = wait_step_running(&ws, &id, "tune");
+    let sweep_id = step_field(&v, "tune", "run").as_str().unwrap().to_string();
+    wait_trials_running(&ws, &sweep_id, 2);
     ws.ok(&["job", "cancel", &id]);
     let v = ws.wait(&id, Duration::from_secs(60));
     assert_eq!(v["status"], "Canceled", "{v:#}");

@@ -267,3 +267,22 @@ fn the_sweep_timeout_cancels_live_trials_and_ends_the_sweep() {
     let ws_id = ws.workspace_id().unwrap();
     assert!(ws.containers(&ws_id).is_empty());
 }
+
+#[test]
+fn a_sweep_whose_trials_log_no_objective_completes_and_says_its_outputs_were_not_taken() {
+    let ws = Ws::new();
+    ws.write("src/trial.py", TRIAL);
+    let text = sweep_yaml(
+        "",
+        "sampling_algorithm: grid\nsearch_space:\n  a:\n    type: choice\n    values: [1]\nlimits:\n  max_total_trials: 1\noutputs:\n  model: {type: uri_folder}\n",
+    )
+    .replace("primary_metric: score", "primary_metric: accuracy");
+    let id = ws.submit("sweep.yml", &text);
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Completed", "{v:#}");
+    let note = v["sweep"]["note"].as_str().unwrap();
+    assert!(
+        note.contains("no trial completed with a value of `accuracy`"),
+        "{note}"
+    );
+}

@@ -134,9 +134,11 @@ impl Controller {
                     source,
                 })?;
             if let Some(sweep) = step.sweep_submission(step.checkable()) {
-                self.sweeps.prepare(&sweep).map_err(|source| Error::Sweep {
-                    step: name.clone(),
-                    source: Box::new(source),
+                crate::sweep::controller::Controller::seed_for(&sweep).map_err(|source| {
+                    Error::Sweep {
+                        step: name.clone(),
+                        source: Box::new(source),
+                    }
                 })?;
             }
         }

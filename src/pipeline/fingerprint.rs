@@ -84,9 +84,15 @@ fn sweep_settings(s: &crate::sweep::SweepSettings) -> BTreeMap<String, String> {
         "objective".into(),
         json(serde_json::to_value(&s.objective).unwrap_or_default()),
     );
+    // The sweep's time budget is left out: a sweep that ran out of it did not complete,
+    // and so is never reused; one that completed is what a longer budget would give.
+    let limits = crate::sweep::SweepLimits {
+        timeout_seconds: None,
+        ..s.limits
+    };
     out.insert(
         "limits".into(),
-        json(serde_json::to_value(s.limits).unwrap_or_default()),
+        json(serde_json::to_value(limits).unwrap_or_default()),
     );
     if let Some(rule) = &s.early_termination {
         out.insert(

@@ -252,21 +252,22 @@ fn range(dist: &Distribution) -> Option<(f64, f64)> {
         Distribution::Uniform {
             min_value,
             max_value,
-        }
-        | Distribution::Quniform {
+        } => Some((*min_value, *max_value)),
+        // Rounded to a multiple of `q`, which can pass a bound (`round(1 / 0.4) * 0.4` is 1.2).
+        Distribution::Quniform {
             min_value,
             max_value,
-            ..
-        } => Some((*min_value, *max_value)),
+            q,
+        } => Some((rounded(*min_value, *q), rounded(*max_value, *q))),
         Distribution::Loguniform {
             min_value,
             max_value,
-        }
-        | Distribution::Qloguniform {
+        } => Some((min_value.exp(), max_value.exp())),
+        Distribution::Qloguniform {
             min_value,
             max_value,
-            ..
-        } => Some((min_value.exp(), max_value.exp())),
+            q,
+        } => Some((rounded(min_value.exp(), *q), rounded(max_value.exp(), *q))),
         _ => None,
     }
 }
@@ -311,4 +312,8 @@ fn fix_for(ty: InputType) -> String {
         InputType::String => "sample it with `{type: choice, values: [...]}`".into(),
         _ => "sample a value input (`number`, `integer`, `string` or `boolean`)".into(),
     }
+}
+
+fn rounded(x: f64, q: f64) -> f64 {
+    (x / q).round() * q
 }

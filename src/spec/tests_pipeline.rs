@@ -610,6 +610,13 @@ fn bad_pipelines_get_located_errors_and_a_fix() {
             fix: "at or below 1",
         },
         Bad {
+            jobs: "  s:\n    type: sweep\n    trial: ./train.yml\n    inputs: {data: ./d}\n    sampling_algorithm: random\n    objective: {goal: maximize, primary_metric: acc}\n    search_space:\n      lr: {type: quniform, min_value: 0, max_value: 1, q: 0.4}\n",
+            field: "jobs.s.search_space.lr",
+            line: 10,
+            says: "draws values up to 1.2000000000000002, above the input's `max` (1)",
+            fix: "at or below 1",
+        },
+        Bad {
             jobs: "SWEEP    search_space:\n      lr: {type: uniform, min_value: 0, max_value: 1}\n    inputs:\n      lr: 0.5\n",
             field: "jobs.s.inputs.lr",
             line: 11,

@@ -93,6 +93,13 @@ impl Controller {
             return Err(Error::BadName(name.clone()));
         }
         self.runner.validate(&sub.trial)?;
+        Self::seed_for(sub)
+    }
+
+    /// The sweep's seed, once its space is known to suit its sampler: what a pipeline's
+    /// sweep step needs when it starts, its trial checked when the pipeline was submitted
+    /// (a trial that cannot run now fails as a trial, and the step with it).
+    pub fn seed_for(sub: &SweepSubmission) -> Result<u64, Error> {
         let seed = match sub.sampling_algorithm {
             super::SamplingAlgorithm::Random { seed: Some(s), .. } => s,
             _ => u64::from_str_radix(&crate::workspace::random_hex(8), 16).unwrap_or(0),
@@ -446,7 +453,11 @@ impl Controller {
         if status == RunStatus::Completed
             && let Err(why) = self.take_best_outputs(id, sub, best)
         {
-            status = RunStatus::Failed;
+            // A pipeline's steps after a sweep step read its outputs: without them it has
+            // failed. A sweep of its own has done what it was asked; the note says the rest.
+            if self.store.run(id)?.parent_id.is_some() {
+                status = RunStatus::Failed;
+            }
             note = format!("{note}; {why}");
         }
         self.store.set_sweep_outcome(id, best, Some(&note))?;
@@ -480,7 +491,7 @@ impl Controller {
         }
         let Some(best) = best else {
             return Err(format!(
-                "no trial logged `{}`, so there is no best trial whose outputs are the sweep's",
+                "no trial completed with a value of `{}`, so there is no best trial whose outputs are the sweep's",
                 sub.objective.primary_metric
             ));
         };

@@ -6,47 +6,23 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::output::{self, Format};
-use crate::client::{Client, urlencode};
+use crate::client::Client;
 use crate::pipeline::graph::StepState;
-use crate::run::model::RunStatus;
-use crate::server::api::JobView;
 use crate::server::pipeline_api::{PipelineView, PlanView, StepView};
 use crate::workspace::Workspace;
 
 /// How often a followed pipeline is looked at.
 const POLL: Duration = Duration::from_millis(500);
-/// Failed looks in a row before giving up.
-const MAX_FAILURES: u32 = 10;
 
 /// Follows pipeline `id` until it ends. Exit code 1 unless it completed.
 pub(crate) async fn follow(
     ws: &Workspace,
-    mut client: Client,
+    client: Client,
     id: &str,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
     let mut shown: HashMap<String, StepState> = HashMap::new();
-    let mut failures = 0;
-    let view = loop {
-        let view: JobView = match client.get(&format!("/api/jobs/{}", urlencode(id))).await {
-            Ok(v) => {
-                failures = 0;
-                v
-            }
-            Err(e) => {
-                failures += 1;
-                if failures >= MAX_FAILURES {
-                    return Err(anyhow::Error::from(e).context(format!(
-                        "lost track of pipeline {id}; `tug job stream {id}` resumes following it"
-                    )));
-                }
-                tokio::time::sleep(POLL).await;
-                if let Ok(c) = Client::connect(ws).await {
-                    client = c;
-                }
-                continue;
-            }
-        };
+    let view = super::stream::poll_until_ended(ws, client, id, "pipeline", POLL, |view| {
         if let Some(p) = &view.pipeline
             && format == Format::Table
         {
@@ -58,28 +34,17 @@ pub(crate) async fn follow(
                 println!("{}", step_line(step));
             }
         }
-        if view.run.status.is_terminal() {
-            break view;
-        }
-        tokio::time::sleep(POLL).await;
-    };
+    })
+    .await?;
     if output::structured(format, &view)? {
-        return Ok(exit(view.run.status));
+        return Ok(super::stream::exit_for(view.run.status));
     }
     let mut end = format!("Pipeline {} {}", view.run.id, view.run.status);
     if let Some(note) = view.pipeline.as_ref().and_then(|p| p.note.as_ref()) {
         end.push_str(&format!(": {note}"));
     }
     println!("{end}\n  details: tug job show {}", view.run.id);
-    Ok(exit(view.run.status))
-}
-
-fn exit(status: RunStatus) -> ExitCode {
-    if status == RunStatus::Completed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    Ok(super::stream::exit_for(view.run.status))
 }
 
 fn state_word(s: StepState) -> &'static str {

@@ -172,3 +172,56 @@ fn show(
         }
     }
 }
+
+/// Looks at parent run `id` (a sweep or a pipeline, `what`) every `poll` until it ends,
+/// handing each view to `seen`; rides out a server restart (or idle exit) by connecting
+/// again. The last view.
+pub(crate) async fn poll_until_ended(
+    ws: &Workspace,
+    mut client: Client,
+    id: &str,
+    what: &str,
+    poll: Duration,
+    mut seen: impl FnMut(&crate::server::api::JobView),
+) -> anyhow::Result<crate::server::api::JobView> {
+    /// Failed looks in a row before giving up.
+    const MAX_FAILURES: u32 = 10;
+    let mut failures = 0;
+    loop {
+        match client
+            .get::<crate::server::api::JobView>(&format!("/api/jobs/{}", urlencode(id)))
+            .await
+        {
+            Ok(view) => {
+                failures = 0;
+                seen(&view);
+                if view.run.status.is_terminal() {
+                    return Ok(view);
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                if failures >= MAX_FAILURES {
+                    return Err(anyhow::Error::from(e).context(format!(
+                        "lost track of {what} {id}; `tug job stream {id}` resumes following it"
+                    )));
+                }
+                tokio::time::sleep(poll).await;
+                if let Ok(c) = Client::connect(ws).await {
+                    client = c;
+                }
+                continue;
+            }
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// A followed run's exit code: 1 unless it completed.
+pub(crate) fn exit_for(status: crate::run::model::RunStatus) -> ExitCode {
+    if status == crate::run::model::RunStatus::Completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::output::{self, Format, number};
-use crate::client::{Client, urlencode};
+use crate::client::Client;
 use crate::run::model::RunStatus;
 use crate::server::api::JobView;
 use crate::server::sweep_api::{SweepView, TrialView};
@@ -15,39 +15,16 @@ use crate::workspace::Workspace;
 
 /// How often a followed sweep is looked at.
 const POLL: Duration = Duration::from_millis(700);
-/// Failed looks in a row before giving up.
-const MAX_FAILURES: u32 = 10;
 
 /// Follows sweep `id` until it ends. Exit code 1 unless it completed.
 pub(crate) async fn follow(
     ws: &Workspace,
-    mut client: Client,
+    client: Client,
     id: &str,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
     let mut shown: HashMap<String, RunStatus> = HashMap::new();
-    let mut failures = 0;
-    let view = loop {
-        let view: JobView = match client.get(&format!("/api/jobs/{}", urlencode(id))).await {
-            Ok(v) => {
-                failures = 0;
-                v
-            }
-            Err(e) => {
-                failures += 1;
-                if failures >= MAX_FAILURES {
-                    return Err(anyhow::Error::from(e).context(format!(
-                        "lost track of sweep {id}; `tug job stream {id}` resumes following it"
-                    )));
-                }
-                tokio::time::sleep(POLL).await;
-                // The server may have restarted (or exited idle while we slept).
-                if let Ok(c) = Client::connect(ws).await {
-                    client = c;
-                }
-                continue;
-            }
-        };
+    let view = super::stream::poll_until_ended(ws, client, id, "sweep", POLL, |view| {
         if let Some(sweep) = &view.sweep
             && format == Format::Table
         {
@@ -66,24 +43,13 @@ pub(crate) async fn follow(
                 }
             }
         }
-        if view.run.status.is_terminal() {
-            break view;
-        }
-        tokio::time::sleep(POLL).await;
-    };
+    })
+    .await?;
     if output::structured(format, &view)? {
-        return Ok(exit(view.run.status));
+        return Ok(super::stream::exit_for(view.run.status));
     }
     println!("{}", ending(&view));
-    Ok(exit(view.run.status))
-}
-
-fn exit(status: RunStatus) -> ExitCode {
-    if status == RunStatus::Completed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    Ok(super::stream::exit_for(view.run.status))
 }
 
 fn params(t: &TrialView) -> String {

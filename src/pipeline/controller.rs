@@ -10,10 +10,9 @@
 //! point resumes with no step decided twice and none lost. `tug job plan` asks the same
 //! [`Controller::plan`] the questions the pass asks, before anything runs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -68,16 +67,8 @@ pub struct Controller {
     runner: Arc<Runner>,
     /// Drives sweep steps, as it drives any sweep.
     sweeps: Arc<crate::sweep::controller::Controller>,
-    wakers: Mutex<HashMap<String, watch::Sender<()>>>,
-    active: AtomicUsize,
+    tasks: crate::run::driver::Tasks,
     hashes: HashCache,
-}
-
-struct ActiveGuard<'a>(&'a AtomicUsize);
-impl Drop for ActiveGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 /// One step of a plan: what the controller would do with it now, and why.
@@ -107,15 +98,14 @@ impl Controller {
             store,
             runner,
             sweeps,
-            wakers: Mutex::default(),
-            active: AtomicUsize::new(0),
+            tasks: Default::default(),
             hashes: HashCache::default(),
         }
     }
 
     /// Pipelines being driven now.
     pub fn active(&self) -> usize {
-        self.active.load(Ordering::SeqCst)
+        self.tasks.active()
     }
 
     /// Checks a submission as far as the server can before anything runs.
@@ -166,9 +156,7 @@ impl Controller {
     }
 
     fn wake(&self, id: &str) {
-        if let Some(tx) = self.wakers.lock().unwrap().get(id) {
-            tx.send_replace(());
-        }
+        self.tasks.wake(id);
     }
 
     /// Resumes every pipeline the store says is live (after a restart). Step runs are
@@ -183,17 +171,12 @@ impl Controller {
     }
 
     fn spawn(self: &Arc<Self>, id: String) {
-        let (tx, rx) = watch::channel(());
-        self.wakers.lock().unwrap().insert(id.clone(), tx);
-        self.active.fetch_add(1, Ordering::SeqCst);
         let me = self.clone();
-        tokio::spawn(async move {
-            let _guard = ActiveGuard(&me.active);
+        self.tasks.spawn(id.clone(), move |rx| async move {
             if let Err(e) = me.drive(&id, rx).await {
                 tracing::error!(pipeline = %id, error = %e, "pipeline failed in tug itself");
                 me.fail(&id, &format!("tug could not drive this pipeline: {e}"));
             }
-            me.wakers.lock().unwrap().remove(&id);
         });
     }
 
@@ -230,11 +213,11 @@ impl Controller {
         Ok(())
     }
 
-    async fn drive(&self, id: &str, mut wake: watch::Receiver<()>) -> Result<(), Error> {
+    async fn drive(&self, id: &str, wake: watch::Receiver<()>) -> Result<(), Error> {
         let record = self.store.pipeline(id)?;
         let sub: PipelineSubmission = serde_json::from_value(record.spec)?;
         let graph = sub.checked_graph().map_err(Error::Graph)?;
-        let mut changes = self.store.subscribe();
+        let mut pacer = crate::run::driver::Pacer::new(&self.store, wake, TICK, SETTLE);
         let mut errors = 0;
         loop {
             match self.pass(id, &sub, &graph).await {
@@ -246,13 +229,8 @@ impl Controller {
                 }
                 Err(e) => return Err(e),
             }
-            tokio::select! {
-                _ = changes.changed() => {}
-                _ = wake.changed() => {}
-                _ = tokio::time::sleep(TICK) => {}
-            }
-            tokio::time::sleep(SETTLE).await;
-            changes.borrow_and_update();
+            // Wait for a change (a step's or trial's status, a metric), a cancel, or the tick.
+            pacer.wait().await;
         }
     }
 

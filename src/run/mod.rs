@@ -1,6 +1,7 @@
 //! Runs: what they are (`model`), how metrics travel in their logs (`frame`), and the
 //! lifecycle that drives one run on a compute target (`lifecycle`).
 
+pub mod driver;
 pub mod frame;
 pub mod lifecycle;
 mod logs;

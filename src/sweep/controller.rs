@@ -10,8 +10,7 @@
 //! lost trial.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
@@ -58,15 +57,7 @@ struct DriveState {
 pub struct Controller {
     store: Arc<Store>,
     runner: Arc<Runner>,
-    wakers: Mutex<HashMap<String, watch::Sender<()>>>,
-    active: AtomicUsize,
-}
-
-struct ActiveGuard<'a>(&'a AtomicUsize);
-impl Drop for ActiveGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
+    tasks: crate::run::driver::Tasks,
 }
 
 impl Controller {
@@ -74,14 +65,13 @@ impl Controller {
         Controller {
             store,
             runner,
-            wakers: Mutex::default(),
-            active: AtomicUsize::new(0),
+            tasks: Default::default(),
         }
     }
 
     /// Sweeps being driven now.
     pub fn active(&self) -> usize {
-        self.active.load(Ordering::SeqCst)
+        self.tasks.active()
     }
 
     /// Checks a sweep as far as can be before anything is stored, and draws its seed
@@ -132,9 +122,7 @@ impl Controller {
     }
 
     fn wake(&self, id: &str) {
-        if let Some(tx) = self.wakers.lock().unwrap().get(id) {
-            tx.send_replace(());
-        }
+        self.tasks.wake(id);
     }
 
     /// Resumes every sweep the store says is live (after a restart). Trials themselves
@@ -149,17 +137,12 @@ impl Controller {
     }
 
     fn spawn(self: &Arc<Self>, id: String) {
-        let (tx, rx) = watch::channel(());
-        self.wakers.lock().unwrap().insert(id.clone(), tx);
-        self.active.fetch_add(1, Ordering::SeqCst);
         let me = self.clone();
-        tokio::spawn(async move {
-            let _guard = ActiveGuard(&me.active);
+        self.tasks.spawn(id.clone(), move |rx| async move {
             if let Err(e) = me.drive(&id, rx).await {
                 tracing::error!(sweep = %id, error = %e, "sweep failed in tug itself");
                 me.fail(&id, &format!("tug could not drive this sweep: {e}"));
             }
-            me.wakers.lock().unwrap().remove(&id);
         });
     }
 
@@ -180,7 +163,7 @@ impl Controller {
         );
     }
 
-    async fn drive(&self, id: &str, mut wake: watch::Receiver<()>) -> Result<(), Error> {
+    async fn drive(&self, id: &str, wake: watch::Receiver<()>) -> Result<(), Error> {
         let record = self.store.sweep(id)?;
         let sub: SweepSubmission = serde_json::from_value(record.spec.clone())?;
         let sampler: Arc<dyn Sampler> =
@@ -189,7 +172,7 @@ impl Controller {
             series: HashMap::new(),
             best_stored: record.best_trial.clone(),
         };
-        let mut changes = self.store.subscribe();
+        let mut pacer = crate::run::driver::Pacer::new(&self.store, wake, TICK, SETTLE);
         let mut errors = 0;
         loop {
             match self.pass(id, &sub, &sampler, &mut state).await {
@@ -202,14 +185,8 @@ impl Controller {
                 }
                 Err(e) => return Err(e),
             }
-            // Wait for a change (a metric, a trial's status), a cancel, or the tick.
-            tokio::select! {
-                _ = changes.changed() => {}
-                _ = wake.changed() => {}
-                _ = tokio::time::sleep(TICK) => {}
-            }
-            tokio::time::sleep(SETTLE).await;
-            changes.borrow_and_update();
+            // Wait for a change (a step's or trial's status, a metric), a cancel, or the tick.
+            pacer.wait().await;
         }
     }
 

@@ -555,3 +555,25 @@ fn canceling_a_pipeline_cancels_its_sweep_steps_trials() {
     let ws_id = ws.workspace_id().unwrap();
     assert!(ws.containers(&ws_id).is_empty(), "no container left");
 }
+
+#[test]
+fn a_plan_pulls_no_image_and_creates_nothing() {
+    let ws = Ws::new();
+    ws.write(
+        "p.yml",
+        "type: pipeline\njobs:\n  a:\n    command: echo hi\n    environment:\n      image: registry.invalid/nothing:1\n",
+    );
+    let started = std::time::Instant::now();
+    let p = plan(&ws, "p.yml");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "no pull attempted: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(p[0].1, "run", "{p:?}");
+    assert!(p[0].2.contains("a plan does not pull it"), "{p:?}");
+    assert!(
+        ws.json(&["job", "list"]).as_array().unwrap().is_empty(),
+        "nothing created"
+    );
+}

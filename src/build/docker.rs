@@ -21,6 +21,10 @@ pub enum Error {
         "base image `{image}` is not on this Docker engine and no registry answered.\n  help: {hint}"
     )]
     BaseMissing { image: String, hint: String },
+    #[error(
+        "base image `{0}` is not on this Docker engine; a plan does not pull it (running the step does)"
+    )]
+    BaseNotPulled(String),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(
@@ -88,8 +92,17 @@ impl Builder {
         &self,
         env: &ResolvedEnvironment,
         context_tar: Option<&[u8]>,
+        pull: bool,
     ) -> Result<String, Error> {
         let base_id = match env {
+            ResolvedEnvironment::Image { image, .. } if !pull => {
+                let found = self.docker.inspect_image(image).await.ok();
+                Some(
+                    found
+                        .and_then(|i| i.id)
+                        .ok_or_else(|| Error::BaseNotPulled(image.to_string()))?,
+                )
+            }
             ResolvedEnvironment::Image { image, .. } => Some(self.base_image_id(image).await?),
             ResolvedEnvironment::Build { .. } => None,
         };

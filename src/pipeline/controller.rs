@@ -384,7 +384,7 @@ impl Controller {
             .values()
             .map(|(from, _)| (from.clone(), outputs_of(from)))
             .collect();
-        let (job, missing) = self.resolve_inputs(step, &upstream);
+        let (job, missing) = self.resolve_inputs(step, &upstream, false);
         if let Some(why) = missing {
             tracing::warn!(pipeline = %id, step = %name, reason = %why, "skipping step");
             self.store.skip_step(id, name, &why)?;
@@ -517,10 +517,12 @@ impl Controller {
 
     /// The step's job with each bound input at the host path of the run whose outputs
     /// stand for the upstream step; or why it cannot be had (the output was not written).
+    /// `dry` (a plan): nothing is created, not even an empty output folder.
     fn resolve_inputs(
         &self,
         step: &StepSubmission,
         upstream: &BTreeMap<String, Option<String>>,
+        dry: bool,
     ) -> (JobSubmission, Option<String>) {
         let mut missing = None;
         let job = step.resolved(|from, output| {
@@ -534,7 +536,7 @@ impl Controller {
                     missing.get_or_insert(format!(
                         "step `{from}` wrote no file to its output `{output}` (uri_file)"
                     ));
-                } else {
+                } else if !dry {
                     let _ = std::fs::create_dir_all(&path);
                 }
             }
@@ -567,7 +569,9 @@ impl Controller {
         experiment: &str,
         pipeline: Option<&str>,
     ) -> Result<(Fingerprint, Decision), Error> {
-        let fp = self.fingerprint(name, step, job).await?;
+        let fp = self
+            .fingerprint(name, step, job, pipeline.is_some())
+            .await?;
         let policy = ReusePolicy {
             force_rerun,
             not_deterministic: !step.is_deterministic,
@@ -642,6 +646,7 @@ impl Controller {
         name: &str,
         step: &StepSubmission,
         job: &JobSubmission,
+        pull: bool,
     ) -> Result<Fingerprint, Error> {
         let fail = |message: String| Error::Fingerprint {
             step: name.to_string(),
@@ -649,7 +654,7 @@ impl Controller {
         };
         let environment = self
             .runner
-            .environment_hash(&job.environment)
+            .environment_hash(&job.environment, pull)
             .await
             .map_err(|e| fail(format!("its environment: {e}")))?;
         let code = match &job.code_snapshot {
@@ -710,7 +715,7 @@ impl Controller {
                 .values()
                 .map(|(from, _)| (from.clone(), outputs.get(from).cloned().flatten()))
                 .collect();
-            let (job, _) = self.resolve_inputs(step, &upstream);
+            let (job, _) = self.resolve_inputs(step, &upstream, true);
             let (fp, decision) = self
                 .decide_or_run(
                     name,

@@ -162,6 +162,9 @@ type Stamped = (u64, SystemTime, String);
 
 /// Snapshots kept; each is a few kilobytes of hashes.
 const SNAPSHOTS_KEPT: usize = 256;
+/// File hashes kept (about 200 bytes each): past it the cache starts again, so a server
+/// that sees millions of data files over its life holds tens of megabytes at most.
+const FILES_KEPT: usize = 200_000;
 
 impl HashCache {
     /// [`hash_tree`], with unchanged files answered from memory.
@@ -175,10 +178,11 @@ impl HashCache {
                 return Ok(hash.clone());
             }
             let hash = hash_file(p)?;
-            self.files
-                .lock()
-                .unwrap()
-                .insert(p.to_path_buf(), (stamp.0, stamp.1, hash.clone()));
+            let mut files = self.files.lock().unwrap();
+            if files.len() >= FILES_KEPT {
+                files.clear();
+            }
+            files.insert(p.to_path_buf(), (stamp.0, stamp.1, hash.clone()));
             Ok(hash)
         })
     }

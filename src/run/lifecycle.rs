@@ -557,7 +557,13 @@ impl Runner {
     }
 
     /// The content hash of `env`'s image, built or not (see `Builder::env_hash`).
-    pub async fn environment_hash(&self, env: &ResolvedEnvironment) -> Result<String, String> {
+    /// The content hash of `env`'s image; `pull`: fetch a base image the engine lacks (a
+    /// plan, which changes nothing, does not).
+    pub async fn environment_hash(
+        &self,
+        env: &ResolvedEnvironment,
+        pull: bool,
+    ) -> Result<String, String> {
         let context = match env {
             ResolvedEnvironment::Build {
                 context_snapshot, ..
@@ -568,7 +574,7 @@ impl Runner {
             _ => None,
         };
         self.builder
-            .env_hash(env, context.as_deref())
+            .env_hash(env, context.as_deref(), pull)
             .await
             .map_err(|e| e.to_string())
     }

@@ -300,6 +300,17 @@ fn long_chain(ws: &Ws, secs: u32) {
     ws.write("long.yml", &text);
 }
 
+/// SIGKILLs the workspace's server; its pid. The next command starts another.
+fn kill_server(ws: &Ws) -> i32 {
+    let pid = ws.server_pid().unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    pid
+}
+
 fn wait_step_running(ws: &Ws, id: &str, step: &str) -> Value {
     ws.wait_for(id, LIMIT, |v| {
         v["pipeline"]["steps"].as_array().is_some_and(|s| {
@@ -338,12 +349,7 @@ fn a_server_killed_mid_pipeline_resumes_with_no_step_run_twice() {
         .unwrap()
         .to_string();
     wait_step_running(&ws, &id, "first");
-    let pid = ws.server_pid().unwrap();
-    std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let pid = kill_server(&ws);
     // The next command starts a server, which resumes the step run and the pipeline.
     let v = ws.wait(&id, LIMIT);
     assert_ne!(ws.server_pid(), Some(pid));
@@ -504,12 +510,7 @@ fn a_server_killed_mid_sweep_step_resumes_it_with_no_trial_run_twice() {
     let v = wait_step_running(&ws, &id, "tune");
     let sweep_id = step_field(&v, "tune", "run").as_str().unwrap().to_string();
     wait_trials_running(&ws, &sweep_id, 2);
-    let pid = ws.server_pid().unwrap();
-    std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let pid = kill_server(&ws);
     let v = ws.wait(&id, LIMIT);
     assert_ne!(ws.server_pid(), Some(pid));
     assert_eq!(v["status"], "Completed", "{v:#}\n{}", ws.server_log());

@@ -370,20 +370,12 @@ pub fn changes(before: &Fingerprint, after: &Fingerprint) -> Vec<Change> {
     for (name, how) in map_diff(&before.environment_variables, &after.environment_variables) {
         out.push(Change::EnvironmentVariable { name, how });
     }
-    let names: std::collections::BTreeSet<&String> = before
-        .literals
-        .keys()
-        .chain(after.literals.keys())
-        .collect();
-    for input in names {
-        let (b, a) = (before.literals.get(input), after.literals.get(input));
-        if b != a {
-            out.push(Change::Literal {
-                input: input.clone(),
-                before: b.cloned(),
-                after: a.cloned(),
-            });
-        }
+    for (input, b, a) in value_changes(&before.literals, &after.literals) {
+        out.push(Change::Literal {
+            input,
+            before: b,
+            after: a,
+        });
     }
     let names: std::collections::BTreeSet<&String> =
         before.data.keys().chain(after.data.keys()).collect();
@@ -416,19 +408,27 @@ pub fn changes(before: &Fingerprint, after: &Fingerprint) -> Vec<Change> {
     if before.outputs != after.outputs {
         out.push(Change::Outputs);
     }
-    let settings: std::collections::BTreeSet<&String> =
-        before.sweep.keys().chain(after.sweep.keys()).collect();
-    for setting in settings {
-        let (b, a) = (before.sweep.get(setting), after.sweep.get(setting));
-        if b != a {
-            out.push(Change::Sweep {
-                setting: setting.clone(),
-                before: b.cloned(),
-                after: a.cloned(),
-            });
-        }
+    for (setting, b, a) in value_changes(&before.sweep, &after.sweep) {
+        out.push(Change::Sweep {
+            setting,
+            before: b,
+            after: a,
+        });
     }
     out
+}
+
+/// Each key whose value differs from `before` to `after` (a missing one is `None`), in
+/// key order, with both values.
+fn value_changes(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) -> Vec<(String, Option<String>, Option<String>)> {
+    let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    keys.into_iter()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .map(|k| (k.clone(), before.get(k).cloned(), after.get(k).cloned()))
+        .collect()
 }
 
 fn map_diff(

@@ -209,25 +209,15 @@ impl Store {
         nonce: &str,
         decided: &StepDecision<'_>,
     ) -> Result<StepStart> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        if let Some(not) = waiting_check(&tx, pipeline, step)? {
-            return Ok(not);
-        }
-        insert_run_row(&tx, run_id, submission, nonce, "command", Some(pipeline))?;
-        set_step(
-            &tx,
+        self.decide_step(
             pipeline,
             step,
+            decided,
             StepRow::Started,
             Some(run_id),
             None,
-            decided,
-        )?;
-        tx.commit()?;
-        drop(conn);
-        self.changed();
-        Ok(StepStart::Done)
+            |tx| insert_run_row(tx, run_id, submission, nonce, "command", Some(pipeline)),
+        )
     }
 
     /// [`Store::start_step`] for a sweep step: the sweep's parent run (kind `sweep`, a child
@@ -244,29 +234,15 @@ impl Store {
         seed: u64,
         decided: &StepDecision<'_>,
     ) -> Result<StepStart> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        if let Some(not) = waiting_check(&tx, pipeline, step)? {
-            return Ok(not);
-        }
-        insert_run_row(&tx, run_id, trial, "", "sweep", Some(pipeline))?;
-        tx.execute(
-            "INSERT INTO sweeps (run_id, spec, seed) VALUES (?1, ?2, ?3)",
-            params![run_id, serde_json::to_string(spec)?, seed as i64],
-        )?;
-        set_step(
-            &tx,
+        self.decide_step(
             pipeline,
             step,
+            decided,
             StepRow::Started,
             Some(run_id),
             None,
-            decided,
-        )?;
-        tx.commit()?;
-        drop(conn);
-        self.changed();
-        Ok(StepStart::Done)
+            |tx| super::sweeps::insert_sweep_rows(tx, run_id, trial, spec, seed, Some(pipeline)),
+        )
     }
 
     /// Records that a step uses `from_run`'s outputs instead of running.
@@ -277,20 +253,37 @@ impl Store {
         from_run: &str,
         decided: &StepDecision<'_>,
     ) -> Result<StepStart> {
+        self.decide_step(
+            pipeline,
+            step,
+            decided,
+            StepRow::Reused,
+            None,
+            Some(from_run),
+            |_| Ok(()),
+        )
+    }
+
+    /// Writes what `also` writes and the step's decision in one transaction, if the step is
+    /// still waiting and its pipeline not stopping.
+    #[allow(clippy::too_many_arguments)]
+    fn decide_step(
+        &self,
+        pipeline: &str,
+        step: &str,
+        decided: &StepDecision<'_>,
+        row: StepRow,
+        run_id: Option<&str>,
+        reused_from: Option<&str>,
+        also: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
+    ) -> Result<StepStart> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         if let Some(not) = waiting_check(&tx, pipeline, step)? {
             return Ok(not);
         }
-        set_step(
-            &tx,
-            pipeline,
-            step,
-            StepRow::Reused,
-            None,
-            Some(from_run),
-            decided,
-        )?;
+        also(&tx)?;
+        set_step(&tx, pipeline, step, row, run_id, reused_from, decided)?;
         tx.commit()?;
         drop(conn);
         self.changed();

@@ -56,11 +56,7 @@ impl Store {
     ) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        insert_run_row(&tx, id, parent, "", "sweep", None)?;
-        tx.execute(
-            "INSERT INTO sweeps (run_id, spec, seed) VALUES (?1, ?2, ?3)",
-            params![id, serde_json::to_string(spec)?, seed as i64],
-        )?;
+        insert_sweep_rows(&tx, id, parent, spec, seed, None)?;
         tx.commit()?;
         drop(conn);
         self.changed();
@@ -219,4 +215,22 @@ impl Store {
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// A sweep's parent run (Queued, kind `sweep`, a child of `parent_run` if it is a pipeline's
+/// step) and its definition and seed, within `tx`.
+pub(super) fn insert_sweep_rows(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    parent: &JobSubmission,
+    spec: &serde_json::Value,
+    seed: u64,
+    parent_run: Option<&str>,
+) -> Result<()> {
+    insert_run_row(tx, id, parent, "", "sweep", parent_run)?;
+    tx.execute(
+        "INSERT INTO sweeps (run_id, spec, seed) VALUES (?1, ?2, ?3)",
+        params![id, serde_json::to_string(spec)?, seed as i64],
+    )?;
+    Ok(())
 }

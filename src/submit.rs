@@ -897,6 +897,29 @@ fn image_stand_in(cwd: &Path, f: &str, image: &str) -> anyhow::Result<String> {
     })
 }
 
+/// An environment file's environment as a job would run it, from the files alone (no
+/// server): the workspace's `images:` stand-in applied, a build context as its tar, named
+/// by the hash an upload would give it.
+pub fn environment_from_files(
+    cwd: &Path,
+    file: &Path,
+    env: &EnvironmentSpec,
+) -> anyhow::Result<(ResolvedEnvironment, Option<Vec<u8>>)> {
+    let f = file.display().to_string();
+    let (mut resolved, context) = local_environment(cwd, &f, env)?;
+    match &mut resolved {
+        ResolvedEnvironment::Image { image, .. } => *image = image_stand_in(cwd, &f, image)?,
+        ResolvedEnvironment::Build {
+            context_snapshot, ..
+        } => {
+            if let Some(tar) = &context {
+                *context_snapshot = crate::snapshot::sha256_hex(tar);
+            }
+        }
+    }
+    Ok((resolved, context))
+}
+
 /// An environment with its local files read; a build context still to upload.
 fn local_environment(
     cwd: &Path,

@@ -299,3 +299,77 @@ fn large_outputs_download_without_the_snapshot_cap_or_ignore_rules() {
     assert_eq!(big.len(), 20_000_000);
     assert!(dl.join("artifacts/outputs/.gitignore").is_file());
 }
+
+/// `tug environment build`: the image a job with the same environment then uses, built
+/// from the files alone (no server), a second build a tag lookup, a broken one exit 1
+/// with the build's own lines.
+#[test]
+fn environment_build_makes_the_image_a_job_uses_without_running_anything() {
+    let ws = Ws::new();
+    let marker = ws
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    ws.write(
+        "ctx/Dockerfile",
+        &format!("FROM {MINIMAL}\nLABEL test.run={marker}\n"),
+    );
+    ws.write("env.yml", "name: ctx\nbuild:\n  path: ctx\n");
+    let build = |file: &str| {
+        let out = ws
+            .tug_cmd(&["environment", "build", "-f", file, "-o", "json"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = build("env.yml");
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let first: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(first["built"], true, "{first:#}");
+    assert!(err.contains("Step "), "build lines on stderr: {err}");
+    let hash = first["env_hash"].as_str().unwrap();
+    assert_eq!(first["labels"]["tug.env.hash"], hash);
+    assert_eq!(first["labels"]["test.run"], marker.as_str());
+    assert!(
+        first["image"].as_str().unwrap().ends_with(&hash[..24]),
+        "{first:#}"
+    );
+    assert!(first["id"].as_str().unwrap().starts_with("sha256:"));
+    assert!(first["size"].as_i64().unwrap() > 1_000_000);
+    assert!(ws.server_pid().is_none(), "no server was needed");
+
+    let (code, out, _) = build("env.yml");
+    assert_eq!(code, Some(0));
+    let second: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(second["built"], false);
+    assert_eq!(second["image"], first["image"]);
+    assert!(second["seconds"].as_f64().unwrap() < 1.0, "{second:#}");
+
+    // A job with the same environment runs on that image, building nothing.
+    ws.write("src/x.txt", "");
+    let id = ws.submit(
+        "job.yml",
+        "code: src\ncommand: echo hi\nenvironment:\n  build:\n    path: ctx\n",
+    );
+    let v = ws.wait(&id, LIMIT);
+    assert_eq!(v["status"], "Completed", "{v:#}");
+    assert_eq!(v["image"], first["image"]);
+    let log = std::fs::read_to_string(ws.run_dir(&id).join("system_logs/build.log")).unwrap();
+    assert!(log.starts_with("reused"), "{log}");
+
+    ws.write(
+        "bad/Dockerfile",
+        &format!("FROM {MINIMAL}\nRUN echo half-way && exit 3\n"),
+    );
+    ws.write("bad.yml", "name: bad\nbuild:\n  path: bad\n");
+    let (code, out, err) = build("bad.yml");
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(err.contains("half-way") && err.contains("Step 2/"), "{err}");
+    assert!(out.is_empty(), "{out}");
+}

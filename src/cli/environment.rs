@@ -31,6 +31,15 @@ pub(crate) enum EnvironmentCommand {
         #[arg(long)]
         curated: bool,
     },
+    /// Build an environment file's image on the local engine without running anything
+    /// (no server needed): the same content-hash tag a job with it would use. Exit code 1
+    /// when the build fails, with the build's last lines.
+    Build {
+        #[arg(short, long)]
+        file: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
     /// Show one environment (latest version unless --version).
     Show {
         #[arg(short, long)]
@@ -41,8 +50,14 @@ pub(crate) enum EnvironmentCommand {
 }
 
 pub(crate) async fn run(ctx: &Context_, cmd: EnvironmentCommand) -> anyhow::Result<ExitCode> {
+    // From the files alone: no server, and no workspace is created for it.
+    let cmd = match cmd {
+        EnvironmentCommand::Build { file, set } => return build(ctx, &file, &set).await,
+        other => other,
+    };
     let ws = ctx.workspace()?;
     match cmd {
+        EnvironmentCommand::Build { .. } => unreachable!("built above"),
         EnvironmentCommand::Create {
             file,
             name,
@@ -96,6 +111,76 @@ pub(crate) async fn run(ctx: &Context_, cmd: EnvironmentCommand) -> anyhow::Resu
                 print!("{}", serde_yaml::to_string(&e)?);
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `environment build` reports of the image.
+#[derive(serde::Serialize)]
+struct Built {
+    /// `repository:tag`, the tag being the environment's content hash.
+    image: String,
+    env_hash: String,
+    /// The engine's image id (`sha256:...`).
+    id: String,
+    size: i64,
+    /// False when an image with this content hash was already there.
+    built: bool,
+    seconds: f64,
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+async fn build(ctx: &Context_, file: &std::path::Path, set: &[String]) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let sets = super::job::parse_sets(set)?;
+    let spec = crate::submit::load_environment(&ctx.cwd, file, &sets)?;
+    let (env, context) = crate::submit::environment_from_files(&ctx.cwd, file, &spec)?;
+    let docker = bollard::Docker::connect_with_local_defaults()
+        .context("connecting to the Docker engine")?;
+    let builder = crate::build::docker::Builder::new(docker.clone());
+    let started = std::time::Instant::now();
+    // Build output as plain lines on stderr: readable in a CI log, and stdout stays the
+    // result (`-o json`).
+    let mut progress = |line: &str| eprintln!("{line}");
+    let source = file.display().to_string();
+    let ensured = match builder
+        .ensure(&env, context.as_deref(), &source, &mut progress)
+        .await
+    {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let inspected = docker
+        .inspect_image(&ensured.tag)
+        .await
+        .context("reading the built image")?;
+    let built = Built {
+        image: ensured.tag.clone(),
+        env_hash: ensured.hash.clone(),
+        id: inspected.id.unwrap_or_default(),
+        size: inspected.size.unwrap_or_default(),
+        built: ensured.built,
+        seconds,
+        labels: inspected
+            .config
+            .and_then(|c| c.labels)
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    };
+    if !output::structured(ctx.output, &built)? {
+        println!(
+            "{} {} ({:.1} MB, {}, {:.1} s)",
+            if built.built { "Built" } else { "Up to date:" },
+            built.image,
+            built.size as f64 / 1e6,
+            built.id,
+            built.seconds
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -139,9 +139,14 @@ async fn build(ctx: &Context_, file: &std::path::Path, set: &[String]) -> anyhow
         .context("connecting to the Docker engine")?;
     let builder = crate::build::docker::Builder::new(docker.clone());
     let started = std::time::Instant::now();
-    // Build output as plain lines on stderr: readable in a CI log, and stdout stays the
-    // result (`-o json`).
-    let mut progress = |line: &str| eprintln!("{line}");
+    // Build output on stderr, so stdout stays the result (`-o json`): the latest line on a
+    // spinner at a terminal, every line in a CI log.
+    let spinner = super::stream::interactive_progress()
+        .then(|| super::stream::build_spinner(&format!("building {}", file.display())));
+    let mut progress = |line: &str| match &spinner {
+        Some(sp) => sp.set_message(line.to_string()),
+        None => eprintln!("{line}"),
+    };
     let source = file.display().to_string();
     let ensured = match builder
         .ensure(&env, context.as_deref(), &source, &mut progress)
@@ -149,10 +154,16 @@ async fn build(ctx: &Context_, file: &std::path::Path, set: &[String]) -> anyhow
     {
         Ok(e) => e,
         Err(e) => {
+            if let Some(sp) = &spinner {
+                sp.finish_and_clear();
+            }
             eprintln!("error: {}: {e}", file.display());
             return Ok(ExitCode::FAILURE);
         }
     };
+    if let Some(sp) = &spinner {
+        sp.finish_and_clear();
+    }
     let seconds = started.elapsed().as_secs_f64();
     let inspected = docker
         .inspect_image(&ensured.tag)

@@ -140,17 +140,7 @@ fn show(
         StreamEvent::Status { status } => eprintln!("[tug] {id}: {status}"),
         StreamEvent::Build { line } => {
             if interactive {
-                let sp = spinner.get_or_insert_with(|| {
-                    let sp = ProgressBar::new_spinner();
-                    sp.set_style(
-                        ProgressStyle::with_template(
-                            "{spinner} building environment image: {wide_msg}",
-                        )
-                        .expect("valid template"),
-                    );
-                    sp.enable_steady_tick(Duration::from_millis(120));
-                    sp
-                });
+                let sp = spinner.get_or_insert_with(|| build_spinner("building environment image"));
                 sp.set_message(line.clone());
             } else if line.starts_with("Step ")
                 || line.starts_with("built ")
@@ -224,4 +214,22 @@ pub(crate) fn exit_for(status: crate::run::model::RunStatus) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// A spinner showing a build's latest line after `what`.
+pub(crate) fn build_spinner(what: &str) -> ProgressBar {
+    let sp = ProgressBar::new_spinner();
+    sp.set_style(
+        ProgressStyle::with_template(&format!("{{spinner}} {what}: {{wide_msg}}"))
+            .expect("valid template"),
+    );
+    sp.enable_steady_tick(Duration::from_millis(120));
+    sp
+}
+
+/// Whether progress may redraw in place: stderr is a terminal and no CI system says it
+/// runs us (`CI` set, as GitHub, GitLab and most others do); else plain lines.
+pub(crate) fn interactive_progress() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("CI").is_none_or(|v| v.is_empty() || v == "false")
 }

@@ -343,6 +343,20 @@ fn environment_build_makes_the_image_a_job_uses_without_running_anything() {
     assert!(first["id"].as_str().unwrap().starts_with("sha256:"));
     assert!(first["size"].as_i64().unwrap() > 1_000_000);
     assert!(ws.server_pid().is_none(), "no server was needed");
+    // Where it came from, read back from the engine.
+    let shown = ws.json(&["image", "inspect", first["image"].as_str().unwrap()]);
+    assert_eq!(shown["env_hash"], hash);
+    assert!(
+        shown["source"].as_str().unwrap().ends_with("env.yml"),
+        "{shown:#}"
+    );
+    assert_eq!(shown["id"], first["id"]);
+    let missing = ws
+        .tug_cmd(&["image", "inspect", "tug/env:nothing-here"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no image `tug/env:nothing-here`"));
 
     let (code, out, _) = build("env.yml");
     assert_eq!(code, Some(0));

@@ -8,6 +8,7 @@ mod data_asset;
 mod datastore;
 mod endpoint;
 mod environment;
+mod image;
 mod job;
 mod model;
 pub mod output;
@@ -54,6 +55,9 @@ enum Command {
     /// Register and inspect environments.
     #[command(subcommand, alias = "env")]
     Environment(environment::EnvironmentCommand),
+    /// Inspect the images tug builds (from the local engine; no server).
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Create, invoke and manage online endpoints (the scoring front door).
     #[command(subcommand)]
     OnlineEndpoint(endpoint::EndpointCommand),
@@ -185,6 +189,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Job(cmd) => job::run(&ctx, cmd).await,
         Command::Environment(cmd) => environment::run(&ctx, cmd).await,
+        Command::Image(cmd) => image::run(&ctx, cmd).await,
         Command::Model(cmd) => model::run(&ctx, cmd).await,
         Command::OnlineEndpoint(cmd) => endpoint::run_endpoint(&ctx, cmd).await,
         Command::OnlineDeployment(cmd) => endpoint::run_deployment(&ctx, cmd).await,

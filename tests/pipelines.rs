@@ -491,6 +491,20 @@ fn slow_sweep(ws: &Ws, secs: u32) {
     );
 }
 
+/// Submits [`slow_sweep`] and waits until 2 of its trials run: the pipeline's and the
+/// sweep's ids.
+fn start_slow_sweep(ws: &Ws, secs: u32) -> (String, String) {
+    slow_sweep(ws, secs);
+    let id = ws.json(&["job", "create", "-f", "slow.yml"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = wait_step_running(ws, &id, "tune");
+    let sweep_id = step_field(&v, "tune", "run").as_str().unwrap().to_string();
+    wait_trials_running(ws, &sweep_id, 2);
+    (id, sweep_id)
+}
+
 fn wait_trials_running(ws: &Ws, sweep_id: &str, n: usize) {
     ws.wait_for(sweep_id, LIMIT, |s| {
         s["sweep"]["trials"]
@@ -502,14 +516,7 @@ fn wait_trials_running(ws: &Ws, sweep_id: &str, n: usize) {
 #[test]
 fn a_server_killed_mid_sweep_step_resumes_it_with_no_trial_run_twice() {
     let ws = Ws::new();
-    slow_sweep(&ws, 4);
-    let id = ws.json(&["job", "create", "-f", "slow.yml"])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let v = wait_step_running(&ws, &id, "tune");
-    let sweep_id = step_field(&v, "tune", "run").as_str().unwrap().to_string();
-    wait_trials_running(&ws, &sweep_id, 2);
+    let (id, sweep_id) = start_slow_sweep(&ws, 4);
     let pid = kill_server(&ws);
     let v = ws.wait(&id, LIMIT);
     assert_ne!(ws.server_pid(), Some(pid));
@@ -529,14 +536,7 @@ fn a_server_killed_mid_sweep_step_resumes_it_with_no_trial_run_twice() {
 #[test]
 fn canceling_a_pipeline_cancels_its_sweep_steps_trials() {
     let ws = Ws::new();
-    slow_sweep(&ws, 120);
-    let id = ws.json(&["job", "create", "-f", "slow.yml"])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let v = wait_step_running(&ws, &id, "tune");
-    let sweep_id = step_field(&v, "tune", "run").as_str().unwrap().to_string();
-    wait_trials_running(&ws, &sweep_id, 2);
+    let (id, sweep_id) = start_slow_sweep(&ws, 120);
     ws.ok(&["job", "cancel", &id]);
     let v = ws.wait(&id, Duration::from_secs(60));
     assert_eq!(v["status"], "Canceled", "{v:#}");
